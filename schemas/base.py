@@ -1,0 +1,155 @@
+"""Schema building blocks: camelCase keys, strict input, RealWorld messages.
+
+Model-backed schemas are generated from the ORM models by marshmallow-sqlalchemy
+through :class:`ConduitModelConverter`, which maps every string column to
+:class:`Text` (so NUL bytes and lone surrogates, which PostgreSQL cannot store,
+are refused at the edge) and every timestamp to :class:`WireDateTime`.
+Imports marshmallow, marshmallow-sqlalchemy and ``service.models`` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow_sqlalchemy import ModelConverter, SQLAlchemyAutoSchema, SQLAlchemySchema
+
+from service.models import UTCDateTime
+
+#: The message RealWorld clients show for a missing, empty or null required value.
+BLANK = "can't be blank"
+
+_TYPE_MESSAGES: dict[type[fields.Field], str] = {
+    fields.String: "must be a string",
+    fields.Integer: "must be an integer",
+    fields.Boolean: "must be a boolean",
+    fields.List: "must be a list",
+}
+
+
+class Text(fields.String):
+    """A string that PostgreSQL and SQLite both store as given.
+
+    :param allow_blank: when False, a value that is empty or only whitespace
+        fails with "can't be blank".
+    """
+
+    default_error_messages = {"invalid": "must be a string", "required": BLANK, "null": BLANK}
+
+    def __init__(self, *, allow_blank: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.allow_blank = allow_blank
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("must not contain NUL characters")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("must be valid Unicode text") from None
+        if not self.allow_blank and not text.strip():
+            raise ValidationError(BLANK)
+        return text
+
+
+class Email(Text):
+    """An email address, validated and stored lower-case."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators.insert(0, validate.Email(error="is invalid"))
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        return super()._deserialize(value, attr, data, **kwargs).strip().lower()
+
+
+class WireDateTime(fields.DateTime):
+    """UTC ISO-8601 with milliseconds and ``Z``: ``2026-01-02T03:04:05.678Z``."""
+
+    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ConduitModelConverter(ModelConverter):
+    """Map the project's column types to the project's fields."""
+
+    SQLA_TYPE_MAPPING = {
+        **ModelConverter.SQLA_TYPE_MAPPING,
+        sa.String: Text,
+        sa.Text: Text,
+        UTCDateTime: WireDateTime,
+    }
+
+    def _add_column_kwargs(self, kwargs: dict[str, Any], column: sa.Column[Any]) -> None:
+        super()._add_column_kwargs(kwargs, column)
+        kwargs["validate"] = [
+            max_length(v.max) if isinstance(v, validate.Length) and v.max is not None else v
+            for v in kwargs["validate"]
+        ]
+
+
+def max_length(limit: int) -> validate.Length:
+    """A length limit with the RealWorld-style message."""
+    return validate.Length(max=limit, error=f"is too long (maximum is {limit} characters)")
+
+
+def camelcase(name: str) -> str:
+    """``favorites_count`` → ``favoritesCount``."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class CamelCaseSchema(Schema):
+    """Python names stay snake_case; the wire is camelCase. Decided here, once."""
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
+        field_obj.data_key = camelcase(field_obj.data_key or field_name)
+        # One vocabulary of messages across every schema, as RealWorld clients expect.
+        messages = {"required": BLANK, "null": BLANK}
+        for kind, message in _TYPE_MESSAGES.items():
+            if isinstance(field_obj, kind):
+                messages["invalid"] = message
+                break
+        field_obj.error_messages = {**field_obj.error_messages, **messages}
+
+
+class RequestSchema(CamelCaseSchema):
+    """A request body: unknown keys are refused, so typos are not silently ignored."""
+
+    error_messages = {"unknown": "is not a known field", "type": "must be an object"}
+
+    class Meta:
+        unknown = RAISE
+
+
+class QuerySchema(CamelCaseSchema):
+    """A query string: unknown parameters (cache-busters, tracking) are ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class ModelRequestSchema(SQLAlchemySchema, RequestSchema):  # type: ignore[misc]
+    """A request body whose fields are generated from model columns with ``auto_field``.
+
+    Length limits come from the column definitions; loading returns a dict.
+    """
+
+    class Meta:
+        unknown = RAISE
+        load_instance = False
+        model_converter = ConduitModelConverter
+
+
+class ModelSchema(SQLAlchemyAutoSchema, CamelCaseSchema):  # type: ignore[misc]
+    """An output schema generated from a model; list the wire fields in ``Meta.fields``."""
+
+    class Meta:
+        load_instance = False
+        model_converter = ConduitModelConverter

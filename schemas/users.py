@@ -1,0 +1,93 @@
+"""User and authentication shapes: one per direction (login, register, update, reply)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import fields, validate, validates
+from marshmallow_sqlalchemy import auto_field
+
+from schemas.base import CamelCaseSchema, Email, ModelRequestSchema, ModelSchema, RequestSchema, Text
+from service.models import User
+
+#: Passwords: a minimum length and no composition rules (NIST SP 800-63B); the
+#: maximum only bounds the cost of hashing.
+PASSWORD_RULE = validate.And(
+    validate.Length(min=8, error="is too short (minimum is 8 characters)"),
+    validate.Length(max=1024, error="is too long (maximum is 1024 characters)"),
+)
+#: Usernames appear in URLs (``/profiles/<username>``): letters, digits, ``_ . -``.
+USERNAME_RULE = validate.Regexp(r"^[\w.\-]+\Z", error="may only contain letters, digits, '_', '.' and '-'")
+
+
+class _UsernameRule:
+    """Adds the URL-safe username rule to the length rule generated from the column."""
+
+    @validates("username")
+    def _username_is_url_safe(self, value: str, **_: Any) -> None:
+        USERNAME_RULE(value)
+
+
+class UserSchema(ModelSchema):
+    """RealWorld ``User``: the signed-in user, with a fresh token."""
+
+    class Meta(ModelSchema.Meta):
+        model = User
+        fields = ("email", "token", "username", "bio", "image")
+
+    token = fields.String(dump_only=True, required=True)
+
+
+class LoginUserSchema(RequestSchema):
+    """RealWorld ``LoginUser``. No format rules: a login only compares."""
+
+    email = Text(required=True, allow_blank=False)
+    password = Text(required=True, allow_blank=False)
+
+
+class NewUserSchema(_UsernameRule, ModelRequestSchema):
+    """RealWorld ``NewUser``."""
+
+    class Meta(ModelRequestSchema.Meta):
+        model = User
+
+    username = auto_field(required=True, allow_blank=False)
+    email = auto_field(field_class=Email, required=True, allow_blank=False)
+    password = Text(required=True, allow_blank=False, validate=PASSWORD_RULE)
+
+
+class UpdateUserSchema(_UsernameRule, ModelRequestSchema):
+    """RealWorld ``UpdateUser``: every field optional; ``bio``/``image`` may be cleared."""
+
+    class Meta(ModelRequestSchema.Meta):
+        model = User
+
+    username = auto_field(required=False, allow_blank=False)
+    email = auto_field(field_class=Email, required=False, allow_blank=False)
+    password = Text(allow_blank=False, validate=PASSWORD_RULE)
+    bio = auto_field()
+    image = auto_field()
+
+
+class LoginUserRequestSchema(RequestSchema):
+    """``{"user": LoginUser}``."""
+
+    user = fields.Nested(LoginUserSchema, required=True)
+
+
+class NewUserRequestSchema(RequestSchema):
+    """``{"user": NewUser}``."""
+
+    user = fields.Nested(NewUserSchema, required=True)
+
+
+class UpdateUserRequestSchema(RequestSchema):
+    """``{"user": UpdateUser}``."""
+
+    user = fields.Nested(UpdateUserSchema, required=True)
+
+
+class UserResponseSchema(CamelCaseSchema):
+    """``{"user": User}``."""
+
+    user = fields.Nested(UserSchema, required=True)

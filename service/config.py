@@ -1,0 +1,194 @@
+"""Settings: one frozen dataclass, read from ``CONDUIT_*`` environment variables.
+
+Only ``wsgi.py`` (and the admin entry points) call :meth:`Settings.from_env`;
+everything else receives a ``Settings`` instance, so tests build their own.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Prefix of every environment variable the service reads.
+ENV_PREFIX = "CONDUIT_"
+#: Execution option the dispatcher sets on a request's connection when the
+#: request may write; the SQLite engine answers it with ``BEGIN IMMEDIATE``.
+WRITE_INTENT = "conduit_write_intent"
+#: Shortest secret accepted: HS256 wants a key at least as long as its hash.
+MIN_SECRET_BYTES = 32
+#: Secrets that are obviously copied from an example and must never sign tokens.
+_PLACEHOLDER_SECRETS = frozenset(
+    {"", "secret", "changeme", "change-me", "change_me", "dev", "development", "test", "xxx"}
+)
+_ENVIRONMENTS = ("development", "production", "testing")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+def secret_problem(secret: str) -> str | None:
+    """Say what is wrong with a signing secret, or return None if it is strong enough."""
+    if secret.strip().lower() in _PLACEHOLDER_SECRETS:
+        return "is empty or a placeholder"
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        return f"must be at least {MIN_SECRET_BYTES} bytes long"
+    if len(set(secret)) < 8:
+        return "is too repetitive to be a random secret"
+    return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to know about its environment.
+
+    :param env: ``development`` (default), ``production`` or ``testing``.
+    :param database_url: SQLAlchemy URL; SQLite file in the instance folder by default.
+    :param secret_key: HS256 signing key for tokens.
+    :param token_ttl: token lifetime in seconds.
+    :param instance_path: folder for the SQLite file and the development secret.
+    :param cors_origins: origins allowed by CORS; ``("*",)`` allows any.
+    :param auto_migrate: run ``alembic upgrade head`` when the app is created.
+    :param max_body_bytes: larger request bodies are refused with 413.
+    :param db_pool_size: connections per worker process (PostgreSQL).
+    :param db_connect_timeout: seconds to wait for a database connection.
+    """
+
+    secret_key: str
+    env: str = "development"
+    database_url: str = ""
+    token_ttl: int = 7 * 24 * 3600
+    instance_path: Path = Path("instance")
+    cors_origins: tuple[str, ...] = ("*",)
+    auto_migrate: bool = False
+    max_body_bytes: int = 1024 * 1024
+    db_pool_size: int = 5
+    db_connect_timeout: int = 5
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.env not in _ENVIRONMENTS:
+            raise ConfigError(f"CONDUIT_ENV must be one of {', '.join(_ENVIRONMENTS)}, not {self.env!r}")
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.instance_path / 'conduit.db'}")
+        if self.env == "production":
+            problem = secret_problem(self.secret_key)
+            if problem:
+                raise ConfigError(f"CONDUIT_SECRET_KEY {problem}; production refuses to start without a strong secret")
+        elif not self.secret_key:
+            raise ConfigError("secret_key is required")
+        if self.token_ttl <= 0:
+            raise ConfigError("CONDUIT_TOKEN_TTL must be a positive number of seconds")
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the database is SQLite (the embedded default)."""
+        return self.database_url.startswith("sqlite")
+
+    def __repr__(self) -> str:
+        # Never let the secret reach a log line through a repr.
+        return f"Settings(env={self.env!r}, database_url={_redact_url(self.database_url)!r})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``CONDUIT_*`` variables.
+
+        In development, with no secret given, a random one is generated once and
+        kept in the instance folder so that restarts keep issued tokens valid.
+
+        :raises ConfigError: if a value is malformed, or production lacks a strong secret.
+        """
+        env = os.environ if environ is None else environ
+
+        def get(name: str, default: str = "") -> str:
+            return env.get(ENV_PREFIX + name, default).strip()
+
+        mode = get("ENV", "development").lower()
+        instance = instance_path_from_env(env)
+        database_url = get("DATABASE_URL")
+        secret = get("SECRET_KEY")
+        if not secret and mode == "development":
+            secret = _instance_secret(instance)
+        is_sqlite = not database_url or database_url.startswith("sqlite")
+        return cls(
+            env=mode,
+            database_url=database_url,
+            secret_key=secret,
+            token_ttl=_int(get, "TOKEN_TTL", 7 * 24 * 3600),
+            instance_path=instance,
+            cors_origins=tuple(o.strip() for o in get("CORS_ORIGINS", "*").split(",") if o.strip()),
+            auto_migrate=_bool(get, "AUTO_MIGRATE", is_sqlite),
+            max_body_bytes=_int(get, "MAX_BODY_BYTES", 1024 * 1024),
+            db_pool_size=_int(get, "DB_POOL_SIZE", 5),
+            db_connect_timeout=_int(get, "DB_CONNECT_TIMEOUT", 5),
+        )
+
+
+def instance_path_from_env(environ: Mapping[str, str] | None = None) -> Path:
+    """The instance folder: ``CONDUIT_INSTANCE_PATH``, or ``./instance``."""
+    env = os.environ if environ is None else environ
+    return Path(env.get(ENV_PREFIX + "INSTANCE_PATH", "").strip() or "instance").resolve()
+
+
+def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """The database URL alone, for tools (Alembic) that must not need the secret."""
+    env = os.environ if environ is None else environ
+    url = env.get(ENV_PREFIX + "DATABASE_URL", "").strip()
+    return url or f"sqlite:///{instance_path_from_env(env) / 'conduit.db'}"
+
+
+def _int(get: object, name: str, default: int) -> int:
+    raw = get(name)  # type: ignore[operator]
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name} must be an integer, not {raw!r}") from None
+
+
+def _bool(get: object, name: str, default: bool) -> bool:
+    raw = str(get(name)).lower()  # type: ignore[operator]
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{ENV_PREFIX}{name} must be true or false, not {raw!r}")
+
+
+def _instance_secret(instance: Path) -> str:
+    """Return the development secret kept in the instance folder, creating it once.
+
+    Several workers may start at the same moment: the secret is written to a
+    private temporary file and hard-linked into place, which fails if another
+    process won, so every process ends up reading the same complete secret.
+    """
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "secret_key"
+    if not path.exists():
+        tmp = instance / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
+def _redact_url(url: str) -> str:
+    """Hide the password of a database URL."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"

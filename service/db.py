@@ -1,0 +1,112 @@
+"""Engine and session factory; nothing is created at import time.
+
+SQLite is tuned for several gunicorn workers sharing one file: WAL journal so
+readers never block the writer, a busy timeout so writers queue instead of
+failing, foreign keys on (for ``ON DELETE CASCADE``), and ``BEGIN IMMEDIATE``
+for requests that may write. Without the last one, two workers that each read
+and then write would fail with "database is locked" instead of waiting.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from service.config import WRITE_INTENT, Settings
+
+#: Milliseconds a SQLite writer waits for the lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def make_engine(settings: Settings, **kwargs: Any) -> Engine:
+    """Create the engine for ``settings.database_url``.
+
+    PostgreSQL pools are pinged before use so that a restarted database is
+    reconnected transparently, and connecting is bounded so an outage fails fast.
+    """
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            kwargs.setdefault("poolclass", StaticPool)
+            kwargs.setdefault("connect_args", {"check_same_thread": False})
+        else:
+            settings.instance_path.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **kwargs)
+        _tune_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", settings.db_pool_size)
+    kwargs.setdefault("connect_args", {"connect_timeout": settings.db_connect_timeout})
+    return create_engine(url, **kwargs)
+
+
+#: The repository root, where ``alembic.ini`` and ``alembic/`` live.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic's configuration, usable from any working directory."""
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade_to_head(engine: Engine, settings: Settings) -> None:
+    """Run ``alembic upgrade head`` on ``engine``.
+
+    Every worker of a host may do this at start-up; a file lock in the
+    instance folder makes them take turns, so the first migrates and the
+    others find nothing to do. (Several hosts should migrate once per release
+    instead: see the deployment notes.)
+    """
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    with open(settings.instance_path / ".migrate.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with engine.begin() as connection:
+                config = alembic_config()
+                config.attributes["connection"] = connection
+                config.attributes["configure_logging"] = False  # the host process owns logging
+                command.upgrade(config, "head")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def make_session_factory(bind: Engine | Connection, **kwargs: Any) -> sessionmaker[Session]:
+    """Return the per-request session factory.
+
+    ``expire_on_commit=False``: the response is serialised before the commit, and
+    nothing should reload after it.
+    """
+    kwargs.setdefault("expire_on_commit", False)
+    return sessionmaker(bind=bind, **kwargs)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT;
+    # SQLAlchemy's documented recipe is to switch it off and emit BEGIN here.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(WRITE_INTENT)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

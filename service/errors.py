@@ -1,0 +1,103 @@
+"""The one error type of the service and the RealWorld error body it renders to.
+
+Every failure a client can see, from a validation message to a routing 405 or an
+unexpected 500, leaves the service as ``{"errors": {"<key>": ["<message>"]}}``.
+Leaf module: it imports only the standard library, so every layer may raise it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+class ApiError(Exception):
+    """An HTTP error with a RealWorld body.
+
+    Raise it through the named constructors so that keys and messages, which are
+    part of the API contract, are spelled in one place.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        messages: Mapping[str, Sequence[str]],
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, dict(messages))
+        self.status = status
+        self.messages: dict[str, list[str]] = {k: list(v) for k, v in messages.items()}
+        self.headers: dict[str, str] = dict(headers or {})
+
+    def to_body(self) -> dict[str, Any]:
+        """Return the JSON-ready RealWorld error body."""
+        return {"errors": self.messages}
+
+    def __repr__(self) -> str:
+        return f"ApiError({self.status}, {self.messages!r})"
+
+    # -- named constructors, one per kind of error in the contract ----------
+
+    @classmethod
+    def invalid(cls, messages: Mapping[str, Sequence[str]]) -> ApiError:
+        """422: field-keyed validation messages."""
+        return cls(422, messages)
+
+    @classmethod
+    def bad_request(cls, key: str, message: str) -> ApiError:
+        """400: the request could not be read at all (e.g. malformed JSON)."""
+        return cls(400, {key: [message]})
+
+    @classmethod
+    def unsupported_media_type(cls) -> ApiError:
+        """415: a body was sent with a content type other than JSON."""
+        return cls(415, {"body": ["must be JSON (Content-Type: application/json)"]})
+
+    @classmethod
+    def taken(cls, field: str) -> ApiError:
+        """409: a unique value (username, email) belongs to someone else."""
+        return cls(409, {field: ["has already been taken"]})
+
+    @classmethod
+    def unauthorized(cls, message: str) -> ApiError:
+        """401 about the token: "is missing", "is invalid" or "has expired"."""
+        return cls(401, {"token": [message]}, {"WWW-Authenticate": "Token"})
+
+    @classmethod
+    def bad_credentials(cls) -> ApiError:
+        """401 for a failed login; says nothing about which part was wrong."""
+        return cls(401, {"credentials": ["invalid"]})
+
+    @classmethod
+    def forbidden(cls, resource: str) -> ApiError:
+        """403: the resource exists but belongs to someone else."""
+        return cls(403, {resource: ["forbidden"]})
+
+    @classmethod
+    def not_found(cls, resource: str) -> ApiError:
+        """404: no such resource (article, profile, comment, or route)."""
+        return cls(404, {resource: ["not found"]})
+
+    @classmethod
+    def too_many_requests(cls, retry_after: int) -> ApiError:
+        """429 with the number of seconds after which a retry may succeed."""
+        return cls(429, {"rate_limit": ["exceeded"]}, {"Retry-After": str(retry_after)})
+
+    @classmethod
+    def unavailable(cls, resource: str, retry_after: int = 5) -> ApiError:
+        """503: a backing service (the database) cannot be reached right now."""
+        return cls(503, {resource: ["unavailable"]}, {"Retry-After": str(retry_after)})
+
+    @classmethod
+    def internal(cls) -> ApiError:
+        """500 with a fixed message; the details go to the log, never the client."""
+        return cls(500, {"server": ["internal error"]})
+
+    @classmethod
+    def from_http(cls, status: int, description: str | None, headers: Mapping[str, str]) -> ApiError:
+        """Wrap a werkzeug HTTP error (404, 405, 413, ...) in the RealWorld body."""
+        key = {404: "resource", 405: "method", 413: "body"}.get(status, "request")
+        message = {404: "not found", 405: "not allowed", 413: "is too large"}.get(
+            status, (description or "is invalid").strip()
+        )
+        return cls(status, {key: [message]}, headers)

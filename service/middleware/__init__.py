@@ -1,0 +1,1 @@
+"""WSGI middleware: small classes stacked by ``service.app.create_app``."""

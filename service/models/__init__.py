@@ -1,0 +1,23 @@
+"""The ORM models. Alembic and ``schemas`` import them from here.
+
+Imports only SQLAlchemy and ``service.models.*``.
+"""
+
+from service.models.article import Article, Tag, article_tags, favorites
+from service.models.base import Base, UTCDateTime, later_than, utcnow
+from service.models.comment import Comment
+from service.models.user import User, follows
+
+__all__ = [
+    "Article",
+    "Base",
+    "Comment",
+    "Tag",
+    "UTCDateTime",
+    "User",
+    "article_tags",
+    "favorites",
+    "follows",
+    "later_than",
+    "utcnow",
+]

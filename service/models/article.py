@@ -1,0 +1,80 @@
+"""Article, Tag, and the ``article_tags`` and ``favorites`` associations."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text, false, literal
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
+
+from service.models.base import Base, Timestamps
+from service.models.user import User
+
+#: Tags of an article; the index serves the ``?tag=`` filter.
+article_tags = Table(
+    "article_tags",
+    Base.metadata,
+    Column("article_id", ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    Index(None, "tag_id"),
+)
+
+#: Who favorited what; the index serves favorite counts per article.
+favorites = Table(
+    "favorites",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("article_id", ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Index(None, "article_id"),
+)
+
+
+class Tag(Base):
+    """A tag name, shared by every article that carries it."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+
+    def __repr__(self) -> str:
+        return f"Tag({self.name!r})"
+
+
+class Article(Timestamps, Base):
+    """A published article.
+
+    Relationships are ``lazy="raise"``: every query states what it loads, so an
+    N+1 pattern fails loudly in tests instead of slowly in production.
+    """
+
+    __tablename__ = "articles"
+    __table_args__ = (
+        # Newest-first listing and its tie-breaker.
+        Index(None, "created_at", "id"),
+        # ?author= listing, newest first.
+        Index(None, "author_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(255), unique=True)
+    title: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(String(1024))
+    body: Mapped[str] = mapped_column(Text)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+
+    author: Mapped[User] = relationship(lazy="raise")
+    tags: Mapped[list[Tag]] = relationship(
+        secondary=article_tags, order_by=Tag.name, lazy="raise", passive_deletes=True
+    )
+
+    #: Whether the viewer favorited it; filled by the loading query.
+    favorited: Mapped[bool] = query_expression(default_expr=false())
+    #: How many users favorited it; filled by the loading query.
+    favorites_count: Mapped[int] = query_expression(default_expr=literal(0, Integer))
+
+    @property
+    def tag_list(self) -> list[str]:
+        """Tag names, alphabetical (the relationship's order)."""
+        return [tag.name for tag in self.tags]
+
+    def __repr__(self) -> str:
+        return f"Article(id={self.id!r}, slug={self.slug!r})"

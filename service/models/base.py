@@ -1,0 +1,83 @@
+"""Declarative base, constraint naming convention and UTC timestamps.
+
+Constraint names come from the naming convention, never by hand, so Alembic
+autogenerate and downgrades see stable names on every database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Base class of every model."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zone, so values are
+    stored as naive UTC and made aware again when read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use UTC-aware values")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, aware."""
+    return datetime.now(UTC)
+
+
+#: The resolution timestamps have on the wire (ISO-8601 with milliseconds).
+WIRE_RESOLUTION = timedelta(milliseconds=1)
+
+
+def later_than(previous: datetime, now: datetime | None = None) -> datetime:
+    """Return a time that is ``now`` but shows strictly after ``previous`` on the wire.
+
+    Two writes within one millisecond would otherwise print the same
+    ``updatedAt``, and clients compare those strings.
+    """
+    now = now or utcnow()
+    floor = previous.replace(microsecond=previous.microsecond // 1000 * 1000) + WIRE_RESOLUTION
+    return max(now, floor)
+
+
+class Timestamps:
+    """``created_at`` and ``updated_at``, set by Python so precision is the same everywhere."""
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # A new row's updated_at equals its created_at to the microsecond.
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=lambda ctx: ctx.get_current_parameters()["created_at"]
+    )

@@ -1,0 +1,5 @@
+"""Business operations: ``(session, actor, **validated_fields)`` → ORM objects.
+
+Ops may ``flush()`` but never ``commit()``: the dispatcher owns the transaction.
+They raise ``ApiError`` and know nothing about HTTP requests.
+"""

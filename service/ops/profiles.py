@@ -1,0 +1,48 @@
+"""Profiles and follows."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service import queries
+from service.errors import ApiError
+from service.models import User, follows
+
+
+def get_profile(session: Session, actor: User | None, *, username: str) -> User:
+    """The profile as the actor sees it.
+
+    :raises ApiError: 404 ``profile``.
+    """
+    return queries.profile_by_username(session, username, actor.id if actor else None)
+
+
+def follow(session: Session, actor: User, *, username: str) -> User:
+    """Follow a user; following twice is the same as once.
+
+    :raises ApiError: 404 ``profile``; 422 ``profile`` when following oneself.
+    """
+    target = queries.profile_by_username(session, username, actor.id)
+    if target.id == actor.id:
+        raise ApiError.invalid({"profile": ["cannot follow yourself"]})
+    if not target.following:
+        try:
+            with session.begin_nested():
+                session.execute(insert(follows).values(follower_id=actor.id, followed_id=target.id))
+        except IntegrityError:
+            pass  # a concurrent request of the same user followed first: same outcome
+    return queries.profile_by_username(session, username, actor.id)
+
+
+def unfollow(session: Session, actor: User, *, username: str) -> User:
+    """Stop following a user; unfollowing twice is the same as once.
+
+    :raises ApiError: 404 ``profile``; 422 ``profile`` when unfollowing oneself.
+    """
+    target = queries.profile_by_username(session, username, actor.id)
+    if target.id == actor.id:
+        raise ApiError.invalid({"profile": ["cannot follow yourself"]})
+    session.execute(delete(follows).where(follows.c.follower_id == actor.id, follows.c.followed_id == target.id))
+    return queries.profile_by_username(session, username, actor.id)

@@ -1,0 +1,87 @@
+"""Registration, login and account updates."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service import auth, queries
+from service.errors import ApiError
+from service.models import User, later_than
+from service.ops._unset import UNSET, Unset
+
+
+def register(session: Session, *, username: str, email: str, password: str) -> User:
+    """Create an account.
+
+    :raises ApiError: 409 ``username``/``email`` if taken, also when two
+        registrations race (the unique constraints decide).
+    """
+    _refuse_taken(session, None, username=username, email=email)
+    user = User(username=username, email=email, password_hash=auth.hash_password(password))
+    try:
+        with session.begin_nested():
+            session.add(user)
+    except IntegrityError:
+        # A concurrent registration won the race: report it as the pre-check would.
+        _refuse_taken(session, None, username=username, email=email)
+        raise
+    return user
+
+
+def login(session: Session, *, email: str, password: str) -> User:
+    """Check credentials and return the account.
+
+    An unknown email and a wrong password take the same time and give the same
+    answer, so the endpoint cannot be used to discover accounts.
+
+    :raises ApiError: 401 ``credentials``.
+    """
+    user = queries.user_by_email(session, email.strip().lower())
+    if not auth.check_password(user.password_hash if user else None, password) or user is None:
+        raise ApiError.bad_credentials()
+    if auth.needs_rehash(user.password_hash):
+        user.password_hash = auth.hash_password(password)
+    return user
+
+
+def update_user(
+    session: Session,
+    actor: User,
+    *,
+    username: str | Unset = UNSET,
+    email: str | Unset = UNSET,
+    password: str | Unset = UNSET,
+    bio: str | None | Unset = UNSET,
+    image: str | None | Unset = UNSET,
+) -> User:
+    """Change the fields that were sent; empty ``bio``/``image`` clear them.
+
+    :raises ApiError: 409 ``username``/``email`` if another user holds them.
+    """
+    unique = {k: v for k, v in (("username", username), ("email", email)) if not isinstance(v, Unset)}
+    _refuse_taken(session, actor.id, **unique)
+    try:
+        # Changes are made inside the savepoint: begin_nested() flushes what is
+        # already pending *before* the SAVEPOINT, where a violation would abort
+        # the whole transaction on PostgreSQL.
+        with session.begin_nested():
+            for name, value in unique.items():
+                setattr(actor, name, value)
+            if not isinstance(password, Unset):
+                actor.password_hash = auth.hash_password(password)
+            if not isinstance(bio, Unset):
+                actor.bio = bio or None
+            if not isinstance(image, Unset):
+                actor.image = image or None
+            actor.updated_at = later_than(actor.updated_at)
+    except IntegrityError:
+        _refuse_taken(session, actor.id, **unique)
+        raise
+    return actor
+
+
+def _refuse_taken(session: Session, user_id: int | None, **values: str) -> None:
+    taken = queries.taken_fields(session, exclude_id=user_id, **values)
+    if taken:
+        raise ApiError(409, {field: ["has already been taken"] for field in taken})

@@ -1,0 +1,66 @@
+"""The route table: every operation, its auth policy, schemas and status.
+
+This is the single declaration the dispatcher loads and dumps with, and what
+the OpenAPI document is generated from, so the two cannot drift.
+Imports views, schemas and ``web.Route``.
+"""
+
+from __future__ import annotations
+
+from werkzeug.routing import Map, Rule, Submount
+
+from schemas import articles as s_articles
+from schemas import comments as s_comments
+from schemas import profiles as s_profiles
+from schemas import tags as s_tags
+from schemas import users as s_users
+from service.views import articles, comments, profiles, tags, users
+from service.web import Route
+
+#: Comment ids are 32-bit in the database; larger ones cannot exist (and must not reach SQL).
+_COMMENT_ID = "<int(max=2147483647):id>"
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/users/login", users.login, auth="none",
+          body=s_users.LoginUserRequestSchema, reply=s_users.UserResponseSchema),
+    Route("POST", "/users", users.create_user, auth="none",
+          body=s_users.NewUserRequestSchema, reply=s_users.UserResponseSchema, status=201),
+    Route("GET", "/user", users.get_current_user, auth="required",
+          reply=s_users.UserResponseSchema),
+    Route("PUT", "/user", users.update_current_user, auth="required",
+          body=s_users.UpdateUserRequestSchema, reply=s_users.UserResponseSchema),
+    Route("GET", "/profiles/<username>", profiles.get_profile_by_username, auth="optional",
+          reply=s_profiles.ProfileResponseSchema),
+    Route("POST", "/profiles/<username>/follow", profiles.follow_user_by_username, auth="required",
+          reply=s_profiles.ProfileResponseSchema),
+    Route("DELETE", "/profiles/<username>/follow", profiles.unfollow_user_by_username, auth="required",
+          reply=s_profiles.ProfileResponseSchema),
+    Route("GET", "/articles/feed", articles.get_articles_feed, auth="required",
+          query=s_articles.PageQuerySchema, reply=s_articles.MultipleArticlesResponseSchema),
+    Route("GET", "/articles", articles.get_articles, auth="optional",
+          query=s_articles.ArticleQuerySchema, reply=s_articles.MultipleArticlesResponseSchema),
+    Route("POST", "/articles", articles.create_article, auth="required",
+          body=s_articles.NewArticleRequestSchema, reply=s_articles.SingleArticleResponseSchema, status=201),
+    Route("GET", "/articles/<slug>", articles.get_article, auth="optional",
+          reply=s_articles.SingleArticleResponseSchema),
+    Route("PUT", "/articles/<slug>", articles.update_article, auth="required",
+          body=s_articles.UpdateArticleRequestSchema, reply=s_articles.SingleArticleResponseSchema),
+    Route("DELETE", "/articles/<slug>", articles.delete_article, auth="required", status=204),
+    Route("GET", "/articles/<slug>/comments", comments.get_article_comments, auth="optional",
+          reply=s_comments.MultipleCommentsResponseSchema),
+    Route("POST", "/articles/<slug>/comments", comments.create_article_comment, auth="required",
+          body=s_comments.NewCommentRequestSchema, reply=s_comments.SingleCommentResponseSchema, status=201),
+    Route("DELETE", f"/articles/<slug>/comments/{_COMMENT_ID}", comments.delete_article_comment,
+          auth="required", status=204),
+    Route("POST", "/articles/<slug>/favorite", articles.create_article_favorite, auth="required",
+          reply=s_articles.SingleArticleResponseSchema),
+    Route("DELETE", "/articles/<slug>/favorite", articles.delete_article_favorite, auth="required",
+          reply=s_articles.SingleArticleResponseSchema),
+    Route("GET", "/tags", tags.get_tags, auth="none", reply=s_tags.TagsResponseSchema),
+)
+
+
+def build_map(routes: tuple[Route, ...] = ROUTES) -> Map:
+    """The werkzeug URL map under ``/api``; a trailing slash is tolerated."""
+    rules = [Rule(r.path, methods=[r.method], endpoint=r.endpoint) for r in routes]
+    return Map([Submount("/api", rules)], strict_slashes=False, merge_slashes=False)

@@ -1,0 +1,65 @@
+"""Article and favorite views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.ops import articles as ops
+from service.web import ApiRequest
+
+
+def get_articles(request: ApiRequest, query: dict[str, Any]) -> dict[str, Any]:
+    """GetArticles: GET /api/articles (auth optional); filters tag, author, favorited."""
+    articles, total = ops.list_articles(request.db, request.user, **query)
+    return {"articles": articles, "articles_count": total}
+
+
+def get_articles_feed(request: ApiRequest, query: dict[str, Any]) -> dict[str, Any]:
+    """GetArticlesFeed: GET /api/articles/feed (auth required)."""
+    articles, total = ops.feed(request.db, request.authenticated_user, **query)
+    return {"articles": articles, "articles_count": total}
+
+
+def get_article(request: ApiRequest, slug: str) -> dict[str, Any]:
+    """GetArticle: GET /api/articles/<slug> (auth optional).
+
+    :raises ApiError: 404 ``article``.
+    """
+    return {"article": ops.get_article(request.db, request.user, slug=slug)}
+
+
+def create_article(request: ApiRequest, body: dict[str, Any]) -> dict[str, Any]:
+    """CreateArticle: POST /api/articles (auth required), 201."""
+    return {"article": ops.create_article(request.db, request.authenticated_user, **body["article"])}
+
+
+def update_article(request: ApiRequest, slug: str, body: dict[str, Any]) -> dict[str, Any]:
+    """UpdateArticle: PUT /api/articles/<slug> (auth required).
+
+    :raises ApiError: 404 ``article``; 403 ``article`` if not the author's.
+    """
+    return {"article": ops.update_article(request.db, request.authenticated_user, slug=slug, **body["article"])}
+
+
+def delete_article(request: ApiRequest, slug: str) -> None:
+    """DeleteArticle: DELETE /api/articles/<slug> (auth required), 204.
+
+    :raises ApiError: 404 ``article``; 403 ``article`` if not the author's.
+    """
+    ops.delete_article(request.db, request.authenticated_user, slug=slug)
+
+
+def create_article_favorite(request: ApiRequest, slug: str) -> dict[str, Any]:
+    """CreateArticleFavorite: POST /api/articles/<slug>/favorite (auth required).
+
+    :raises ApiError: 404 ``article``.
+    """
+    return {"article": ops.favorite(request.db, request.authenticated_user, slug=slug)}
+
+
+def delete_article_favorite(request: ApiRequest, slug: str) -> dict[str, Any]:
+    """DeleteArticleFavorite: DELETE /api/articles/<slug>/favorite (auth required).
+
+    :raises ApiError: 404 ``article``.
+    """
+    return {"article": ops.unfavorite(request.db, request.authenticated_user, slug=slug)}

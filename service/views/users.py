@@ -1,0 +1,40 @@
+"""User and authentication views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.ops import users as ops
+from service.web import ApiRequest
+
+
+def login(request: ApiRequest, body: dict[str, Any]) -> dict[str, Any]:
+    """Login: POST /api/users/login (no auth).
+
+    :raises ApiError: 401 ``credentials``.
+    """
+    user = ops.login(request.db, **body["user"])
+    return {"user": request.sign_in(user)}
+
+
+def create_user(request: ApiRequest, body: dict[str, Any]) -> dict[str, Any]:
+    """CreateUser: POST /api/users (no auth), 201.
+
+    :raises ApiError: 409 ``username``/``email``.
+    """
+    user = ops.register(request.db, **body["user"])
+    return {"user": request.sign_in(user)}
+
+
+def get_current_user(request: ApiRequest) -> dict[str, Any]:
+    """GetCurrentUser: GET /api/user (auth required); the token is refreshed."""
+    return {"user": request.sign_in(request.authenticated_user)}
+
+
+def update_current_user(request: ApiRequest, body: dict[str, Any]) -> dict[str, Any]:
+    """UpdateCurrentUser: PUT /api/user (auth required), a partial update.
+
+    :raises ApiError: 409 ``username``/``email``.
+    """
+    user = ops.update_user(request.db, request.authenticated_user, **body["user"])
+    return {"user": request.sign_in(user)}

@@ -1,0 +1,285 @@
+"""The HTTP edge: request type, route record, JSON in and out, and the dispatcher.
+
+The request lifecycle is decided here, once: match the URL, authenticate per
+the route's policy, load the query and body with the route's schemas, call the
+view, dump its result with the route's reply schema, then commit. Any error
+rolls back and renders as the RealWorld error body; the session is closed
+after the response has been sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+from marshmallow import Schema, ValidationError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import Map
+from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import ClosingIterator
+
+from service import auth, queries
+from service.config import WRITE_INTENT, Settings
+from service.errors import ApiError
+from service.models import User
+
+logger = logging.getLogger(__name__)
+
+#: Every JSON response says so, with its charset.
+JSON_TYPE = "application/json; charset=utf-8"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+AuthPolicy = Literal["required", "optional", "none"]
+View = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API operation: everything the dispatcher (and the docs) need to know.
+
+    :param auth: ``required`` (401 without a token), ``optional`` (the viewer
+        personalises the answer; a bad token is still 401) or ``none`` (the
+        header is not looked at, so a stale token never blocks a login).
+    :param body: schema of the JSON body; the view gets ``body=``.
+    :param query: schema of the query string; the view gets ``query=``.
+    :param reply: schema of the response body; None for an empty 204.
+    """
+
+    method: str
+    path: str
+    view: View
+    auth: AuthPolicy
+    body: type[Schema] | None = None
+    query: type[Schema] | None = None
+    reply: type[Schema] | None = None
+    status: int = 200
+
+    @property
+    def endpoint(self) -> str:
+        """``"<resource>.<view>"``, e.g. ``"articles.get_article"``."""
+        return f"{self.view.__module__.rsplit('.', 1)[-1]}.{self.view.__name__}"
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A user together with the token just issued for them: the wire's ``User``."""
+
+    user: User
+    token: str
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.user, name)
+
+
+class ApiRequest(Request):
+    """A request with its database session, settings and authenticated user."""
+
+    def __init__(self, environ: dict[str, Any], settings: Settings, session_factory: sessionmaker[Session]) -> None:
+        super().__init__(environ)
+        self.settings = settings
+        self.max_content_length = settings.max_body_bytes
+        self._session_factory = session_factory
+        self.user: User | None = None
+
+    @cached_property
+    def db(self) -> Session:
+        """This request's session, opened on first use."""
+        return self._session_factory()
+
+    @property
+    def authenticated_user(self) -> User:
+        """The caller.
+
+        :raises ApiError: 401 if the request carries no token.
+        """
+        if self.user is None:
+            raise ApiError.unauthorized("is missing")
+        return self.user
+
+    def sign_in(self, user: User) -> SignedIn:
+        """Pair ``user`` with a fresh token."""
+        return SignedIn(user, auth.issue_token(user.id, self.settings.secret_key, self.settings.token_ttl))
+
+    def close(self) -> None:
+        """Release the session (and its connection), if one was opened."""
+        if "db" in self.__dict__:
+            self.db.close()
+        super().close()
+
+
+def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """A compact UTF-8 JSON response."""
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, status=status, headers=dict(headers or {}), content_type=JSON_TYPE)
+
+
+def error_response(error: ApiError) -> Response:
+    """The RealWorld error body for ``error``."""
+    return json_response(error.to_body(), error.status, error.headers)
+
+
+def read_json(request: Request) -> Any:
+    """Parse the request body as JSON.
+
+    :raises ApiError: 415 for another content type, 400 for a body that is not
+        JSON; werkzeug's 413 for a body over the size limit.
+    """
+    mimetype = request.mimetype
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise ApiError.unsupported_media_type()
+    data = request.get_data(cache=False)
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise ApiError.bad_request("body", "is not valid JSON") from None
+
+
+def load(schema: Schema, data: Any) -> Any:
+    """Validate ``data`` with ``schema``.
+
+    :raises ApiError: 422 keyed by the JSON field names.
+    """
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise ApiError.invalid(flatten(exc.messages)) from None
+
+
+def flatten(messages: Any, key: str = "body") -> dict[str, list[str]]:
+    """Turn marshmallow's nested messages into RealWorld's ``{field: [messages]}``.
+
+    Envelopes and list indexes fold into the innermost field name, so
+    ``{"article": {"tagList": {0: [...]}}}`` becomes ``{"tagList": [...]}``;
+    an error about a whole object is reported under that object's key.
+    """
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for name, inner in messages.items():
+            inner_key = key if isinstance(name, int) or name == "_schema" else str(name)
+            for k, found in flatten(inner, inner_key).items():
+                bucket = flat.setdefault(k, [])
+                bucket.extend(m for m in found if m not in bucket)
+    else:
+        items = messages if isinstance(messages, list) else [messages]
+        flat.setdefault(key, []).extend(str(m) for m in items)
+    return flat
+
+
+class Dispatcher:
+    """The WSGI application proper: URL map → route → view, one transaction per request."""
+
+    def __init__(
+        self,
+        url_map: Map,
+        routes: Iterable[Route],
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+    ) -> None:
+        self.url_map = url_map
+        self.routes = {route.endpoint: route for route in routes}
+        self.settings = settings
+        self.session_factory = session_factory
+        # Schemas are stateless once built; building them per request is wasted work.
+        self._schemas: dict[type[Schema], Schema] = {}
+        for route in self.routes.values():
+            for cls in (route.body, route.query, route.reply):
+                if cls is not None:
+                    self._schemas.setdefault(cls, cls())
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = ApiRequest(environ, self.settings, self.session_factory)
+        try:
+            response = self.dispatch(request)
+        except BaseException:
+            request.close()
+            raise
+        return ClosingIterator(response(environ, start_response), request.close)
+
+    def dispatch(self, request: ApiRequest) -> Response:
+        """Run one request to a response; never raises for a client's error."""
+        try:
+            response = self._run(request)
+            if "db" in request.__dict__:
+                request.db.commit()
+            return response
+        except ApiError as error:
+            self._rollback(request)
+            return error_response(error)
+        except HTTPException as exc:
+            self._rollback(request)
+            return error_response(_from_http(exc))
+        except (OperationalError, PoolTimeout) as exc:
+            # Operational errors are the transient ones (connection lost or
+            # refused, lock timeout, serialization failure): the client may retry.
+            self._rollback(request)
+            logger.error("database unavailable on %s %s: %s", request.method, request.path, _describe(exc))
+            return error_response(ApiError.unavailable("database"))
+        except Exception:
+            self._rollback(request)
+            logger.exception("unhandled error on %s %s", request.method, request.path)
+            return error_response(ApiError.internal())
+
+    def _run(self, request: ApiRequest) -> Response:
+        endpoint, values = self.url_map.bind_to_environ(request.environ).match()
+        route = self.routes[endpoint]
+        if any("\x00" in str(value) for value in values.values()):
+            raise ApiError.not_found("resource")
+        if request.method not in _SAFE_METHODS:
+            # SQLite: take the write lock up front (BEGIN IMMEDIATE) so that
+            # concurrent writers queue instead of failing mid-transaction.
+            request.db.connection(execution_options={WRITE_INTENT: True})
+        request.user = self._authenticate(request, route.auth)
+        kwargs: dict[str, Any] = dict(values)
+        if route.query is not None:
+            kwargs["query"] = load(self._schemas[route.query], request.args)
+        if route.body is not None:
+            kwargs["body"] = load(self._schemas[route.body], read_json(request))
+        result = route.view(request, **kwargs)
+        if route.reply is None:
+            empty = Response(status=route.status)
+            del empty.headers["Content-Type"]  # a 204 has no content, so no content type
+            return empty
+        # Dumped before the commit: committing must not be able to change what is sent.
+        return json_response(self._schemas[route.reply].dump(result), route.status)
+
+    def _authenticate(self, request: ApiRequest, policy: AuthPolicy) -> User | None:
+        if policy == "none":
+            return None
+        token = auth.token_from_header(request.headers.get("Authorization"))
+        if token is None:
+            if policy == "required":
+                raise ApiError.unauthorized("is missing")
+            return None
+        user = queries.user_by_id(request.db, auth.read_token(token, self.settings.secret_key))
+        if user is None:
+            raise ApiError.unauthorized("is invalid")
+        return user
+
+    @staticmethod
+    def _rollback(request: ApiRequest) -> None:
+        if "db" in request.__dict__:
+            try:
+                request.db.rollback()
+            except Exception:  # the connection may already be gone; close() will discard it
+                logger.warning("rollback failed", exc_info=True)
+
+
+def _from_http(exc: HTTPException) -> ApiError:
+    headers: dict[str, str] = {}
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    return ApiError.from_http(exc.code or 500, exc.description, headers)
+
+
+def _describe(exc: Exception) -> str:
+    """Class and first line of a driver error; never the SQL parameters (they hold user data)."""
+    orig = getattr(exc, "orig", None) or exc
+    first_line = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+    return f"{type(orig).__name__}: {first_line}"
