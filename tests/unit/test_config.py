@@ -1,0 +1,78 @@
+"""Settings from the environment, and the refusal of weak secrets in production."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from service.config import ConfigError, Settings
+
+STRONG = "k3Y-9fQ2-xW7p-Lm4Z-aB8c-Rt5V-nE1s-Hd6G"
+
+
+def test_production_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="CONDUIT_SECRET_KEY"):
+        Settings.from_env({"CONDUIT_ENV": "production", "CONDUIT_INSTANCE_PATH": str(tmp_path)})
+
+
+@pytest.mark.parametrize("secret", ["changeme", "short-secret", "a" * 64])
+def test_production_refuses_a_weak_secret(tmp_path: Path, secret: str) -> None:
+    with pytest.raises(ConfigError):
+        Settings.from_env({"CONDUIT_ENV": "production", "CONDUIT_SECRET_KEY": secret})
+
+
+def test_production_accepts_a_strong_secret() -> None:
+    settings = Settings.from_env({"CONDUIT_ENV": "production", "CONDUIT_SECRET_KEY": STRONG})
+
+    assert settings.secret_key == STRONG
+
+
+def test_development_generates_a_secret_once_and_keeps_it(tmp_path: Path) -> None:
+    env = {"CONDUIT_INSTANCE_PATH": str(tmp_path)}
+
+    first, second = Settings.from_env(env), Settings.from_env(env)
+
+    assert first.secret_key == second.secret_key and len(first.secret_key) >= 32
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def _secret_in(path: str) -> str:
+    return Settings.from_env({"CONDUIT_INSTANCE_PATH": path}).secret_key
+
+
+def test_development_secret_is_the_same_for_workers_starting_together(tmp_path: Path) -> None:
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        secrets = pool.map(_secret_in, [str(tmp_path)] * 8)
+
+    assert len(set(secrets)) == 1
+
+
+def test_default_database_is_sqlite_in_the_instance_folder(tmp_path: Path) -> None:
+    settings = Settings.from_env({"CONDUIT_INSTANCE_PATH": str(tmp_path)})
+
+    assert settings.database_url == f"sqlite:///{tmp_path / 'conduit.db'}"
+    assert settings.auto_migrate is True
+
+
+def test_postgresql_is_not_migrated_automatically_by_default(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"CONDUIT_INSTANCE_PATH": str(tmp_path), "CONDUIT_DATABASE_URL": "postgresql+psycopg://u:p@h/db"}
+    )
+
+    assert settings.auto_migrate is False
+
+
+@pytest.mark.parametrize(("name", "value"), [("TOKEN_TTL", "soon"), ("AUTO_MIGRATE", "maybe"), ("ENV", "staging")])
+def test_malformed_setting_is_refused_with_its_name(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(ConfigError):
+        Settings.from_env({"CONDUIT_INSTANCE_PATH": str(tmp_path), f"CONDUIT_{name}": value})
+
+
+def test_repr_hides_the_secret_and_the_database_password(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"CONDUIT_ENV": "production", "CONDUIT_SECRET_KEY": STRONG, "CONDUIT_DATABASE_URL": "postgresql://u:pw@h/db"}
+    )
+
+    assert STRONG not in repr(settings) and "pw" not in repr(settings)

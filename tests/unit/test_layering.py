@@ -1,0 +1,76 @@
+"""Imports follow the layer table of STYLE.md §3; this test is what enforces it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Module prefix → project modules it may import (prefix match). Third-party imports are free.
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "service.app": ("service.routing", "service.web", "service.middleware", "service.db", "service.config",
+                    "service.openapi"),
+    "service.routing": ("service.views", "schemas", "service.web"),
+    "service.views": ("service.ops", "service.web", "service.errors"),
+    "service.web": ("service.errors", "service.auth", "service.queries", "service.models", "service.config"),
+    "service.middleware": ("service.errors",),
+    "service.ops": ("service.queries", "service.models", "service.auth", "service.errors", "service.ops"),
+    "service.queries": ("service.models", "service.errors"),
+    "service.auth": ("service.errors", "service.config"),
+    "service.db": ("service.config",),
+    "service.config": (),
+    "service.models": ("service.models",),
+    "service.errors": (),
+    "schemas": ("schemas", "service.models"),
+}
+PROJECT = ("service", "schemas")
+
+
+def _modules() -> list[tuple[str, Path]]:
+    found = []
+    for package in PROJECT:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            found.append((".".join(parts), path))
+    return found
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {n for n in names if n.split(".")[0] in PROJECT}
+
+
+def _rule_for(module: str) -> tuple[str, ...] | None:
+    matches = [prefix for prefix in ALLOWED if module == prefix or module.startswith(prefix + ".")]
+    return ALLOWED[max(matches, key=len)] if matches else None
+
+
+@pytest.mark.parametrize(("module", "path"), _modules(), ids=[m for m, _ in _modules()])
+def test_module_imports_only_what_its_layer_allows(module: str, path: Path) -> None:
+    allowed = _rule_for(module)
+    if allowed is None:
+        assert module in ("service", "schemas"), f"{module} has no row in the layer table"
+        assert not _imports(path), f"{module} must import nothing from the project"
+        return
+
+    def ok(name: str) -> bool:
+        # "from service import queries" names the package and the module: judge the module.
+        if name in ("service", "schemas") or name == module:
+            return True
+        return any(name == a or name.startswith(a + ".") for a in allowed)
+
+    bad = sorted(n for n in _imports(path) if not ok(n) and not any(
+        other.startswith(n + ".") for other in _imports(path)
+    ))
+    assert not bad, f"{module} imports {bad}, outside its layer"
