@@ -1,0 +1,106 @@
+"""The dispatcher owns the transaction: commit on success, roll back on any error."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+from webtest import TestApp
+
+from service import db as service_db
+from service.app import create_app
+from service.errors import ApiError
+from service.models import User
+from service.ops import users as user_ops
+from service.routing import build_map
+from service.web import ApiRequest, Dispatcher, Route
+from tests.conftest import make_settings
+from tests.factories import auth_header, make_article, make_user
+
+
+def _app_with_view(factory: sessionmaker[Session], view: object) -> TestApp:
+    """A dispatcher whose only route is ``POST /api/tags`` → ``view``, status 204."""
+    routes = (Route("POST", "/tags", view, auth="none", status=204),)  # type: ignore[arg-type]
+    return TestApp(Dispatcher(build_map(routes), routes, make_settings(), factory))
+
+
+def _count_users(factory: sessionmaker[Session]) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(User)) or 0
+
+
+def test_successful_request_commits(real_engine: Engine) -> None:
+    factory = service_db.make_session_factory(real_engine)
+
+    def view(request: ApiRequest) -> None:
+        request.db.add(User(username="kept", email="kept@x.org", password_hash="h"))
+
+    _app_with_view(factory, view).post("/api/tags", status=204)
+
+    assert _count_users(factory) == 1
+
+
+def test_failing_request_rolls_back_everything(real_engine: Engine) -> None:
+    factory = service_db.make_session_factory(real_engine)
+
+    def view(request: ApiRequest) -> None:
+        request.db.add(User(username="lost", email="lost@x.org", password_hash="h"))
+        request.db.flush()
+        raise ApiError.forbidden("thing")
+
+    _app_with_view(factory, view).post("/api/tags", status=403)
+
+    assert _count_users(factory) == 0
+
+
+def test_concurrent_registration_of_one_username_gives_409_not_500(real_engine: Engine) -> None:
+    factory = service_db.make_session_factory(real_engine)
+    client = TestApp(create_app(make_settings(), session_factory=factory))
+    first = factory()
+    # The first registration is flushed but not committed: the second one's
+    # pre-check sees nothing, so only the unique constraint can stop it.
+    first.connection(execution_options={"conduit_write_intent": True})
+    user_ops.register(first, username="jake", email="jake@x.org", password="password1")
+    first.flush()
+    outcome: dict[str, object] = {}
+
+    def second() -> None:
+        response = client.post_json(
+            "/api/users", {"user": {"username": "jake", "email": "other@x.org", "password": "password2"}},
+            expect_errors=True,
+        )
+        outcome["status"], outcome["body"] = response.status_int, response.json
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(0.5)  # it is now waiting on the first transaction's lock
+    first.commit()
+    first.close()
+    thread.join(10)
+
+    assert outcome == {"status": 409, "body": {"errors": {"username": ["has already been taken"]}}}
+    assert _count_users(factory) == 1
+
+
+def test_concurrent_favorites_of_one_article_are_all_counted_once(real_engine: Engine) -> None:
+    factory = service_db.make_session_factory(real_engine)
+    with factory() as session:
+        fans = [make_user(session, f"fan{i}") for i in range(6)]
+        author = make_user(session, "author")
+        slug = make_article(session, author).slug
+        headers = [auth_header(fan) for fan in fans]
+    client = TestApp(create_app(make_settings(), session_factory=factory))
+    statuses: list[int] = []
+
+    def favorite(h: dict[str, str]) -> None:
+        statuses.append(client.post(f"/api/articles/{slug}/favorite", headers=h, expect_errors=True).status_int)
+
+    threads = [threading.Thread(target=favorite, args=(h,)) for h in headers + headers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert statuses == [200] * 12
+    assert client.get(f"/api/articles/{slug}").json["article"]["favoritesCount"] == 6
