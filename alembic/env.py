@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from alembic import context
 from service.config import database_url_from_env
 from service.models import Base
 

@@ -29,7 +29,7 @@ MAX_TAGS = 32
 TAG_LIST_RULE = validate.Length(max=MAX_TAGS, error=f"must have at most {MAX_TAGS} tags")
 
 
-def _tag_list(**kwargs: Any) -> fields.List:
+def _tag_list(**kwargs: Any) -> fields.List[Any]:
     """A list of tag names, each 1 to 64 characters (the tags.name column)."""
     return fields.List(Text(allow_blank=False, validate=max_length(64)), validate=TAG_LIST_RULE, **kwargs)
 
@@ -40,8 +40,16 @@ class ArticleSchema(ModelSchema):
     class Meta(ModelSchema.Meta):
         model = Article
         fields = (
-            "slug", "title", "description", "body", "tag_list",
-            "created_at", "updated_at", "favorited", "favorites_count", "author",
+            "slug",
+            "title",
+            "description",
+            "body",
+            "tag_list",
+            "created_at",
+            "updated_at",
+            "favorited",
+            "favorites_count",
+            "author",
         )
 
     tag_list = fields.List(fields.String(), dump_only=True, required=True)
@@ -114,5 +122,5 @@ class SingleArticleResponseSchema(CamelCaseSchema):
 class MultipleArticlesResponseSchema(CamelCaseSchema):
     """``{"articles": [Article without body], "articlesCount": total matches}``."""
 
-    articles = fields.List(fields.Nested(ArticleSchema(exclude=("body",))), required=True)
+    articles = fields.List(fields.Nested(ArticleSchema, exclude=("body",)), required=True)
     articles_count = fields.Integer(required=True)

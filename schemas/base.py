@@ -22,7 +22,7 @@ from service.models import UTCDateTime
 #: The message RealWorld clients show for a missing, empty or null required value.
 BLANK = "can't be blank"
 
-_TYPE_MESSAGES: dict[type[fields.Field], str] = {
+_TYPE_MESSAGES: dict[type[fields.Field[Any]], str] = {
     fields.String: "must be a string",
     fields.Integer: "must be an integer",
     fields.Boolean: "must be a boolean",
@@ -89,8 +89,7 @@ class ConduitModelConverter(ModelConverter):
     def _add_column_kwargs(self, kwargs: dict[str, Any], column: sa.Column[Any]) -> None:
         super()._add_column_kwargs(kwargs, column)
         kwargs["validate"] = [
-            max_length(v.max) if isinstance(v, validate.Length) and v.max is not None else v
-            for v in kwargs["validate"]
+            max_length(v.max) if isinstance(v, validate.Length) and v.max is not None else v for v in kwargs["validate"]
         ]
 
 
@@ -108,7 +107,7 @@ def camelcase(name: str) -> str:
 class CamelCaseSchema(Schema):
     """Python names stay snake_case; the wire is camelCase. Decided here, once."""
 
-    def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
+    def on_bind_field(self, field_name: str, field_obj: fields.Field[Any]) -> None:
         field_obj.data_key = camelcase(field_obj.data_key or field_name)
         # One vocabulary of messages across every schema, as RealWorld clients expect.
         messages = {"required": BLANK, "null": BLANK}
@@ -135,7 +134,7 @@ class QuerySchema(CamelCaseSchema):
         unknown = EXCLUDE
 
 
-class ModelRequestSchema(SQLAlchemySchema, RequestSchema):  # type: ignore[misc]
+class ModelRequestSchema(SQLAlchemySchema[Any], RequestSchema):
     """A request body whose fields are generated from model columns with ``auto_field``.
 
     Length limits come from the column definitions; loading returns a dict.
@@ -147,7 +146,7 @@ class ModelRequestSchema(SQLAlchemySchema, RequestSchema):  # type: ignore[misc]
         model_converter = ConduitModelConverter
 
 
-class ModelSchema(SQLAlchemyAutoSchema, CamelCaseSchema):  # type: ignore[misc]
+class ModelSchema(SQLAlchemyAutoSchema, CamelCaseSchema):  # type: ignore[type-arg]
     """An output schema generated from a model; list the wire fields in ``Meta.fields``."""
 
     class Meta:

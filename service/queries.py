@@ -114,7 +114,7 @@ def article_id_by_slug(session: Session, slug: str) -> tuple[int, int]:
 
 
 def _page(
-    session: Session, stmt: Select[tuple[Article]], viewer_id: int | None, limit: int, offset: int
+    session: Session, stmt: Select[Article], viewer_id: int | None, limit: int, offset: int
 ) -> tuple[Sequence[Article], int]:
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     if total <= offset:

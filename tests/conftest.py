@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from webtest import TestApp
 
-from alembic import command
 from service import db as service_db
 from service.app import ConduitApp, create_app
 from service.config import Settings

@@ -12,7 +12,6 @@ Create Date: 2026-11-24 20:14:32.528380+00:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision: str = '015feb240ee1'

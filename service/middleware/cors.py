@@ -46,7 +46,8 @@ class CorsMiddleware:
         if environ["REQUEST_METHOD"] == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
             headers = [("Content-Length", "0")]
             if allow:
-                headers += allow + [
+                headers += [
+                    *allow,
                     ("Access-Control-Allow-Methods", ALLOWED_METHODS),
                     ("Access-Control-Allow-Headers", ALLOWED_HEADERS),
                     ("Access-Control-Max-Age", MAX_AGE),
@@ -55,7 +56,7 @@ class CorsMiddleware:
             return []
         if not allow:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
-        extra = allow + [("Access-Control-Expose-Headers", EXPOSED_HEADERS)]
+        extra = [*allow, ("Access-Control-Expose-Headers", EXPOSED_HEADERS)]
 
         def start_with_cors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, headers + extra, exc_info)

@@ -52,8 +52,8 @@ def update_user(
     username: str | Unset = UNSET,
     email: str | Unset = UNSET,
     password: str | Unset = UNSET,
-    bio: str | None | Unset = UNSET,
-    image: str | None | Unset = UNSET,
+    bio: str | Unset | None = UNSET,
+    image: str | Unset | None = UNSET,
 ) -> User:
     """Change the fields that were sent; empty ``bio``/``image`` clear them.
 

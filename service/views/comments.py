@@ -24,7 +24,7 @@ def create_article_comment(request: ApiRequest, slug: str, body: dict[str, Any])
     return {"comment": ops.add_comment(request.db, request.authenticated_user, slug=slug, **body["comment"])}
 
 
-def delete_article_comment(request: ApiRequest, slug: str, id: int) -> None:  # noqa: A002 - the spec's name
+def delete_article_comment(request: ApiRequest, slug: str, id: int) -> None:
     """DeleteArticleComment: DELETE /api/articles/<slug>/comments/<id> (auth required), 204.
 
     :raises ApiError: 404 ``article``/``comment``; 403 ``comment`` if not the author's.

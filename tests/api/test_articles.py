@@ -31,8 +31,16 @@ def test_create_article_returns_201_with_every_field(client: TestApp, db: Sessio
     article = create(client, auth_header(jake), tagList=["reactjs", "angularjs", "dragons"])["article"]
 
     assert set(article) == {
-        "slug", "title", "description", "body", "tagList", "createdAt", "updatedAt",
-        "favorited", "favoritesCount", "author",
+        "slug",
+        "title",
+        "description",
+        "body",
+        "tagList",
+        "createdAt",
+        "updatedAt",
+        "favorited",
+        "favoritesCount",
+        "author",
     }
     assert article["title"] == NEW["title"]
     assert article["tagList"] == ["angularjs", "dragons", "reactjs"]
@@ -478,7 +486,8 @@ def test_unfavorite_when_not_favorited_is_idempotent(client: TestApp, db: Sessio
 
 @pytest.mark.parametrize("method", ["post", "delete"])
 def test_favorite_unknown_article_returns_404(client: TestApp, db: Session, method: str) -> None:
-    body = getattr(client, method)("/api/articles/nope/favorite", headers=auth_header(make_user(db, "fan")),
-                                   status=404).json
+    body = getattr(client, method)(
+        "/api/articles/nope/favorite", headers=auth_header(make_user(db, "fan")), status=404
+    ).json
 
     assert body == {"errors": {"article": ["not found"]}}

@@ -15,7 +15,9 @@ def test_create_comment_returns_201_with_the_comment(client: TestApp, db: Sessio
     article = make_article(db, jake)
 
     body = client.post_json(
-        f"/api/articles/{article.slug}/comments", {"comment": {"body": "Thank you"}}, headers=auth_header(jake),
+        f"/api/articles/{article.slug}/comments",
+        {"comment": {"body": "Thank you"}},
+        headers=auth_header(jake),
         status=201,
     ).json
 
@@ -90,8 +92,9 @@ def test_delete_own_comment_returns_204_and_removes_it(client: TestApp, db: Sess
     article = make_article(db, jake)
     comment_id = make_comment(db, article, jake).id
 
-    response = client.delete(f"/api/articles/{article.slug}/comments/{comment_id}", headers=auth_header(jake),
-                             status=204)
+    response = client.delete(
+        f"/api/articles/{article.slug}/comments/{comment_id}", headers=auth_header(jake), status=204
+    )
 
     assert response.body == b""
     db.expire_all()

@@ -44,10 +44,11 @@ def _tokens() -> dict[str, str]:
     now = datetime.now(UTC)
     good = {"sub": "1", "iat": now, "exp": now + timedelta(hours=1)}
     valid = jwt.encode(good, TEST_SECRET, algorithm="HS256")
-    head, body, sig = valid.split(".")
+    head, _, sig = valid.split(".")
+    forged_payload = jwt.encode({**good, "sub": "2"}, "x" * 32, algorithm="HS256").split(".")[1]
     return {
         "garbage": "not-a-jwt",
-        "tampered payload": f"{head}.{jwt.encode({**good, 'sub': '2'}, 'x' * 32, algorithm='HS256').split('.')[1]}.{sig}",
+        "tampered payload": f"{head}.{forged_payload}.{sig}",
         "wrong secret": jwt.encode(good, "another-secret-another-secret-another", algorithm="HS256"),
         "alg none": jwt.encode(good, None, algorithm="none"),
         "wrong algorithm": jwt.encode(good, TEST_SECRET + "-padding-for-hs512-0123456789abcdef", algorithm="HS512"),
@@ -183,8 +184,11 @@ def test_unexpected_error_is_a_500_json_without_details(
 def test_cors_preflight_is_answered(client: TestApp) -> None:
     response = client.options(
         "/api/articles",
-        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type"},
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
         status=204,
     )
 

@@ -18,7 +18,8 @@ def test_journey_register_follow_write_favorite_comment_feed_delete(client: Test
     article = client.post_json(
         "/api/articles",
         {"article": {"title": "Journey", "description": "d", "body": "b", "tagList": ["travel"]}},
-        headers=author, status=201,
+        headers=author,
+        status=201,
     ).json["article"]
     slug = article["slug"]
 
@@ -43,6 +44,11 @@ def test_journey_register_follow_write_favorite_comment_feed_delete(client: Test
 
     assert client.get("/api/articles/feed", headers=reader).json == {"articles": [], "articlesCount": 0}
     assert client.get("/api/tags").json == {"tags": []}
-    assert client.post("/api/users/login", headers={"Content-Type": "application/json"},
-                       params='{"user": {"email": "reader@example.org", "password": "reader-password"}}').json[
-        "user"]["username"] == "reader"
+    assert (
+        client.post(
+            "/api/users/login",
+            headers={"Content-Type": "application/json"},
+            params='{"user": {"email": "reader@example.org", "password": "reader-password"}}',
+        ).json["user"]["username"]
+        == "reader"
+    )

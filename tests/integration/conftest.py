@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import Engine
 
-from alembic import command
 from service import db as service_db
 from tests.conftest import make_settings
 
@@ -16,10 +16,7 @@ from tests.conftest import make_settings
 @pytest.fixture
 def real_engine(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Engine]:
     """A migrated database of its own, on the backend under test."""
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'real.db'}"
-    else:
-        url = request.getfixturevalue("throwaway_pg_url")
+    url = f"sqlite:///{tmp_path / 'real.db'}" if backend == "sqlite" else request.getfixturevalue("throwaway_pg_url")
     engine = service_db.make_engine(make_settings(database_url=url, instance_path=tmp_path))
     with engine.begin() as connection:
         config = service_db.alembic_config()

@@ -53,9 +53,15 @@ def test_list_feed_and_article_cost_a_constant_number_of_statements(
 ) -> None:
     reader, article = populate(db, 2)
     headers = auth_header(reader)  # type: ignore[arg-type]
-    small = {url: statements(client, session_factory, url, headers)
-             for url in ("/api/articles", "/api/articles/feed", f"/api/articles/{article.slug}",  # type: ignore[attr-defined]
-                         f"/api/articles/{article.slug}/comments")}  # type: ignore[attr-defined]
+    small = {
+        url: statements(client, session_factory, url, headers)
+        for url in (
+            "/api/articles",
+            "/api/articles/feed",
+            f"/api/articles/{article.slug}",  # type: ignore[attr-defined]
+            f"/api/articles/{article.slug}/comments",
+        )
+    }  # type: ignore[attr-defined]
 
     populate_more(db, 28)
     large = {url: statements(client, session_factory, url, headers) for url in small}

@@ -67,7 +67,8 @@ def test_concurrent_registration_of_one_username_gives_409_not_500(real_engine: 
 
     def second() -> None:
         response = client.post_json(
-            "/api/users", {"user": {"username": "jake", "email": "other@x.org", "password": "password2"}},
+            "/api/users",
+            {"user": {"username": "jake", "email": "other@x.org", "password": "password2"}},
             expect_errors=True,
         )
         outcome["status"], outcome["body"] = response.status_int, response.json

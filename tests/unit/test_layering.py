@@ -11,8 +11,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: Module prefix → project modules it may import (prefix match). Third-party imports are free.
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "service.app": ("service.routing", "service.web", "service.middleware", "service.db", "service.config",
-                    "service.openapi"),
+    "service.app": (
+        "service.routing",
+        "service.web",
+        "service.middleware",
+        "service.db",
+        "service.config",
+        "service.openapi",
+    ),
     "service.routing": ("service.views", "schemas", "service.web"),
     "service.views": ("service.ops", "service.web", "service.errors"),
     "service.web": ("service.errors", "service.auth", "service.queries", "service.models", "service.config"),
@@ -70,7 +76,7 @@ def test_module_imports_only_what_its_layer_allows(module: str, path: Path) -> N
             return True
         return any(name == a or name.startswith(a + ".") for a in allowed)
 
-    bad = sorted(n for n in _imports(path) if not ok(n) and not any(
-        other.startswith(n + ".") for other in _imports(path)
-    ))
+    bad = sorted(
+        n for n in _imports(path) if not ok(n) and not any(other.startswith(n + ".") for other in _imports(path))
+    )
     assert not bad, f"{module} imports {bad}, outside its layer"
