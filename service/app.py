@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import db, routing
 from service.config import Settings
 from service.middleware.cors import CorsMiddleware
+from service.middleware.requestlog import RequestLogMiddleware
 from service.web import Dispatcher
 
 
@@ -48,8 +49,12 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
         engine = db.make_engine(settings)
         if settings.auto_migrate:
             db.upgrade_to_head(engine, settings)
+            # Drop the migration's pooled connection: a server that forks after
+            # create_app (gunicorn --preload) must not share it between workers.
+            engine.dispose()
         session_factory = db.make_session_factory(engine)
-    dispatcher = Dispatcher(routing.build_map(), routing.ROUTES, settings, session_factory)
+    dispatcher = Dispatcher(routing.build_map(), routing.ALL_ROUTES, settings, session_factory)
     wsgi: Any = dispatcher
     wsgi = CorsMiddleware(wsgi, settings.cors_origins)
+    wsgi = RequestLogMiddleware(wsgi)
     return ConduitApp(wsgi, dispatcher, engine)

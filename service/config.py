@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 #: Prefix of every environment variable the service reads.
@@ -17,6 +17,10 @@ ENV_PREFIX = "CONDUIT_"
 #: Execution option the dispatcher sets on a request's connection when the
 #: request may write; the SQLite engine answers it with ``BEGIN IMMEDIATE``.
 WRITE_INTENT = "conduit_write_intent"
+#: WSGI environ keys: the request id (set by the request-log middleware) and the
+#: authenticated user's id (set by the dispatcher, read back for the log line).
+REQUEST_ID_KEY = "conduit.request_id"
+USER_ID_KEY = "conduit.user_id"
 #: Shortest secret accepted: HS256 wants a key at least as long as its hash.
 MIN_SECRET_BYTES = 32
 #: Secrets that are obviously copied from an example and must never sign tokens.
@@ -55,6 +59,8 @@ class Settings:
     :param max_body_bytes: larger request bodies are refused with 413.
     :param db_pool_size: connections per worker process (PostgreSQL).
     :param db_connect_timeout: seconds to wait for a database connection.
+    :param log_format: ``text`` or ``json`` lines on stderr.
+    :param log_level: level name for the service's loggers.
     """
 
     secret_key: str
@@ -67,7 +73,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     db_pool_size: int = 5
     db_connect_timeout: int = 5
-    extra: Mapping[str, str] = field(default_factory=dict)
+    log_format: str = "text"
+    log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if self.env not in _ENVIRONMENTS:
@@ -80,6 +87,8 @@ class Settings:
                 raise ConfigError(f"CONDUIT_SECRET_KEY {problem}; production refuses to start without a strong secret")
         elif not self.secret_key:
             raise ConfigError("secret_key is required")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"CONDUIT_LOG_FORMAT must be text or json, not {self.log_format!r}")
         if self.token_ttl <= 0:
             raise ConfigError("CONDUIT_TOKEN_TTL must be a positive number of seconds")
 
@@ -124,6 +133,8 @@ class Settings:
             max_body_bytes=_int(get, "MAX_BODY_BYTES", 1024 * 1024),
             db_pool_size=_int(get, "DB_POOL_SIZE", 5),
             db_connect_timeout=_int(get, "DB_CONNECT_TIMEOUT", 5),
+            log_format=get("LOG_FORMAT", "text").lower(),
+            log_level=get("LOG_LEVEL", "INFO").upper(),
         )
 
 

@@ -10,11 +10,13 @@ and then write would fail with "database is locked" instead of waiting.
 from __future__ import annotations
 
 import fcntl
+import functools
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
@@ -59,6 +61,12 @@ def alembic_config(url: str | None = None) -> Config:
     if url is not None:
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
+
+
+@functools.cache
+def expected_head() -> str | None:
+    """The revision the code expects the database to be at."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def upgrade_to_head(engine: Engine, settings: Settings) -> None:

@@ -14,7 +14,8 @@ from schemas import comments as s_comments
 from schemas import profiles as s_profiles
 from schemas import tags as s_tags
 from schemas import users as s_users
-from service.views import articles, comments, profiles, tags, users
+from schemas import health as s_health
+from service.views import articles, comments, health, profiles, tags, users
 from service.web import Route
 
 #: Comment ids are 32-bit in the database; larger ones cannot exist (and must not reach SQL).
@@ -145,8 +146,21 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/tags", tags.get_tags, auth="none", reply=s_tags.TagsResponseSchema),
 )
 
+#: Operational endpoints, outside the API: for load balancers and orchestrators.
+OPS_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/healthz", health.get_health, auth="none", reply=s_health.HealthSchema, mount=""),
+    Route("GET", "/readyz", health.get_readiness, auth="none", reply=s_health.ReadinessSchema, mount=""),
+)
 
-def build_map(routes: tuple[Route, ...] = ROUTES) -> Map:
-    """The werkzeug URL map under ``/api``; a trailing slash is tolerated."""
-    rules = [Rule(r.path, methods=[r.method], endpoint=r.endpoint) for r in routes]
-    return Map([Submount("/api", rules)], strict_slashes=False, merge_slashes=False)
+#: Everything the dispatcher serves.
+ALL_ROUTES: tuple[Route, ...] = ROUTES + OPS_ROUTES
+
+
+def build_map(routes: tuple[Route, ...] = ALL_ROUTES) -> Map:
+    """The werkzeug URL map, each route under its mount; a trailing slash is tolerated."""
+    mounts: dict[str, list[Rule]] = {}
+    for r in routes:
+        mounts.setdefault(r.mount, []).append(Rule(r.path, methods=[r.method], endpoint=r.endpoint))
+    return Map(
+        [Submount(mount, rules) for mount, rules in mounts.items()], strict_slashes=False, merge_slashes=False
+    )

@@ -26,7 +26,7 @@ from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import ClosingIterator
 
 from service import auth, queries
-from service.config import WRITE_INTENT, Settings
+from service.config import REQUEST_ID_KEY, USER_ID_KEY, WRITE_INTENT, Settings
 from service.errors import ApiError
 from service.models import User
 
@@ -50,6 +50,7 @@ class Route:
     :param body: schema of the JSON body; the view gets ``body=``.
     :param query: schema of the query string; the view gets ``query=``.
     :param reply: schema of the response body; None for an empty 204.
+    :param mount: URL prefix; the API lives under ``/api``, health checks at the root.
     """
 
     method: str
@@ -60,6 +61,7 @@ class Route:
     query: type[Schema] | None = None
     reply: type[Schema] | None = None
     status: int = 200
+    mount: str = "/api"
 
     @property
     def endpoint(self) -> str:
@@ -223,7 +225,12 @@ class Dispatcher:
             return error_response(ApiError.unavailable("database"))
         except Exception:
             self._rollback(request)
-            logger.exception("unhandled error on %s %s", request.method, request.path)
+            logger.exception(
+                "unhandled error on %s %s (request %s)",
+                request.method,
+                request.path,
+                request.environ.get(REQUEST_ID_KEY, "-"),
+            )
             return error_response(ApiError.internal())
 
     def _run(self, request: ApiRequest) -> Response:
@@ -260,6 +267,7 @@ class Dispatcher:
         user = queries.user_by_id(request.db, auth.read_token(token, self.settings.secret_key))
         if user is None:
             raise ApiError.unauthorized("is invalid")
+        request.environ[USER_ID_KEY] = user.id  # for the request log line
         return user
 
     @staticmethod

@@ -1,0 +1,91 @@
+"""One log line per request, and the request id that ties lines together.
+
+The id comes from ``X-Request-ID`` when the caller (a proxy) sent a sane one,
+otherwise it is generated; either way it is returned in the response and put
+in the WSGI environ for the dispatcher's error log. The line is written when
+the body has been sent, so the duration covers the whole response. Only the
+path is logged: no query string, no headers, so no token reaches the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from service.config import REQUEST_ID_KEY, USER_ID_KEY
+
+#: What an incoming request id may look like; anything else is replaced.
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+access_log = logging.getLogger("service.access")
+
+
+class RequestLogMiddleware:
+    """Assign a request id and log method, path, status, duration, size, ids."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        started = time.perf_counter()
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        environ[REQUEST_ID_KEY] = request_id
+        status_holder: list[str] = []
+
+        def start_with_id(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status_holder.append(status)
+            return start_response(status, [*headers, ("X-Request-ID", request_id)], exc_info)
+
+        body = self.app(environ, start_with_id)
+        return _Logged(body, environ, status_holder, started)
+
+
+class _Logged:
+    """The response body, passed through; logs the request line on close()."""
+
+    def __init__(self, body: Iterable[bytes], environ: dict[str, Any], status: list[str], started: float) -> None:
+        self.body = body
+        self.environ = environ
+        self.status = status
+        self.started = started
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.body:
+            self.size += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            environ = self.environ
+            status = int(self.status[0].split(" ", 1)[0]) if self.status else 0
+            duration_ms = round((time.perf_counter() - self.started) * 1000, 2)
+            user_id = environ.get(USER_ID_KEY)
+            access_log.info(
+                "%s %s %s %.2fms %dB id=%s user=%s",
+                environ.get("REQUEST_METHOD"),
+                environ.get("PATH_INFO"),
+                status,
+                duration_ms,
+                self.size,
+                environ[REQUEST_ID_KEY],
+                user_id if user_id is not None else "-",
+                extra={
+                    "method": environ.get("REQUEST_METHOD"),
+                    "path": environ.get("PATH_INFO"),
+                    "status": status,
+                    "duration_ms": duration_ms,
+                    "size": self.size,
+                    "request_id": environ[REQUEST_ID_KEY],
+                    "user_id": user_id,
+                },
+            )

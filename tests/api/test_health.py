@@ -1,0 +1,54 @@
+"""Health endpoints for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session, sessionmaker
+from webtest import TestApp
+
+from service import db as service_db
+
+
+def _stamp_head(db: Session) -> None:
+    db.execute(text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL)"))
+    db.execute(text("DELETE FROM alembic_version"))
+    db.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": service_db.expected_head()})
+    db.commit()
+
+
+def test_healthz_answers_without_touching_the_database(
+    client: TestApp, session_factory: sessionmaker[Session]
+) -> None:
+    statements: list[str] = []
+    bind = session_factory.kw["bind"]
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(bind, "before_cursor_execute", listener)
+
+    body = client.get("/healthz").json
+
+    event.remove(bind, "before_cursor_execute", listener)
+    assert body == {"status": "ok"}
+    assert statements == []
+
+
+def test_readyz_is_ok_when_the_schema_is_at_head(client: TestApp, db: Session) -> None:
+    _stamp_head(db)
+
+    body = client.get("/readyz").json
+
+    assert body == {"status": "ok", "checks": {"database": "ok", "migrations": "ok"}}
+
+
+def test_readyz_is_503_when_migrations_are_behind(client: TestApp, db: Session) -> None:
+    _stamp_head(db)
+    db.execute(text("UPDATE alembic_version SET version_num = 'old'"))
+    db.commit()
+
+    response = client.get("/readyz", status=503)
+
+    assert list(response.json["errors"]) == ["migrations"]
+    assert response.headers["Retry-After"]
+
+
+def test_health_endpoints_are_not_under_api(client: TestApp) -> None:
+    client.get("/api/healthz", status=404)

@@ -1,0 +1,105 @@
+"""Request logging: one line per request, request ids, and no secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.orm import Session
+from webtest import TestApp
+
+from service.logs import ROOT_LOGGER, configure_logging
+from tests.conftest import make_settings
+from tests.factories import PASSWORD, auth_header, make_user, token_for
+
+
+@pytest.fixture
+def access(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger="service.access")
+    return caplog
+
+
+def test_each_request_logs_one_line_with_its_facts(client: TestApp, db: Session,
+                                                   access: pytest.LogCaptureFixture) -> None:
+    jake = make_user(db, "jake")
+
+    response = client.get("/api/user", headers=auth_header(jake))
+
+    (record,) = [r for r in access.records if r.name == "service.access"]
+    assert (record.method, record.path, record.status) == ("GET", "/api/user", 200)  # type: ignore[attr-defined]
+    assert record.size == len(response.body)  # type: ignore[attr-defined]
+    assert record.duration_ms >= 0  # type: ignore[attr-defined]
+    assert record.user_id == jake.id  # type: ignore[attr-defined]
+    assert record.request_id == response.headers["X-Request-ID"]  # type: ignore[attr-defined]
+
+
+def test_a_sane_incoming_request_id_is_kept(client: TestApp) -> None:
+    response = client.get("/api/tags", headers={"X-Request-ID": "lb-1234.abc"})
+
+    assert response.headers["X-Request-ID"] == "lb-1234.abc"
+
+
+@pytest.mark.parametrize("incoming", ["", "x" * 200, "bad id\nforged log line", "<script>"])
+def test_an_unsafe_incoming_request_id_is_replaced(client: TestApp, incoming: str) -> None:
+    response = client.get("/api/tags", headers={"X-Request-ID": incoming})
+
+    assert response.headers["X-Request-ID"] != incoming
+    assert len(response.headers["X-Request-ID"]) == 32
+
+
+def test_no_token_or_password_reaches_the_log(client: TestApp, db: Session, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    jake = make_user(db, "jake")
+    token = token_for(jake)
+
+    client.get("/api/user", headers={"Authorization": f"Token {token}"})
+    client.post_json("/api/users/login", {"user": {"email": "jake@example.org", "password": PASSWORD}})
+    client.get("/api/user", headers={"Authorization": "Token forged.token.value"}, status=401)
+
+    assert token not in caplog.text and PASSWORD not in caplog.text and "forged.token" not in caplog.text
+
+
+def test_an_unexpected_error_is_logged_once_with_its_request_id(
+    client: TestApp, app: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    def explode(request: object) -> None:
+        raise RuntimeError("boom")
+
+    from service.web import Route  # noqa: PLC0415
+
+    app.dispatcher.routes["tags.get_tags"] = Route("GET", "/tags", explode, auth="none")  # type: ignore[attr-defined]
+
+    with caplog.at_level(logging.ERROR):
+        response = client.get("/api/tags", headers={"X-Request-ID": "req-42"}, status=500)
+
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+    assert "req-42" in errors[0].getMessage()
+    assert response.headers["X-Request-ID"] == "req-42"
+
+
+@pytest.fixture
+def service_logger() -> Iterator[logging.Logger]:
+    """The service's logger, restored after the test reconfigures it."""
+    logger = logging.getLogger(ROOT_LOGGER)
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    logger.handlers = []
+    yield logger
+    logger.handlers, logger.level, logger.propagate = saved[0], saved[1], saved[2]
+
+
+def test_json_log_format_writes_one_json_object_per_line(
+    client: TestApp, service_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    configure_logging(make_settings(log_format="json"))
+
+    client.get("/api/tags", headers={"X-Request-ID": "json-1"})
+
+    line = json.loads(stream.getvalue().strip().splitlines()[-1])
+    assert line["logger"] == "service.access" and line["level"] == "INFO"
+    assert line["request_id"] == "json-1" and line["status"] == 200 and line["path"] == "/api/tags"
