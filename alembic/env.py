@@ -7,9 +7,11 @@ passes it in ``config.attributes["connection"]``.
 from __future__ import annotations
 
 from logging.config import fileConfig
+from pathlib import Path
 
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
+from sqlalchemy.engine import make_url
 
 from service.config import database_url_from_env
 from service.models import Base
@@ -50,7 +52,10 @@ def run_migrations_online() -> None:
     if connection is not None:
         _configure(connection)
         return
-    engine = create_engine(_url(), poolclass=pool.NullPool)
+    url = make_url(_url())
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)  # the instance folder, on first run
+    engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         _configure(connection)
         connection.commit()

@@ -24,6 +24,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "service.web": ("service.errors", "service.auth", "service.queries", "service.models", "service.config"),
     "service.middleware": ("service.errors", "service.config"),
     "service.logs": ("service.config",),
+    # Composition roots: they see every layer.
+    "service.cli": PROJECT,
+    "service.gunicorn_conf": (),
     "service.ops": ("service.queries", "service.models", "service.auth", "service.errors", "service.ops"),
     "service.ops.health": ("service.db", "service.errors"),
     "service.queries": ("service.models", "service.errors"),

@@ -1,0 +1,151 @@
+"""The ``conduit`` admin command, in-process (CliRunner) and as the installed script."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, select
+
+from service.cli import main
+from service.models import Article
+
+CONDUIT = str(Path(sys.executable).parent / "conduit")
+
+
+@pytest.fixture
+def cli_env(backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point the CLI at an empty database of the backend under test; returns its URL."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}" if backend == "sqlite" else request.getfixturevalue("throwaway_pg_url")
+    monkeypatch.setenv("CONDUIT_DATABASE_URL", url)
+    monkeypatch.setenv("CONDUIT_INSTANCE_PATH", str(tmp_path / "instance"))
+    return str(url)
+
+
+def run(*args: str, input: str | None = None) -> object:
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+def test_db_upgrade_current_history_and_downgrade(cli_env: str) -> None:
+    assert run("db", "upgrade").exit_code == 0
+    current = subprocess.run([CONDUIT, "db", "current"], capture_output=True, text=True, env=os.environ)
+    assert "(head)" in current.stdout
+    assert "Create the Conduit tables" in subprocess.run(
+        [CONDUIT, "db", "history"], capture_output=True, text=True, env=os.environ
+    ).stdout
+    assert run("db", "downgrade", "base").exit_code == 0
+    assert run("check").exit_code == 1  # migrations are no longer at head
+
+
+def test_users_create_list_set_password_delete(cli_env: str) -> None:
+    run("db", "upgrade")
+
+    created = run("users", "create", "--username", "admin", "--email", "Admin@Example.org", "--password", "s3cret-pw")
+    listed = run("users", "list")
+    changed = run("users", "set-password", "admin", input="another-pw\nanother-pw\n")
+    deleted = run("users", "delete", "admin", "--yes")
+
+    assert created.exit_code == 0, created.output  # type: ignore[attr-defined]
+    assert "admin\tadmin@example.org" in listed.output  # type: ignore[attr-defined]
+    assert changed.exit_code == 0 and "password of admin changed" in changed.output  # type: ignore[attr-defined]
+    assert deleted.exit_code == 0  # type: ignore[attr-defined]
+    assert "0 of 0 users" in run("users", "list").output  # type: ignore[attr-defined]
+
+
+def test_users_create_reports_invalid_and_taken_values_on_stderr(cli_env: str) -> None:
+    run("db", "upgrade")
+    run("users", "create", "--username", "admin", "--email", "admin@x.org", "--password", "s3cret-pw")
+
+    invalid = subprocess.run([CONDUIT, "users", "create", "--username", "a b", "--email", "nope", "--password", "x"],
+                             capture_output=True, text=True, env=os.environ)
+    taken = subprocess.run([CONDUIT, "users", "create", "--username", "admin", "--email", "admin@x.org",
+                            "--password", "s3cret-pw"], capture_output=True, text=True, env=os.environ)
+
+    assert invalid.returncode == 1 and "email: is invalid" in invalid.stderr and invalid.stdout == ""
+    assert taken.returncode == 1 and "has already been taken" in taken.stderr
+
+
+def test_set_password_of_unknown_user_fails(cli_env: str) -> None:
+    run("db", "upgrade")
+
+    result = run("users", "set-password", "ghost", "--password", "whatever-1")
+
+    assert result.exit_code == 1 and "no user named 'ghost'" in result.output  # type: ignore[attr-defined]
+
+
+def test_seed_is_deterministic(cli_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def seeded(url: str) -> list[tuple[str, str, int]]:
+        monkeypatch.setenv("CONDUIT_DATABASE_URL", url)
+        assert run("db", "upgrade").exit_code == 0
+        result = run("seed", "--users", "5", "--articles", "40", "--seed", "3", "--batch", "15")
+        assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            rows = connection.execute(select(Article.slug, Article.body, Article.author_id).order_by(Article.id))
+            found = [tuple(row) for row in rows]
+        engine.dispose()
+        return found  # type: ignore[return-value]
+
+    first = seeded(cli_env)
+    second = seeded(f"sqlite:///{tmp_path / 'second.db'}")
+
+    assert len(first) == 40 and first == second
+
+
+def test_check_reports_an_unreachable_database_with_exit_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CONDUIT_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/nothing")
+    monkeypatch.setenv("CONDUIT_INSTANCE_PATH", str(tmp_path))
+
+    result = subprocess.run([CONDUIT, "check"], capture_output=True, text=True, env=os.environ, timeout=60)
+
+    assert result.returncode == 1
+    assert "FAIL  database: unreachable" in result.stderr
+
+
+def test_check_refuses_production_without_a_secret(monkeypatch: pytest.MonkeyPatch, cli_env: str) -> None:
+    run("db", "upgrade")
+    monkeypatch.setenv("CONDUIT_ENV", "production")
+    monkeypatch.delenv("CONDUIT_SECRET_KEY", raising=False)
+
+    result = run("check")
+
+    assert result.exit_code == 1 and "FAIL  configuration" in result.output  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_serve_starts_gunicorn_that_answers(cli_env: str, tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen([CONDUIT, "serve", "--port", str(port), "--workers", "1"], env=os.environ,
+                                   stdout=sink, stderr=sink)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:  # noqa: S310
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_help_lists_every_command() -> None:
+    result = subprocess.run([CONDUIT, "--help"], capture_output=True, text=True)
+
+    assert result.returncode == 0
+    for name in ("serve", "db", "users", "seed", "check"):
+        assert name in result.stdout
