@@ -15,7 +15,7 @@ _env = os.environ.get
 
 #: Where to listen.
 bind = _env("CONDUIT_BIND", "127.0.0.1:8000")
-#: Sync workers: one request at a time each; (2 × cores) + 1 keeps CPUs busy while others wait on I/O.
+#: Sync workers: one request at a time each; (2 x cores) + 1 keeps CPUs busy while others wait on I/O.
 worker_class = "sync"
 workers = int(_env("CONDUIT_WORKERS", str(multiprocessing.cpu_count() * 2 + 1)))
 #: A worker silent for this long is killed and replaced (a stuck request must not hold it forever).

@@ -11,10 +11,10 @@ from werkzeug.routing import Map, Rule, Submount
 
 from schemas import articles as s_articles
 from schemas import comments as s_comments
+from schemas import health as s_health
 from schemas import profiles as s_profiles
 from schemas import tags as s_tags
 from schemas import users as s_users
-from schemas import health as s_health
 from service.views import articles, comments, health, profiles, tags, users
 from service.web import Route
 
@@ -161,6 +161,4 @@ def build_map(routes: tuple[Route, ...] = ALL_ROUTES) -> Map:
     mounts: dict[str, list[Rule]] = {}
     for r in routes:
         mounts.setdefault(r.mount, []).append(Rule(r.path, methods=[r.method], endpoint=r.endpoint))
-    return Map(
-        [Submount(mount, rules) for mount, rules in mounts.items()], strict_slashes=False, merge_slashes=False
-    )
+    return Map([Submount(mount, rules) for mount, rules in mounts.items()], strict_slashes=False, merge_slashes=False)

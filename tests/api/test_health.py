@@ -16,9 +16,7 @@ def _stamp_head(db: Session) -> None:
     db.commit()
 
 
-def test_healthz_answers_without_touching_the_database(
-    client: TestApp, session_factory: sessionmaker[Session]
-) -> None:
+def test_healthz_answers_without_touching_the_database(client: TestApp, session_factory: sessionmaker[Session]) -> None:
     statements: list[str] = []
     bind = session_factory.kw["bind"]
     listener = lambda *args: statements.append(args[2])  # noqa: E731

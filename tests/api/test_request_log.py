@@ -22,8 +22,9 @@ def access(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
-def test_each_request_logs_one_line_with_its_facts(client: TestApp, db: Session,
-                                                   access: pytest.LogCaptureFixture) -> None:
+def test_each_request_logs_one_line_with_its_facts(
+    client: TestApp, db: Session, access: pytest.LogCaptureFixture
+) -> None:
     jake = make_user(db, "jake")
 
     response = client.get("/api/user", headers=auth_header(jake))
@@ -68,7 +69,7 @@ def test_an_unexpected_error_is_logged_once_with_its_request_id(
     def explode(request: object) -> None:
         raise RuntimeError("boom")
 
-    from service.web import Route  # noqa: PLC0415
+    from service.web import Route
 
     app.dispatcher.routes["tags.get_tags"] = Route("GET", "/tags", explode, auth="none")  # type: ignore[attr-defined]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -37,9 +38,10 @@ def test_db_upgrade_current_history_and_downgrade(cli_env: str) -> None:
     assert run("db", "upgrade").exit_code == 0
     current = subprocess.run([CONDUIT, "db", "current"], capture_output=True, text=True, env=os.environ)
     assert "(head)" in current.stdout
-    assert "Create the Conduit tables" in subprocess.run(
-        [CONDUIT, "db", "history"], capture_output=True, text=True, env=os.environ
-    ).stdout
+    assert (
+        "Create the Conduit tables"
+        in subprocess.run([CONDUIT, "db", "history"], capture_output=True, text=True, env=os.environ).stdout
+    )
     assert run("db", "downgrade", "base").exit_code == 0
     assert run("check").exit_code == 1  # migrations are no longer at head
 
@@ -63,10 +65,18 @@ def test_users_create_reports_invalid_and_taken_values_on_stderr(cli_env: str) -
     run("db", "upgrade")
     run("users", "create", "--username", "admin", "--email", "admin@x.org", "--password", "s3cret-pw")
 
-    invalid = subprocess.run([CONDUIT, "users", "create", "--username", "a b", "--email", "nope", "--password", "x"],
-                             capture_output=True, text=True, env=os.environ)
-    taken = subprocess.run([CONDUIT, "users", "create", "--username", "admin", "--email", "admin@x.org",
-                            "--password", "s3cret-pw"], capture_output=True, text=True, env=os.environ)
+    invalid = subprocess.run(
+        [CONDUIT, "users", "create", "--username", "a b", "--email", "nope", "--password", "x"],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
+    taken = subprocess.run(
+        [CONDUIT, "users", "create", "--username", "admin", "--email", "admin@x.org", "--password", "s3cret-pw"],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
 
     assert invalid.returncode == 1 and "email: is invalid" in invalid.stderr and invalid.stdout == ""
     assert taken.returncode == 1 and "has already been taken" in taken.stderr
@@ -120,26 +130,33 @@ def test_check_refuses_production_without_a_secret(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_serve_starts_gunicorn_that_answers(cli_env: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("flags", [["--workers", "1"], ["--reload"]], ids=["gunicorn", "reloader"])
+def test_serve_answers_requests(cli_env: str, tmp_path: Path, flags: list[str]) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     log = tmp_path / "serve.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen([CONDUIT, "serve", "--port", str(port), "--workers", "1"], env=os.environ,
-                                   stdout=sink, stderr=sink)
+        # A session of its own: the reloader forks a child that must go down with it.
+        process = subprocess.Popen(
+            [CONDUIT, "serve", "--port", str(port), *flags],
+            env=os.environ,
+            stdout=sink,
+            stderr=sink,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
                     assert response.status == 200
                     break
             except OSError:
                 assert process.poll() is None and time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
 
 

@@ -25,7 +25,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "service.middleware": ("service.errors", "service.config"),
     "service.logs": ("service.config",),
     # Composition roots: they see every layer.
-    "service.cli": PROJECT,
+    "service.cli": ("service", "schemas"),
     "service.gunicorn_conf": (),
     "service.ops": ("service.queries", "service.models", "service.auth", "service.errors", "service.ops"),
     "service.ops.health": ("service.db", "service.errors"),
