@@ -10,12 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from cachelib import BaseCache
+from limits.strategies import RateLimiter
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import db, routing
 from service.config import Settings
+from service.middleware.cache import ResponseCacheMiddleware, make_cache
 from service.middleware.cors import CorsMiddleware
+from service.middleware.ratelimit import RateLimitMiddleware, limits_from, make_limiter
 from service.middleware.requestlog import RequestLogMiddleware
 from service.web import Dispatcher
 
@@ -37,12 +42,24 @@ class ConduitApp:
         return self.wsgi(environ, start_response)  # type: ignore[no-any-return]
 
 
-def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | None = None) -> ConduitApp:
+def create_app(
+    settings: Settings,
+    *,
+    session_factory: sessionmaker[Session] | None = None,
+    limiter: RateLimiter | None = None,
+    cache: BaseCache | None = None,
+) -> ConduitApp:
     """Build the WSGI application.
+
+    The middleware, outermost first: request log, ProxyFix (only for trusted
+    proxies), CORS (so that 429s are readable by browsers), rate limiting
+    (before any work), response cache, then the dispatcher.
 
     :param settings: the configuration.
     :param session_factory: sessions for requests; by default one bound to a
         new engine for ``settings.database_url``.
+    :param limiter: a ``limits`` strategy; by default from the settings.
+    :param cache: a cachelib cache; by default from the settings.
     """
     engine = None
     if session_factory is None:
@@ -55,6 +72,23 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
         session_factory = db.make_session_factory(engine)
     dispatcher = Dispatcher(routing.build_map(), routing.ALL_ROUTES, settings, session_factory)
     wsgi: Any = dispatcher
+    wsgi = ResponseCacheMiddleware(
+        wsgi, cache if cache is not None else make_cache(settings), settings.cache_ttl, settings.cache_key_prefix
+    )
+    if settings.ratelimit_enabled:
+        wsgi = RateLimitMiddleware(
+            wsgi,
+            limiter if limiter is not None else make_limiter(settings),
+            limits_from(settings),
+            secret=settings.secret_key,
+            key_prefix=settings.ratelimit_key_prefix,
+            headers_enabled=settings.ratelimit_headers_enabled,
+            swallow_errors=settings.ratelimit_swallow_errors,
+            max_body=settings.max_body_bytes,
+        )
     wsgi = CorsMiddleware(wsgi, settings.cors_origins)
+    if settings.trusted_proxy_hops:
+        # Believe X-Forwarded-For only as deep as there are proxies of ours in front.
+        wsgi = ProxyFix(wsgi, x_for=settings.trusted_proxy_hops, x_proto=settings.trusted_proxy_hops)
     wsgi = RequestLogMiddleware(wsgi)
     return ConduitApp(wsgi, dispatcher, engine)

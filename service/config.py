@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from limits import parse_many
+
 #: Prefix of every environment variable the service reads.
 ENV_PREFIX = "CONDUIT_"
 #: Execution option the dispatcher sets on a request's connection when the
@@ -28,6 +30,7 @@ _PLACEHOLDER_SECRETS = frozenset(
     {"", "secret", "changeme", "change-me", "change_me", "dev", "development", "test", "xxx"}
 )
 _ENVIRONMENTS = ("development", "production", "testing")
+_STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
 
 
 class ConfigError(Exception):
@@ -61,6 +64,23 @@ class Settings:
     :param db_connect_timeout: seconds to wait for a database connection.
     :param log_format: ``text`` or ``json`` lines on stderr.
     :param log_level: level name for the service's loggers.
+    :param ratelimit_enabled: apply the rate limits below.
+    :param ratelimit_default: limits per client (user id, or address when
+        anonymous) on every API request, flask-limiter notation (``"100/minute;2000/hour"``).
+    :param ratelimit_login: limits on ``POST /api/users/login`` per client address and per email.
+    :param ratelimit_register: limits on ``POST /api/users`` per client address.
+    :param ratelimit_writes: limits on writes (POST/PUT/DELETE) per authenticated user.
+    :param ratelimit_storage_uri: ``limits`` storage; a SQLite file shared by the host's
+        workers by default, ``redis://`` (or ``memcached://``) for several hosts.
+    :param ratelimit_strategy: ``fixed-window``, ``moving-window`` or ``sliding-window-counter``.
+    :param ratelimit_headers_enabled: send ``X-RateLimit-*`` headers on allowed responses too.
+    :param ratelimit_swallow_errors: when the storage fails, serve the request (true) or 503 (false).
+    :param ratelimit_key_prefix: prefix of every counter key (share a Redis between services).
+    :param trusted_proxy_hops: how many reverse proxies' ``X-Forwarded-For`` entries to believe.
+    :param cache_url: ``filesystem`` (in the instance folder, shared by the host's
+        workers), ``redis://...`` for several hosts, or ``null`` to disable.
+    :param cache_ttl: seconds a cached response may be served.
+    :param cache_key_prefix: prefix of every cache key.
     """
 
     secret_key: str
@@ -75,6 +95,20 @@ class Settings:
     db_connect_timeout: int = 5
     log_format: str = "text"
     log_level: str = "INFO"
+    ratelimit_enabled: bool = True
+    ratelimit_default: str = "300/minute"
+    ratelimit_login: str = "10/minute;50/hour"
+    ratelimit_register: str = "5/minute;50/hour"
+    ratelimit_writes: str = "60/minute;1000/hour"
+    ratelimit_storage_uri: str = ""
+    ratelimit_strategy: str = "fixed-window"
+    ratelimit_headers_enabled: bool = True
+    ratelimit_swallow_errors: bool = True
+    ratelimit_key_prefix: str = "conduit"
+    trusted_proxy_hops: int = 0
+    cache_url: str = "filesystem"
+    cache_ttl: int = 60
+    cache_key_prefix: str = "conduit"
 
     def __post_init__(self) -> None:
         if self.env not in _ENVIRONMENTS:
@@ -89,6 +123,18 @@ class Settings:
             raise ConfigError("secret_key is required")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"CONDUIT_LOG_FORMAT must be text or json, not {self.log_format!r}")
+        for name in ("ratelimit_default", "ratelimit_login", "ratelimit_register", "ratelimit_writes"):
+            try:
+                parse_many(getattr(self, name))
+            except ValueError:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} is not a limit such as '100/minute;2000/hour'") from None
+        if self.ratelimit_strategy not in _STRATEGIES:
+            raise ConfigError(f"{ENV_PREFIX}RATELIMIT_STRATEGY must be one of {', '.join(_STRATEGIES)}")
+        if not self.ratelimit_storage_uri:
+            uri = f"sqlitefile://{(self.instance_path / 'ratelimit.db').resolve()}"
+            object.__setattr__(self, "ratelimit_storage_uri", uri)
+        if self.trusted_proxy_hops < 0 or self.cache_ttl < 0:
+            raise ConfigError("CONDUIT_TRUSTED_PROXY_HOPS and CONDUIT_CACHE_TTL cannot be negative")
         if self.token_ttl <= 0:
             raise ConfigError("CONDUIT_TOKEN_TTL must be a positive number of seconds")
 
@@ -98,8 +144,12 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     def __repr__(self) -> str:
-        # Never let the secret reach a log line through a repr.
-        return f"Settings(env={self.env!r}, database_url={_redact_url(self.database_url)!r})"
+        # Never let the secret (or a password inside a URL) reach a log line through a repr.
+        return (
+            f"Settings(env={self.env!r}, database_url={_redact_url(self.database_url)!r}, "
+            f"ratelimit_storage_uri={_redact_url(self.ratelimit_storage_uri)!r}, "
+            f"cache_url={_redact_url(self.cache_url)!r})"
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -135,6 +185,20 @@ class Settings:
             db_connect_timeout=_int(get, "DB_CONNECT_TIMEOUT", 5),
             log_format=get("LOG_FORMAT", "text").lower(),
             log_level=get("LOG_LEVEL", "INFO").upper(),
+            ratelimit_enabled=_bool(get, "RATELIMIT_ENABLED", True),
+            ratelimit_default=get("RATELIMIT_DEFAULT", "300/minute"),
+            ratelimit_login=get("RATELIMIT_LOGIN", "10/minute;50/hour"),
+            ratelimit_register=get("RATELIMIT_REGISTER", "5/minute;50/hour"),
+            ratelimit_writes=get("RATELIMIT_WRITES", "60/minute;1000/hour"),
+            ratelimit_storage_uri=get("RATELIMIT_STORAGE_URI"),
+            ratelimit_strategy=get("RATELIMIT_STRATEGY", "fixed-window").lower(),
+            ratelimit_headers_enabled=_bool(get, "RATELIMIT_HEADERS_ENABLED", True),
+            ratelimit_swallow_errors=_bool(get, "RATELIMIT_SWALLOW_ERRORS", True),
+            ratelimit_key_prefix=get("RATELIMIT_KEY_PREFIX", "conduit"),
+            trusted_proxy_hops=_int(get, "TRUSTED_PROXY_HOPS", 0),
+            cache_url=get("CACHE_URL", "filesystem"),
+            cache_ttl=_int(get, "CACHE_TTL", 60),
+            cache_key_prefix=get("CACHE_KEY_PREFIX", "conduit"),
         )
 
 

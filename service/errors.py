@@ -7,6 +7,7 @@ Leaf module: it imports only the standard library, so every layer may raise it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,6 +33,10 @@ class ApiError(Exception):
     def to_body(self) -> dict[str, Any]:
         """Return the JSON-ready RealWorld error body."""
         return {"errors": self.messages}
+
+    def to_json(self) -> bytes:
+        """The body, encoded, for layers (middleware) that answer without the dispatcher."""
+        return json.dumps(self.to_body(), separators=(",", ":")).encode()
 
     def __repr__(self) -> str:
         return f"ApiError({self.status}, {self.messages!r})"
@@ -82,6 +87,11 @@ class ApiError(Exception):
     def too_many_requests(cls, retry_after: int) -> ApiError:
         """429 with the number of seconds after which a retry may succeed."""
         return cls(429, {"rate_limit": ["exceeded"]}, {"Retry-After": str(retry_after)})
+
+    @classmethod
+    def limiter_unavailable(cls) -> ApiError:
+        """503: the rate-limit storage failed and the service is configured to fail closed."""
+        return cls(503, {"rate_limit": ["unavailable"]}, {"Retry-After": "5"})
 
     @classmethod
     def unavailable(cls, resource: str, retry_after: int = 5) -> ApiError:

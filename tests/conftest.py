@@ -43,7 +43,14 @@ def pg_url() -> str:
 
 def make_settings(**overrides: object) -> Settings:
     """Settings for a test app."""
-    values: dict[str, object] = {"env": "testing", "secret_key": TEST_SECRET, "database_url": "sqlite://"}
+    # Rate limiting and caching are off unless a test is about them.
+    values: dict[str, object] = {
+        "env": "testing",
+        "secret_key": TEST_SECRET,
+        "database_url": "sqlite://",
+        "ratelimit_enabled": False,
+        "cache_url": "null",
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -22,7 +22,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "service.routing": ("service.views", "schemas", "service.web"),
     "service.views": ("service.ops", "service.web", "service.errors"),
     "service.web": ("service.errors", "service.auth", "service.queries", "service.models", "service.config"),
-    "service.middleware": ("service.errors", "service.config"),
+    "service.middleware": ("service.errors", "service.config", "service.middleware"),
+    # Keys authenticated requests by user id: reads the token, never the database.
+    "service.middleware.ratelimit": ("service.errors", "service.config", "service.middleware", "service.auth"),
     "service.logs": ("service.config",),
     # Composition roots: they see every layer.
     "service.cli": ("service", "schemas"),

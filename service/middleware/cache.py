@@ -1,0 +1,193 @@
+"""Response caching with cachelib, as WSGI middleware, never stale after a write.
+
+What is cached: ``200`` answers to anonymous ``GET`` requests for article lists,
+single articles, comments, profiles and tags. Requests that carry a token are
+never served from or stored in the shared cache (their answers hold the viewer's
+``following``/``favorited``).
+
+Why a write is seen at once by every worker and host: each cache key contains a
+*generation*, a random value kept in the same shared cache. A reader takes the
+generation before it computes an answer; every successful write (2xx to POST,
+PUT or DELETE) replaces the generation with a new random value after its
+transaction committed and before its response leaves. Entries made under an
+older generation can no longer be reached, whatever worker or host made them;
+a lost generation (evicted, cache restarted) is replaced by a new random one,
+which equally orphans everything before it. A cache that fails is bypassed.
+
+Every JSON ``GET`` also gets an ``ETag`` from its body, ``If-None-Match`` is
+answered with ``304``, and ``Cache-Control``/``Vary: Authorization`` keep shared
+proxies from storing one user's answer for another.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import redis
+from cachelib import BaseCache, FileSystemCache, NullCache, RedisCache, SimpleCache
+from werkzeug.wrappers import Response
+
+from service.config import ConfigError, Settings
+
+logger = logging.getLogger(__name__)
+
+#: Anonymous GETs worth caching: lists, articles, comments, profiles, tags (not the feed).
+_CACHEABLE = re.compile(r"^/api/(?:articles(?:/(?!feed/?$)[^/]+(?:/comments)?)?|profiles/[^/]+|tags)/?$")
+_WRITES = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+#: After a cache failure, leave the cache alone for this many seconds.
+_BACKOFF_SECONDS = 2.0
+
+
+#: Seconds to wait for Redis before treating it as down (the request goes on without the cache).
+REDIS_TIMEOUT = 0.25
+
+
+def make_cache(settings: Settings) -> BaseCache:
+    """The cache named by ``settings.cache_url``.
+
+    ``filesystem``: files in the instance folder, shared by the host's workers
+    (writes are atomic renames); ``redis://...``: shared by every host;
+    ``simple``: one process only (tests); ``null``: nothing is cached.
+    """
+    url = settings.cache_url
+    if url == "null":
+        return NullCache()
+    if url == "filesystem":
+        path = settings.instance_path / "cache"
+        return FileSystemCache(str(path), threshold=20_000, default_timeout=settings.cache_ttl)
+    if url == "simple":
+        return SimpleCache(default_timeout=settings.cache_ttl)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        client = redis.Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
+        return RedisCache(host=client, key_prefix=f"{settings.cache_key_prefix}:", default_timeout=settings.cache_ttl)
+    raise ConfigError("CONDUIT_CACHE_URL must be filesystem, redis://..., simple or null")
+
+
+class ResponseCacheMiddleware:
+    """Serve repeated anonymous reads from a shared cache; validate every JSON GET.
+
+    :param cache: a cachelib cache shared by every worker (FileSystemCache,
+        RedisCache), or NullCache to cache nothing (ETags still apply).
+    :param ttl: seconds an entry may be served.
+    """
+
+    def __init__(self, app: Any, cache: BaseCache, ttl: int, key_prefix: str = "conduit") -> None:
+        self.app = app
+        self.cache = cache
+        self.ttl = ttl
+        self.generation_key = f"{key_prefix}:generation"
+        self.prefix = key_prefix
+        self._skip_until = 0.0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith("/api/"):
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        if method in ("GET", "HEAD"):
+            return self._read(environ, start_response, path)
+        if method in _WRITES:
+            return self._write(environ, start_response)
+        return self.app(environ, start_response)  # type: ignore[no-any-return]
+
+    # -- reads ----------------------------------------------------------------
+
+    def _read(self, environ: dict[str, Any], start_response: Any, path: str) -> Iterable[bytes]:
+        anonymous = not environ.get("HTTP_AUTHORIZATION")
+        key = self._key(environ, path) if anonymous and _CACHEABLE.match(path) else None
+        cached = self._safely(self.cache.get, key) if key else None
+        if cached is not None:
+            status, headers, body = cached
+            response = Response(body, status=status, headers=headers)
+        else:
+            response = _buffered(self.app, environ)
+            if key and response.status_code == 200 and response.mimetype == "application/json":
+                self._annotate(response, anonymous)
+                entry = (response.status_code, list(response.headers.items()), response.get_data())
+                self._safely(self.cache.set, key, entry, self.ttl)
+            elif response.mimetype == "application/json":
+                self._annotate(response, anonymous)
+        response.make_conditional(environ)
+        return response(environ, start_response)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _annotate(response: Response, anonymous: bool) -> None:
+        if response.status_code != 200:
+            return
+        response.add_etag()
+        # Always revalidate (the ETag makes that cheap); only anonymous answers may be shared.
+        response.headers["Cache-Control"] = "no-cache" if anonymous else "private, no-cache"
+        response.vary.add("Authorization")
+
+    def _key(self, environ: dict[str, Any], path: str) -> str | None:
+        generation = self._generation()
+        if generation is None:
+            return None
+        # Parameter order does not change the answer, so it does not change the key.
+        query = urlencode(sorted(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)))
+        return f"{self.prefix}:{generation}:{path.rstrip('/')}?{query}"
+
+    def _generation(self) -> str | None:
+        current = self._safely(self.cache.get, self.generation_key)
+        if current is None:
+            # Missing (first use, evicted, flushed): start a new generation nobody has used.
+            self._safely(self.cache.add, self.generation_key, uuid.uuid4().hex, 0)
+            current = self._safely(self.cache.get, self.generation_key)
+        return current if isinstance(current, str) else None
+
+    # -- writes ---------------------------------------------------------------
+
+    def _write(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        statuses: list[str] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            statuses.append(status)
+            return start_response(status, headers, exc_info)
+
+        body = self.app(environ, capture)
+        # The dispatcher has committed (or rolled back) and started its response by now.
+        if statuses and statuses[-1].startswith("2"):
+            # Tried even while reads back off: a skipped bump could leave stale entries reachable.
+            self._safely(self.cache.set, self.generation_key, uuid.uuid4().hex, 0, force=True)
+        return body  # type: ignore[no-any-return]
+
+    # -- helpers -----------------------------------------------------
+
+    def _safely(self, operation: Any, *args: Any, force: bool = False) -> Any:
+        """Run a cache operation; on failure, log, back off, and act as a miss."""
+        if not force and time.monotonic() < self._skip_until:
+            return None
+        try:
+            return operation(*args)
+        except Exception:
+            self._skip_until = time.monotonic() + _BACKOFF_SECONDS
+            logger.warning("response cache unavailable; bypassing it for %.0fs", _BACKOFF_SECONDS)
+            return None
+
+
+def _buffered(app: Any, environ: dict[str, Any]) -> Response:
+    """Run ``app`` and collect its whole response.
+
+    (werkzeug's ``Response.from_app`` would run it on a *copy* of the environ,
+    hiding what inner layers record there, such as the user id for the log.)
+    """
+    started: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        started[:] = [status, headers]
+        return lambda data: None
+
+    chunks = app(environ, start_response)
+    try:
+        body = b"".join(chunks)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return Response(body, status=started[0], headers=started[1])

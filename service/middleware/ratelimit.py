@@ -1,0 +1,214 @@
+"""Rate limiting with the ``limits`` library, as WSGI middleware.
+
+Who is counted: the user id when the request carries a valid token, else the
+client address (``REMOTE_ADDR``, after ``ProxyFix`` for the configured number of
+trusted proxies). What is counted: every API request against the default
+limits, plus stricter limits for the operations attackers like: login (per
+client address *and* per account email, to slow password guessing from many
+addresses), registration (per client address) and writes (per user).
+
+The counters live in a storage shared by every worker (a SQLite file on one
+host, Redis for several), so N workers never allow N times the limit. When the
+storage fails, the request is served and the failure logged, unless the service
+is configured to fail closed (503).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from limits import RateLimitItem, parse_many
+from limits.storage import storage_from_string
+from limits.strategies import STRATEGIES, RateLimiter
+
+from service import auth
+from service.config import ConfigError, Settings
+from service.errors import ApiError
+from service.middleware import sqlite_storage
+from service.middleware.responses import send_error
+
+logger = logging.getLogger(__name__)
+
+#: Paths of the operations with limits of their own (trailing slash tolerated).
+LOGIN_PATH = "/api/users/login"
+REGISTER_PATH = "/api/users"
+_WRITES = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+#: After a storage failure, do not try the storage again for this many seconds.
+_BACKOFF_SECONDS = 2.0
+
+
+#: Seconds to wait for a networked storage before treating it as down.
+STORAGE_TIMEOUT = 0.25
+
+
+def make_limiter(settings: Settings) -> RateLimiter:
+    """The configured strategy on the configured storage (nothing is connected yet)."""
+    uri = settings.ratelimit_storage_uri
+    options: dict[str, Any] = {}
+    if uri.startswith(("redis", "rediss")):
+        options = {"socket_connect_timeout": STORAGE_TIMEOUT, "socket_timeout": STORAGE_TIMEOUT}
+    elif uri.startswith("sqlitefile"):
+        options = {"timeout": 5.0}
+    assert sqlite_storage.SQLiteFileStorage.STORAGE_SCHEME  # importing it registered sqlitefile://
+    try:
+        storage = storage_from_string(uri, **options)
+        return STRATEGIES[settings.ratelimit_strategy](storage)  # type: ignore[arg-type]
+    except (ValueError, NotImplementedError, TypeError) as exc:
+        raise ConfigError(f"CONDUIT_RATELIMIT_STORAGE_URI/STRATEGY cannot be used: {exc}") from None
+
+
+def limits_from(settings: Settings) -> Limits:
+    """The limits of ``settings``, parsed."""
+    return Limits.parse(
+        settings.ratelimit_default, settings.ratelimit_login, settings.ratelimit_register, settings.ratelimit_writes
+    )
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The configured limits, parsed once."""
+
+    default: Sequence[RateLimitItem]
+    login: Sequence[RateLimitItem]
+    register: Sequence[RateLimitItem]
+    writes: Sequence[RateLimitItem]
+
+    @classmethod
+    def parse(cls, default: str, login: str, register: str, writes: str) -> Limits:
+        """From flask-limiter notation: ``"10/minute;50/hour"``."""
+        return cls(parse_many(default), parse_many(login), parse_many(register), parse_many(writes))
+
+
+class RateLimitMiddleware:
+    """Count each API request against its limits; 429 with RealWorld body when over.
+
+    :param limiter: a ``limits`` strategy bound to the shared storage.
+    :param secret: the token secret, to key authenticated requests by user id.
+    :param max_body: bodies larger than this are not read for the login email.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        limiter: RateLimiter,
+        limits: Limits,
+        *,
+        secret: str,
+        key_prefix: str = "conduit",
+        headers_enabled: bool = True,
+        swallow_errors: bool = True,
+        max_body: int = 1024 * 1024,
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.limits = limits
+        self.secret = secret
+        self.prefix = key_prefix
+        self.headers_enabled = headers_enabled
+        self.swallow_errors = swallow_errors
+        self.max_body = max_body
+        self._skip_until = 0.0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        # Health checks and CORS preflights are never limited.
+        if method == "OPTIONS" or not path.startswith("/api/"):
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        if time.monotonic() < self._skip_until:
+            return self._storage_down(environ, start_response)
+        try:
+            verdict = self._check(environ, path.rstrip("/") or "/", method)
+        except Exception:
+            self._skip_until = time.monotonic() + _BACKOFF_SECONDS
+            logger.warning("rate-limit storage failed; %s", "serving anyway" if self.swallow_errors else "refusing")
+            return self._storage_down(environ, start_response)
+        exceeded, item, remaining, reset = verdict
+        headers: list[tuple[str, str]] = []
+        if self.headers_enabled or exceeded:
+            headers = [
+                ("X-RateLimit-Limit", str(item.amount)),
+                ("X-RateLimit-Remaining", str(remaining)),
+                ("X-RateLimit-Reset", str(math.ceil(reset))),
+            ]
+        if exceeded:
+            retry_after = max(1, math.ceil(reset - time.time()))
+            return send_error(ApiError.too_many_requests(retry_after), start_response, headers)
+
+        def start_with_headers(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, [*response_headers, *headers], exc_info)
+
+        return self.app(environ, start_with_headers)  # type: ignore[no-any-return]
+
+    def _storage_down(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if self.swallow_errors:
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        return send_error(ApiError.limiter_unavailable(), start_response)
+
+    def _check(self, environ: dict[str, Any], path: str, method: str) -> tuple[bool, RateLimitItem, int, float]:
+        """Hit every applicable limit; stop at the first one exceeded.
+
+        :returns: (exceeded, the limit to report, remaining, reset time).
+        """
+        client = f"ip:{environ.get('REMOTE_ADDR') or 'unknown'}"
+        user_id = self._user_id(environ)
+        subject = f"user:{user_id}" if user_id is not None else client
+        checks = [(item, "all", subject) for item in self.limits.default]
+        if method == "POST" and path == LOGIN_PATH:
+            checks += [(item, "login", client) for item in self.limits.login]
+            email = self._login_email(environ)
+            if email:
+                checks += [(item, "login-account", email) for item in self.limits.login]
+        elif method == "POST" and path == REGISTER_PATH:
+            checks += [(item, "register", client) for item in self.limits.register]
+        elif method in _WRITES and user_id is not None:
+            checks += [(item, "writes", subject) for item in self.limits.writes]
+        report: tuple[RateLimitItem, int, float] | None = None
+        for item, scope, who in checks:
+            identifiers = (self.prefix, scope, who)
+            if not self.limiter.hit(item, *identifiers):
+                stats = self.limiter.get_window_stats(item, *identifiers)
+                return True, item, 0, stats.reset_time
+            if self.headers_enabled:
+                stats = self.limiter.get_window_stats(item, *identifiers)
+                if report is None or stats.remaining < report[1]:
+                    report = (item, stats.remaining, stats.reset_time)
+        if report is None:
+            first = checks[0][0]
+            return False, first, first.amount, time.time() + first.get_expiry()
+        return False, *report
+
+    def _user_id(self, environ: dict[str, Any]) -> int | None:
+        """The user a valid token names; None for anonymous or bad tokens (the dispatcher answers those)."""
+        try:
+            token = auth.token_from_header(environ.get("HTTP_AUTHORIZATION"))
+            return auth.read_token(token, self.secret) if token else None
+        except ApiError:
+            return None
+
+    def _login_email(self, environ: dict[str, Any]) -> str | None:
+        """The email a login attempt names, read from a buffered copy of the body."""
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return None
+        if length <= 0 or length > self.max_body:
+            return None
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)  # the dispatcher reads it again
+        try:
+            email = json.loads(body)["user"]["email"]
+        except (ValueError, TypeError, KeyError):
+            return None
+        if not isinstance(email, str) or not email.strip():
+            return None
+        # Hashed: the storage (e.g. a shared Redis) need not hold email addresses.
+        return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]

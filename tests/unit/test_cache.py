@@ -1,0 +1,141 @@
+"""Response-cache middleware against a stub WSGI app."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import pytest
+from cachelib import SimpleCache
+from webtest import TestApp
+
+from service.middleware.cache import ResponseCacheMiddleware
+
+
+class Stub:
+    """A tiny API: every GET answers with a counter, so a cache hit is visible."""
+
+    def __init__(self) -> None:
+        self.calls = itertools.count(1)
+        self.write_status = "201 Created"
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ["REQUEST_METHOD"] == "GET":
+            body = json.dumps({"call": next(self.calls), "path": environ["PATH_INFO"]}).encode()
+            start_response("200 OK", [("Content-Type", "application/json; charset=utf-8")])
+            return [body]
+        start_response(self.write_status, [("Content-Type", "application/json")])
+        return [b"{}"]
+
+
+@pytest.fixture
+def stub() -> Stub:
+    return Stub()
+
+
+def make(stub: Stub, cache: Any = None) -> TestApp:
+    return TestApp(ResponseCacheMiddleware(stub, cache if cache is not None else SimpleCache(), ttl=60))
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/articles", "/api/articles/some-slug", "/api/articles/s/comments", "/api/profiles/jake", "/api/tags"],
+)
+def test_anonymous_reads_of_cacheable_resources_are_served_from_the_cache(stub: Stub, path: str) -> None:
+    app = make(stub)
+
+    first, second = app.get(path).json, app.get(path).json
+
+    assert first == second
+
+
+def test_query_parameter_order_does_not_split_the_cache(stub: Stub) -> None:
+    app = make(stub)
+
+    assert app.get("/api/articles?tag=a&limit=5").json == app.get("/api/articles?limit=5&tag=a").json
+
+
+@pytest.mark.parametrize("path", ["/api/articles/feed", "/api/user"])
+def test_personal_resources_are_never_cached(stub: Stub, path: str) -> None:
+    app = make(stub)
+
+    assert app.get(path).json != app.get(path).json
+
+
+def test_requests_with_a_token_bypass_the_shared_cache(stub: Stub) -> None:
+    app = make(stub)
+    anonymous = app.get("/api/articles").json
+
+    personal = app.get("/api/articles", headers={"Authorization": "Token x"}).json
+
+    assert personal != anonymous
+
+
+def test_a_successful_write_makes_every_cached_answer_unreachable(stub: Stub) -> None:
+    app = make(stub)
+    before = app.get("/api/articles").json
+
+    app.post_json("/api/articles", {}, status=201)
+
+    assert app.get("/api/articles").json != before
+
+
+def test_a_failed_write_keeps_the_cache(stub: Stub) -> None:
+    app = make(stub)
+    before = app.get("/api/articles").json
+    stub.write_status = "422 Unprocessable Entity"
+
+    app.post_json("/api/articles", {}, status=422)
+
+    assert app.get("/api/articles").json == before
+
+
+def test_a_lost_generation_never_brings_old_entries_back(stub: Stub) -> None:
+    cache = SimpleCache()
+    app = make(stub, cache)
+    first = app.get("/api/tags").json
+    app.post_json("/api/articles", {}, status=201)
+    app.get("/api/tags")
+
+    cache.delete("conduit:generation")  # evicted, or the cache restarted
+
+    assert app.get("/api/tags").json != first
+
+
+def test_json_gets_get_an_etag_and_if_none_match_gives_304(stub: Stub) -> None:
+    app = make(stub)
+    first = app.get("/api/tags")
+
+    revalidated = app.get("/api/tags", headers={"If-None-Match": first.headers["ETag"]}, status=304)
+
+    assert first.headers["ETag"] and revalidated.body == b""
+    assert first.headers["Cache-Control"] == "no-cache"
+    assert "Authorization" in first.headers["Vary"]
+
+
+def test_authenticated_answers_are_private(stub: Stub) -> None:
+    response = make(stub).get("/api/user", headers={"Authorization": "Token x"})
+
+    assert response.headers["Cache-Control"] == "private, no-cache"
+    assert "Authorization" in response.headers["Vary"] and response.headers["ETag"]
+
+
+class BrokenCache(SimpleCache):
+    def get(self, key: str) -> Any:
+        raise ConnectionError("cache is down")
+
+    def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
+        raise ConnectionError("cache is down")
+
+    def add(self, key: str, value: Any, timeout: int | None = None) -> bool:
+        raise ConnectionError("cache is down")
+
+
+def test_a_failing_cache_is_bypassed(stub: Stub) -> None:
+    app = make(stub, BrokenCache())
+
+    first, second = app.get("/api/tags"), app.get("/api/tags")
+    app.post_json("/api/articles", {}, status=201)
+
+    assert first.status_int == second.status_int == 200 and first.json != second.json
