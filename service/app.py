@@ -18,7 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import db, routing
 from service.config import Settings
-from service.middleware.cache import ResponseCacheMiddleware, make_cache
+from service.middleware.cache import ResponseCacheMiddleware, make_cache, probe
 from service.middleware.cors import CorsMiddleware
 from service.middleware.ratelimit import RateLimitMiddleware, limits_from, make_limiter
 from service.middleware.requestlog import RequestLogMiddleware
@@ -70,15 +70,23 @@ def create_app(
             # create_app (gunicorn --preload) must not share it between workers.
             engine.dispose()
         session_factory = db.make_session_factory(engine)
-    dispatcher = Dispatcher(routing.build_map(), routing.ALL_ROUTES, settings, session_factory)
-    wsgi: Any = dispatcher
-    wsgi = ResponseCacheMiddleware(
-        wsgi, cache if cache is not None else make_cache(settings), settings.cache_ttl, settings.cache_key_prefix
-    )
+    cache = cache if cache is not None else make_cache(settings)
+    probes: dict[str, Any] = {"cache": lambda: probe(cache)}
+    required: set[str] = set()
     if settings.ratelimit_enabled:
+        limiter = limiter if limiter is not None else make_limiter(settings)
+        probes["rate_limit_storage"] = limiter.storage.check
+        if not settings.ratelimit_swallow_errors:
+            required.add("rate_limit_storage")  # failing closed: no storage, no service
+    dispatcher = Dispatcher(
+        routing.build_map(), routing.ALL_ROUTES, settings, session_factory, probes, frozenset(required)
+    )
+    wsgi: Any = dispatcher
+    wsgi = ResponseCacheMiddleware(wsgi, cache, settings.cache_ttl, settings.cache_key_prefix)
+    if limiter is not None:
         wsgi = RateLimitMiddleware(
             wsgi,
-            limiter if limiter is not None else make_limiter(settings),
+            limiter,
             limits_from(settings),
             secret=settings.secret_key,
             key_prefix=settings.ratelimit_key_prefix,

@@ -388,6 +388,26 @@ def _seed_articles(
 # -- check ----------------------------------------------------------------
 
 
+def _check_storages(settings: Settings, report: Any) -> None:
+    """Rate-limit storage and response cache: reachable and writable."""
+    from service.middleware.cache import make_cache, probe
+    from service.middleware.ratelimit import make_limiter
+
+    if settings.ratelimit_enabled:
+        try:
+            healthy = make_limiter(settings).storage.check()
+        except Exception as exc:  # a storage that cannot even be built
+            healthy = False
+            report(False, "rate-limit storage", f"unusable ({exc})")
+        else:
+            report(healthy, "rate-limit storage", "reachable" if healthy else "unreachable")
+    try:
+        healthy = probe(make_cache(settings))
+    except Exception:
+        healthy = False
+    report(healthy, "response cache", f"{settings.cache_url} " + ("reachable" if healthy else "unreachable"))
+
+
 @main.command()
 def check() -> None:
     """Validate the configuration and reach every backing service; exit 1 on any problem."""
@@ -424,6 +444,7 @@ def check() -> None:
         report(False, "database", f"unreachable ({type(getattr(exc, 'orig', None) or exc).__name__})")
     finally:
         engine.dispose()
+    _check_storages(settings, report)
     if problems:
         raise click.exceptions.Exit(1)
 

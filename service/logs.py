@@ -15,8 +15,8 @@ from service.config import Settings
 
 #: Loggers of the service itself; the access log is ``service.access``.
 ROOT_LOGGER = "service"
-_TEXT_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
-_JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_TEXT_FORMAT = "%(asctime)s %(levelname)s [%(name)s] [pid %(process)d] %(message)s"
+_JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
 
 
 def configure_logging(settings: Settings) -> None:

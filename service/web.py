@@ -89,6 +89,9 @@ class ApiRequest(Request):
         self.max_content_length = settings.max_body_bytes
         self._session_factory = session_factory
         self.user: User | None = None
+        #: Shared storages to report in readiness, and which of them are required.
+        self.probes: Mapping[str, Callable[[], bool]] = {}
+        self.required_probes: frozenset[str] = frozenset()
 
     @cached_property
     def db(self) -> Session:
@@ -183,8 +186,12 @@ class Dispatcher:
         routes: Iterable[Route],
         settings: Settings,
         session_factory: sessionmaker[Session],
+        probes: Mapping[str, Callable[[], bool]] | None = None,
+        required_probes: frozenset[str] = frozenset(),
     ) -> None:
         self.url_map = url_map
+        self.probes = dict(probes or {})
+        self.required_probes = required_probes
         self.routes = {route.endpoint: route for route in routes}
         self.settings = settings
         self.session_factory = session_factory
@@ -197,6 +204,7 @@ class Dispatcher:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = ApiRequest(environ, self.settings, self.session_factory)
+        request.probes, request.required_probes = self.probes, self.required_probes
         try:
             response = self.dispatch(request)
         except BaseException:

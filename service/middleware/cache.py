@@ -69,6 +69,11 @@ def make_cache(settings: Settings) -> BaseCache:
     raise ConfigError("CONDUIT_CACHE_URL must be filesystem, redis://..., simple or null")
 
 
+def probe(cache: BaseCache) -> bool:
+    """Whether the cache accepts a write right now."""
+    return cache.set("conduit:probe", "1", 10) is not False
+
+
 class ResponseCacheMiddleware:
     """Serve repeated anonymous reads from a shared cache; validate every JSON GET.
 
@@ -105,16 +110,18 @@ class ResponseCacheMiddleware:
         if cached is not None:
             status, headers, body = cached
             response = Response(body, status=status, headers=headers)
+            response.headers["X-Cache"] = "hit"
         else:
             response = _buffered(self.app, environ)
             if key and response.status_code == 200 and response.mimetype == "application/json":
                 self._annotate(response, anonymous)
                 entry = (response.status_code, list(response.headers.items()), response.get_data())
                 self._safely(self.cache.set, key, entry, self.ttl)
+                response.headers["X-Cache"] = "miss"
             elif response.mimetype == "application/json":
                 self._annotate(response, anonymous)
         response.make_conditional(environ)
-        return response(environ, start_response)  # type: ignore[no-any-return]
+        return response(environ, start_response)
 
     @staticmethod
     def _annotate(response: Response, anonymous: bool) -> None:

@@ -60,7 +60,7 @@ def make_limiter(settings: Settings) -> RateLimiter:
     assert sqlite_storage.SQLiteFileStorage.STORAGE_SCHEME  # importing it registered sqlitefile://
     try:
         storage = storage_from_string(uri, **options)
-        return STRATEGIES[settings.ratelimit_strategy](storage)  # type: ignore[arg-type]
+        return STRATEGIES[settings.ratelimit_strategy](storage)
     except (ValueError, NotImplementedError, TypeError) as exc:
         raise ConfigError(f"CONDUIT_RATELIMIT_STORAGE_URI/STRATEGY cannot be used: {exc}") from None
 

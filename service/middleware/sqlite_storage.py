@@ -11,6 +11,7 @@ Importing this module registers the ``sqlitefile`` scheme with ``limits``.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import sqlite3
@@ -70,9 +71,14 @@ class SQLiteFileStorage(Storage):
         if getattr(local, "pid", None) != os.getpid():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
+            # Switching a new file to WAL does not wait for other processes doing the
+            # same (it fails with "database is locked" at once), so workers that start
+            # together take turns through a lock file for this one-time set-up.
+            with open(self.path.with_name(self.path.name + ".init-lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute(_SCHEMA)
             connection.execute("PRAGMA synchronous=OFF")
-            connection.execute(_SCHEMA)
             local.connection, local.pid = connection, os.getpid()
         return local.connection  # type: ignore[no-any-return]
 

@@ -6,6 +6,8 @@ dependencies: knowing which revision the code needs is a deployment fact.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -14,10 +16,20 @@ from service import db
 from service.errors import ApiError
 
 
-def readiness(session: Session) -> dict[str, str]:
-    """Check the database and its schema revision.
+def readiness(
+    session: Session,
+    probes: Mapping[str, Callable[[], bool]] | None = None,
+    required: frozenset[str] = frozenset(),
+) -> dict[str, str]:
+    """Check the database, its schema revision, and the shared storages.
 
-    :returns: ``{"database": "ok", "migrations": "ok"}``.
+    A storage the service can do without (a fail-open rate limiter, the cache)
+    is reported but does not make the host unready: draining every host
+    because Redis blinked would turn a degraded service into an outage.
+
+    :param probes: name → zero-argument check of a shared storage.
+    :param required: names of probes whose failure makes the host unready.
+    :returns: ``{"database": "ok", "migrations": "ok", <probe>: "ok"|"unavailable"}``.
     :raises ApiError: 503 naming what is not ready.
     """
     try:
@@ -29,4 +41,13 @@ def readiness(session: Session) -> dict[str, str]:
     expected = db.expected_head()
     if current != expected:
         raise ApiError(503, {"migrations": [f"at {current}, expected {expected}"]}, {"Retry-After": "30"})
-    return {"database": "ok", "migrations": "ok"}
+    checks = {"database": "ok", "migrations": "ok"}
+    for name, probe in (probes or {}).items():
+        try:
+            healthy = probe()
+        except Exception:
+            healthy = False
+        checks[name] = "ok" if healthy else "unavailable"
+        if not healthy and name in required:
+            raise ApiError(503, {name: ["unavailable"]}, {"Retry-After": "5"})
+    return checks

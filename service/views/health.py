@@ -18,4 +18,4 @@ def get_readiness(request: ApiRequest) -> dict[str, Any]:
 
     :raises ApiError: 503 naming the check that failed.
     """
-    return {"status": "ok", "checks": ops.readiness(request.db)}
+    return {"status": "ok", "checks": ops.readiness(request.db, request.probes, request.required_probes)}

@@ -34,7 +34,7 @@ def test_readyz_is_ok_when_the_schema_is_at_head(client: TestApp, db: Session) -
 
     body = client.get("/readyz").json
 
-    assert body == {"status": "ok", "checks": {"database": "ok", "migrations": "ok"}}
+    assert body == {"status": "ok", "checks": {"database": "ok", "migrations": "ok", "cache": "ok"}}
 
 
 def test_readyz_is_503_when_migrations_are_behind(client: TestApp, db: Session) -> None:
@@ -50,3 +50,41 @@ def test_readyz_is_503_when_migrations_are_behind(client: TestApp, db: Session) 
 
 def test_health_endpoints_are_not_under_api(client: TestApp) -> None:
     client.get("/api/healthz", status=404)
+
+
+def test_readyz_reports_shared_storages_and_fails_only_for_required_ones(
+    session_factory: sessionmaker[Session], db: Session, tmp_path: object
+) -> None:
+    from service.app import create_app
+    from tests.conftest import make_settings
+
+    _stamp_head(db)
+    down = "redis://127.0.0.1:1/0"  # nothing listens there
+    open_app = TestApp(
+        create_app(
+            make_settings(instance_path=tmp_path, ratelimit_enabled=True, ratelimit_storage_uri=down, cache_url=down),
+            session_factory=session_factory,
+        )
+    )
+    closed_app = TestApp(
+        create_app(
+            make_settings(
+                instance_path=tmp_path,
+                ratelimit_enabled=True,
+                ratelimit_storage_uri=down,
+                ratelimit_swallow_errors=False,
+            ),
+            session_factory=session_factory,
+        )
+    )
+
+    degraded = open_app.get("/readyz").json
+    refused = closed_app.get("/readyz", status=503).json
+
+    assert degraded["checks"] == {
+        "database": "ok",
+        "migrations": "ok",
+        "cache": "unavailable",
+        "rate_limit_storage": "unavailable",
+    }
+    assert refused == {"errors": {"rate_limit_storage": ["unavailable"]}}

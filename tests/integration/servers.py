@@ -1,0 +1,139 @@
+"""Real servers for multi-process tests: gunicorn with N sync workers, and redis-server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(check: Any, what: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Gunicorn:
+    """A running ``gunicorn -w N wsgi:application``."""
+
+    base: str
+    log: Path
+
+    def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> Reply:
+        """One request on a new connection (so the kernel may hand it to any worker)."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if token:
+            request.add_header("Authorization", f"Token {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raw, status, headers = response.read(), response.status, dict(response.headers)
+        except urllib.error.HTTPError as error:
+            raw, status, headers = error.read(), error.code, dict(error.headers)
+            error.close()
+        return Reply(status, headers, json.loads(raw) if raw else None)
+
+    def worker_pids(self) -> set[str]:
+        """Processes that logged a request line."""
+        return set(re.findall(r"\[service\.access\] \[pid (\d+)\]", self.log.read_text()))
+
+
+@contextmanager
+def gunicorn(tmp_path: Path, workers: int = 2, **settings: str) -> Iterator[Gunicorn]:
+    """Start gunicorn on a free loopback port with ``CONDUIT_*`` settings; stop it afterwards."""
+    port = free_port()
+    env = {**os.environ, "CONDUIT_INSTANCE_PATH": str(tmp_path / "instance"), "CONDUIT_ENV": "development"}
+    env.update({f"CONDUIT_{k.upper()}": v for k, v in settings.items()})
+    log = tmp_path / f"gunicorn-{port}.log"
+    argv = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "wsgi:application"]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=sink, stderr=sink)
+    server = Gunicorn(f"http://127.0.0.1:{port}", log)
+    try:
+        _wait(
+            lambda: urllib.request.urlopen(f"{server.base}/healthz", timeout=2).close() is None,
+            "gunicorn",
+            process,
+            log,
+        )
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@dataclass
+class Redis:
+    """A private redis-server."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+@contextmanager
+def redis_server(tmp_path: Path) -> Iterator[Redis]:
+    """Start ``redis-server`` on a free port, without persistence."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed: .ci/run must install it")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    log = tmp_path / f"redis-{port}.log"
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(argv, stdout=sink, stderr=sink)
+    import redis
+
+    client = redis.Redis(port=port, socket_connect_timeout=0.5)
+    node = Redis(f"redis://127.0.0.1:{port}/0", process)
+    try:
+        _wait(client.ping, "redis-server", process, log)
+        client.close()
+        yield node
+    finally:
+        if process.poll() is None:
+            node.stop()
