@@ -21,8 +21,9 @@ from service.config import Settings
 
 def main(rounds: int = 40) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(env="testing", secret_key="bench-secret-" + "x1y2z3" * 6, instance_path=Path(tmp),
-                            auto_migrate=True)
+        settings = Settings(
+            env="testing", secret_key="bench-secret-" + "x1y2z3" * 6, instance_path=Path(tmp), auto_migrate=True
+        )
         client = TestApp(create_app(settings))
         client.post_json("/api/users", {"user": {"username": "jake", "email": "jake@x.org", "password": "right-pw1"}})
         cases = {

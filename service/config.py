@@ -73,12 +73,14 @@ class Settings:
     :param ratelimit_storage_uri: ``limits`` storage; a SQLite file shared by the host's
         workers by default, ``redis://`` (or ``memcached://``) for several hosts.
     :param ratelimit_strategy: ``fixed-window``, ``moving-window`` or ``sliding-window-counter``.
-    :param ratelimit_headers_enabled: send ``X-RateLimit-*`` headers on allowed responses too.
+    :param ratelimit_headers_enabled: send ``X-RateLimit-*`` headers on allowed responses
+        too (off by default, as in flask-limiter: it costs two storage reads per request).
     :param ratelimit_swallow_errors: when the storage fails, serve the request (true) or 503 (false).
     :param ratelimit_key_prefix: prefix of every counter key (share a Redis between services).
     :param trusted_proxy_hops: how many reverse proxies' ``X-Forwarded-For`` entries to believe.
-    :param cache_url: ``filesystem`` (in the instance folder, shared by the host's
-        workers), ``redis://...`` for several hosts, or ``null`` to disable.
+    :param cache_url: ``sqlitefile`` (a SQLite file in the instance folder, shared
+        by the host's workers), ``filesystem``, ``redis://...`` for several hosts,
+        or ``null`` to disable.
     :param cache_ttl: seconds a cached response may be served.
     :param cache_key_prefix: prefix of every cache key.
     """
@@ -102,11 +104,11 @@ class Settings:
     ratelimit_writes: str = "60/minute;1000/hour"
     ratelimit_storage_uri: str = ""
     ratelimit_strategy: str = "fixed-window"
-    ratelimit_headers_enabled: bool = True
+    ratelimit_headers_enabled: bool = False
     ratelimit_swallow_errors: bool = True
     ratelimit_key_prefix: str = "conduit"
     trusted_proxy_hops: int = 0
-    cache_url: str = "filesystem"
+    cache_url: str = "sqlitefile"
     cache_ttl: int = 60
     cache_key_prefix: str = "conduit"
 
@@ -192,11 +194,11 @@ class Settings:
             ratelimit_writes=get("RATELIMIT_WRITES", "60/minute;1000/hour"),
             ratelimit_storage_uri=get("RATELIMIT_STORAGE_URI"),
             ratelimit_strategy=get("RATELIMIT_STRATEGY", "fixed-window").lower(),
-            ratelimit_headers_enabled=_bool(get, "RATELIMIT_HEADERS_ENABLED", True),
+            ratelimit_headers_enabled=_bool(get, "RATELIMIT_HEADERS_ENABLED", False),
             ratelimit_swallow_errors=_bool(get, "RATELIMIT_SWALLOW_ERRORS", True),
             ratelimit_key_prefix=get("RATELIMIT_KEY_PREFIX", "conduit"),
             trusted_proxy_hops=_int(get, "TRUSTED_PROXY_HOPS", 0),
-            cache_url=get("CACHE_URL", "filesystem"),
+            cache_url=get("CACHE_URL", "sqlitefile"),
             cache_ttl=_int(get, "CACHE_TTL", 60),
             cache_key_prefix=get("CACHE_KEY_PREFIX", "conduit"),
         )

@@ -5,14 +5,17 @@ single articles, comments, profiles and tags. Requests that carry a token are
 never served from or stored in the shared cache (their answers hold the viewer's
 ``following``/``favorited``).
 
-Why a write is seen at once by every worker and host: each cache key contains a
-*generation*, a random value kept in the same shared cache. A reader takes the
-generation before it computes an answer; every successful write (2xx to POST,
-PUT or DELETE) replaces the generation with a new random value after its
-transaction committed and before its response leaves. Entries made under an
-older generation can no longer be reached, whatever worker or host made them;
-a lost generation (evicted, cache restarted) is replaced by a new random one,
-which equally orphans everything before it. A cache that fails is bypassed.
+Why a write is seen at once by every worker and host: every entry records the
+*generation* it was made under, a random value kept in the same shared cache,
+and an entry is served only while its generation is the current one. A reader
+fetches the generation and the entry together (one round trip) before it
+computes an answer, and stores what it computed with the generation it read.
+Every successful write (2xx to POST, PUT or DELETE) replaces the generation
+with a new random value after its transaction committed and before its
+response leaves, so no entry from before the write can be served again,
+whatever worker or host made it. A lost generation (evicted, cache restarted)
+is replaced by a new random one, which equally disowns everything before it.
+A cache that fails is bypassed.
 
 Every JSON ``GET`` also gets an ``ETag`` from its body, ``If-None-Match`` is
 answered with ``304``, and ``Cache-Control``/``Vary: Authorization`` keep shared
@@ -34,6 +37,7 @@ from cachelib import BaseCache, FileSystemCache, NullCache, RedisCache, SimpleCa
 from werkzeug.wrappers import Response
 
 from service.config import ConfigError, Settings
+from service.middleware.sqlite_cache import SQLiteCache
 
 logger = logging.getLogger(__name__)
 
@@ -51,22 +55,24 @@ REDIS_TIMEOUT = 0.25
 def make_cache(settings: Settings) -> BaseCache:
     """The cache named by ``settings.cache_url``.
 
-    ``filesystem``: files in the instance folder, shared by the host's workers
-    (writes are atomic renames); ``redis://...``: shared by every host;
-    ``simple``: one process only (tests); ``null``: nothing is cached.
+    ``sqlitefile`` (default): a SQLite file in the instance folder, shared by
+    the host's workers; ``filesystem``: cachelib's file-per-entry cache there
+    (slower on misses, see bench/README.md); ``redis://...``: shared by every
+    host; ``simple``: one process only (tests); ``null``: nothing is cached.
     """
     url = settings.cache_url
     if url == "null":
         return NullCache()
+    if url == "sqlitefile":
+        return SQLiteCache(settings.instance_path / "cache.db", default_timeout=settings.cache_ttl)
     if url == "filesystem":
-        path = settings.instance_path / "cache"
-        return FileSystemCache(str(path), threshold=20_000, default_timeout=settings.cache_ttl)
+        return FileSystemCache(str(settings.instance_path / "cache"), default_timeout=settings.cache_ttl)
     if url == "simple":
         return SimpleCache(default_timeout=settings.cache_ttl)
     if url.startswith(("redis://", "rediss://", "unix://")):
         client = redis.Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
         return RedisCache(host=client, key_prefix=f"{settings.cache_key_prefix}:", default_timeout=settings.cache_ttl)
-    raise ConfigError("CONDUIT_CACHE_URL must be filesystem, redis://..., simple or null")
+    raise ConfigError("CONDUIT_CACHE_URL must be sqlitefile, filesystem, redis://..., simple or null")
 
 
 def probe(cache: BaseCache) -> bool:
@@ -105,21 +111,25 @@ class ResponseCacheMiddleware:
 
     def _read(self, environ: dict[str, Any], start_response: Any, path: str) -> Iterable[bytes]:
         anonymous = not environ.get("HTTP_AUTHORIZATION")
-        key = self._key(environ, path) if anonymous and _CACHEABLE.match(path) else None
-        cached = self._safely(self.cache.get, key) if key else None
+        key = generation = None
+        cached: Any = None
+        if anonymous and _CACHEABLE.match(path):
+            # Parameter order does not change the answer, so it does not change the key.
+            query = urlencode(sorted(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)))
+            key = f"{self.prefix}:{path.rstrip('/')}?{query}"
+            generation, cached = self._lookup(key)
         if cached is not None:
             status, headers, body = cached
             response = Response(body, status=status, headers=headers)
             response.headers["X-Cache"] = "hit"
         else:
             response = _buffered(self.app, environ)
-            if key and response.status_code == 200 and response.mimetype == "application/json":
+            if response.mimetype == "application/json":
                 self._annotate(response, anonymous)
-                entry = (response.status_code, list(response.headers.items()), response.get_data())
+            if key and generation and response.status_code == 200 and response.mimetype == "application/json":
+                entry = (generation, response.status_code, list(response.headers.items()), response.get_data())
                 self._safely(self.cache.set, key, entry, self.ttl)
                 response.headers["X-Cache"] = "miss"
-            elif response.mimetype == "application/json":
-                self._annotate(response, anonymous)
         response.make_conditional(environ)
         return response(environ, start_response)
 
@@ -132,21 +142,21 @@ class ResponseCacheMiddleware:
         response.headers["Cache-Control"] = "no-cache" if anonymous else "private, no-cache"
         response.vary.add("Authorization")
 
-    def _key(self, environ: dict[str, Any], path: str) -> str | None:
-        generation = self._generation()
+    def _lookup(self, key: str) -> tuple[str | None, Any]:
+        """The current generation and, if it was made under it, the entry for ``key``."""
+        found = self._safely(self.cache.get_many, self.generation_key, key)
+        if not found:
+            return None, None
+        generation, entry = found
         if generation is None:
-            return None
-        # Parameter order does not change the answer, so it does not change the key.
-        query = urlencode(sorted(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)))
-        return f"{self.prefix}:{generation}:{path.rstrip('/')}?{query}"
-
-    def _generation(self) -> str | None:
-        current = self._safely(self.cache.get, self.generation_key)
-        if current is None:
             # Missing (first use, evicted, flushed): start a new generation nobody has used.
             self._safely(self.cache.add, self.generation_key, uuid.uuid4().hex, 0)
-            current = self._safely(self.cache.get, self.generation_key)
-        return current if isinstance(current, str) else None
+            generation, entry = self._safely(self.cache.get, self.generation_key), None
+        if not isinstance(generation, str):
+            return None, None
+        if isinstance(entry, tuple) and len(entry) == 4 and entry[0] == generation:
+            return generation, entry[1:]
+        return generation, None
 
     # -- writes ---------------------------------------------------------------
 

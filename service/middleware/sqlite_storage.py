@@ -11,16 +11,15 @@ Importing this module registers the ``sqlitefile`` scheme with ``limits``.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import random
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from limits.storage import Storage
+
+from service.middleware.sqlite_file import SharedSQLiteFile
 
 #: One hit in this many also deletes expired counters, so the file stays small.
 _PURGE_ONE_IN = 500
@@ -30,7 +29,7 @@ CREATE TABLE IF NOT EXISTS counters (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL,
     expires_at REAL NOT NULL
-) WITHOUT ROWID
+) WITHOUT ROWID;
 """
 
 _INCR = """
@@ -43,12 +42,7 @@ RETURNING value
 
 
 class SQLiteFileStorage(Storage):
-    """Fixed-window counters in a SQLite file: ``sqlitefile:///absolute/path.db``.
-
-    Counters are disposable (a lost one only forgives a few requests), so the
-    file is written without fsync; WAL mode lets readers and the writer overlap,
-    and a busy timeout makes concurrent workers queue instead of failing.
-    """
+    """Fixed-window counters in a SQLite file: ``sqlitefile:///absolute/path.db``."""
 
     STORAGE_SCHEME = ["sqlitefile"]
 
@@ -57,30 +51,14 @@ class SQLiteFileStorage(Storage):
         path = uri.split("://", 1)[1]
         if not path or path == "/":
             raise ValueError("sqlitefile:// needs a file path, e.g. sqlitefile:///var/lib/conduit/ratelimit.db")
-        self.path = Path(path)
-        self.timeout = float(options.get("timeout", 5.0))
-        self._local = threading.local()
+        self._file = SharedSQLiteFile(Path(path), _SCHEMA, timeout=float(options.get("timeout", 5.0)))
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
         return sqlite3.Error
 
     def _connection(self) -> sqlite3.Connection:
-        # One connection per process and thread, opened lazily: never inherited across a fork.
-        local = self._local
-        if getattr(local, "pid", None) != os.getpid():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            # Switching a new file to WAL does not wait for other processes doing the
-            # same (it fails with "database is locked" at once), so workers that start
-            # together take turns through a lock file for this one-time set-up.
-            with open(self.path.with_name(self.path.name + ".init-lock"), "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute(_SCHEMA)
-            connection.execute("PRAGMA synchronous=OFF")
-            local.connection, local.pid = connection, os.getpid()
-        return local.connection  # type: ignore[no-any-return]
+        return self._file.connection()
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Add ``amount`` to the counter, starting a new window if the old one expired."""

@@ -13,11 +13,11 @@ from tests.conftest import make_settings
 from tests.factories import auth_header, make_article, make_user
 
 
-@pytest.fixture
-def full(session_factory: sessionmaker[Session], tmp_path: Path) -> TestApp:
-    """The app with the default shared storages: a SQLite counter file and a filesystem cache."""
+@pytest.fixture(params=["sqlitefile", "filesystem"])
+def full(session_factory: sessionmaker[Session], tmp_path: Path, request: pytest.FixtureRequest) -> TestApp:
+    """The app with host-local shared storages: a SQLite counter file and a file-backed cache."""
     settings = make_settings(
-        instance_path=tmp_path, ratelimit_enabled=True, cache_url="filesystem", ratelimit_login="3/minute"
+        instance_path=tmp_path, ratelimit_enabled=True, cache_url=request.param, ratelimit_login="3/minute"
     )
     return TestApp(create_app(settings, session_factory=session_factory))
 

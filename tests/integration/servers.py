@@ -137,3 +137,32 @@ def redis_server(tmp_path: Path) -> Iterator[Redis]:
     finally:
         if process.poll() is None:
             node.stop()
+
+
+@contextmanager
+def memcached_server(tmp_path: Path) -> Iterator[str]:
+    """Start ``memcached`` on a free port; yields its ``memcached://`` URI."""
+    binary = shutil.which("memcached")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("memcached is not installed: .ci/run must install it")
+        pytest.skip("memcached is not installed (apt-get install memcached)")
+    port = free_port()
+    log = tmp_path / f"memcached-{port}.log"
+    argv = [binary, "-p", str(port), "-l", "127.0.0.1", "-U", "0"]
+    if os.geteuid() == 0:
+        argv += ["-u", "nobody"]  # memcached refuses to run as root
+    with log.open("wb") as sink:
+        process = subprocess.Popen(argv, stdout=sink, stderr=sink)
+
+    def answers() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"version\r\n")
+            return sock.recv(64).startswith(b"VERSION")
+
+    try:
+        _wait(answers, "memcached", process, log)
+        yield f"memcached://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.servers import Gunicorn, gunicorn, redis_server
+from tests.integration.servers import Gunicorn, gunicorn, memcached_server, redis_server
 
 pytestmark = pytest.mark.slow
 
@@ -22,14 +22,17 @@ ROOMY = {
 }
 
 
-@pytest.fixture(params=["host-local", "redis"])
+@pytest.fixture(params=["host-local", "redis", "memcached"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Settings for the default shared storages (SQLite file, filesystem cache) or for Redis."""
+    """Settings for the default shared storages (SQLite files), for Redis, or memcached counters."""
     if request.param == "host-local":
         yield {}
-        return
-    with redis_server(tmp_path) as node:
-        yield {"ratelimit_storage_uri": node.url, "cache_url": node.url}
+    elif request.param == "redis":
+        with redis_server(tmp_path) as node:
+            yield {"ratelimit_storage_uri": node.url, "cache_url": node.url}
+    else:
+        with memcached_server(tmp_path) as uri:
+            yield {"ratelimit_storage_uri": uri}
 
 
 #: A failed login spends ~0.1 s in argon2: it keeps one worker busy, so the others must accept.

@@ -98,7 +98,7 @@ def test_a_lost_generation_never_brings_old_entries_back(stub: Stub) -> None:
     app.post_json("/api/articles", {}, status=201)
     app.get("/api/tags")
 
-    cache.delete("conduit:generation")  # evicted, or the cache restarted
+    cache.delete("conduit:generation")  # evicted, or the cache restarted (entries survive)
 
     assert app.get("/api/tags").json != first
 

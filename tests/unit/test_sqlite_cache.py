@@ -1,0 +1,53 @@
+"""The cachelib cache on a SQLite file."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+from service.middleware.sqlite_cache import SQLiteCache
+
+
+def test_set_get_delete_round_trip(tmp_path: Path) -> None:
+    cache = SQLiteCache(tmp_path / "c.db", default_timeout=60)
+
+    cache.set("k", (200, [("A", "b")], b"body"))
+
+    assert cache.get("k") == (200, [("A", "b")], b"body") and cache.has("k")
+    assert cache.delete("k") and cache.get("k") is None
+
+
+def test_entries_expire(tmp_path: Path) -> None:
+    cache = SQLiteCache(tmp_path / "c.db")
+
+    cache.set("short", "v", timeout=1)
+    cache.set("forever", "v", timeout=0)
+    time.sleep(1.1)
+
+    assert cache.get("short") is None and cache.get("forever") == "v"
+
+
+def test_add_only_fills_an_empty_or_expired_key(tmp_path: Path) -> None:
+    cache = SQLiteCache(tmp_path / "c.db")
+
+    first = cache.add("g", "one")
+    second = cache.add("g", "two")
+    cache.set("old", "x", timeout=1)
+    time.sleep(1.1)
+    over_expired = cache.add("old", "y")
+
+    assert (first, second, over_expired) == (True, False, True)
+    assert cache.get("g") == "one" and cache.get("old") == "y"
+
+
+def _add(args: tuple[str, int]) -> bool:
+    path, n = args
+    return SQLiteCache(Path(path)).add("generation", f"value-{n}", 0)
+
+
+def test_add_is_atomic_across_processes(tmp_path: Path) -> None:
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        won = pool.map(_add, [(str(tmp_path / "c.db"), n) for n in range(16)])
+
+    assert sum(won) == 1
