@@ -147,8 +147,16 @@ class ModelRequestSchema(SQLAlchemySchema[Any], RequestSchema):
 
 
 class ModelSchema(SQLAlchemyAutoSchema, CamelCaseSchema):  # type: ignore[type-arg]
-    """An output schema generated from a model; list the wire fields in ``Meta.fields``."""
+    """An output schema generated from a model; list the wire fields in ``Meta.fields``.
+
+    Every field of an answer is always present (``null`` where empty), so every
+    field is marked required: that is what the OpenAPI document then says.
+    """
 
     class Meta:
         load_instance = False
         model_converter = ConduitModelConverter
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field[Any]) -> None:
+        super().on_bind_field(field_name, field_obj)
+        field_obj.required = True

@@ -16,10 +16,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import db, routing
+from service import db, openapi, routing
 from service.config import Settings
 from service.middleware.cache import ResponseCacheMiddleware, make_cache, probe
 from service.middleware.cors import CorsMiddleware
+from service.middleware.docs import DocsMiddleware
 from service.middleware.ratelimit import RateLimitMiddleware, limits_from, make_limiter
 from service.middleware.requestlog import RequestLogMiddleware
 from service.web import Dispatcher
@@ -52,8 +53,8 @@ def create_app(
     """Build the WSGI application.
 
     The middleware, outermost first: request log, ProxyFix (only for trusted
-    proxies), CORS (so that 429s are readable by browsers), rate limiting
-    (before any work), response cache, then the dispatcher.
+    proxies), CORS (so that 429s are readable by browsers), API docs, rate
+    limiting (before any work), response cache, then the dispatcher.
 
     :param settings: the configuration.
     :param session_factory: sessions for requests; by default one bound to a
@@ -94,6 +95,7 @@ def create_app(
             swallow_errors=settings.ratelimit_swallow_errors,
             max_body=settings.max_body_bytes,
         )
+    wsgi = DocsMiddleware(wsgi, openapi.build_spec())
     wsgi = CorsMiddleware(wsgi, settings.cors_origins)
     if settings.trusted_proxy_hops:
         # Believe X-Forwarded-For only as deep as there are proxies of ours in front.

@@ -29,6 +29,8 @@ ROUTES: tuple[Route, ...] = (
         auth="none",
         body=s_users.LoginUserRequestSchema,
         reply=s_users.UserResponseSchema,
+        errors=(401,),
+        summary="Log in with email and password",
     ),
     Route(
         "POST",
@@ -38,8 +40,17 @@ ROUTES: tuple[Route, ...] = (
         body=s_users.NewUserRequestSchema,
         reply=s_users.UserResponseSchema,
         status=201,
+        errors=(409,),
+        summary="Register a new user",
     ),
-    Route("GET", "/user", users.get_current_user, auth="required", reply=s_users.UserResponseSchema),
+    Route(
+        "GET",
+        "/user",
+        users.get_current_user,
+        auth="required",
+        reply=s_users.UserResponseSchema,
+        summary="Get the current user",
+    ),
     Route(
         "PUT",
         "/user",
@@ -47,6 +58,8 @@ ROUTES: tuple[Route, ...] = (
         auth="required",
         body=s_users.UpdateUserRequestSchema,
         reply=s_users.UserResponseSchema,
+        errors=(409,),
+        summary="Update the current user",
     ),
     Route(
         "GET",
@@ -54,6 +67,8 @@ ROUTES: tuple[Route, ...] = (
         profiles.get_profile_by_username,
         auth="optional",
         reply=s_profiles.ProfileResponseSchema,
+        errors=(404,),
+        summary="Get a profile",
     ),
     Route(
         "POST",
@@ -61,6 +76,8 @@ ROUTES: tuple[Route, ...] = (
         profiles.follow_user_by_username,
         auth="required",
         reply=s_profiles.ProfileResponseSchema,
+        errors=(404, 422),
+        summary="Follow a user",
     ),
     Route(
         "DELETE",
@@ -68,6 +85,8 @@ ROUTES: tuple[Route, ...] = (
         profiles.unfollow_user_by_username,
         auth="required",
         reply=s_profiles.ProfileResponseSchema,
+        errors=(404, 422),
+        summary="Unfollow a user",
     ),
     Route(
         "GET",
@@ -76,6 +95,7 @@ ROUTES: tuple[Route, ...] = (
         auth="required",
         query=s_articles.PageQuerySchema,
         reply=s_articles.MultipleArticlesResponseSchema,
+        summary="Recent articles from followed users",
     ),
     Route(
         "GET",
@@ -84,6 +104,7 @@ ROUTES: tuple[Route, ...] = (
         auth="optional",
         query=s_articles.ArticleQuerySchema,
         reply=s_articles.MultipleArticlesResponseSchema,
+        summary="Recent articles, filtered by tag, author or favoriter",
     ),
     Route(
         "POST",
@@ -93,9 +114,16 @@ ROUTES: tuple[Route, ...] = (
         body=s_articles.NewArticleRequestSchema,
         reply=s_articles.SingleArticleResponseSchema,
         status=201,
+        summary="Create an article",
     ),
     Route(
-        "GET", "/articles/<slug>", articles.get_article, auth="optional", reply=s_articles.SingleArticleResponseSchema
+        "GET",
+        "/articles/<slug>",
+        articles.get_article,
+        auth="optional",
+        reply=s_articles.SingleArticleResponseSchema,
+        errors=(404,),
+        summary="Get an article",
     ),
     Route(
         "PUT",
@@ -104,14 +132,26 @@ ROUTES: tuple[Route, ...] = (
         auth="required",
         body=s_articles.UpdateArticleRequestSchema,
         reply=s_articles.SingleArticleResponseSchema,
+        errors=(403, 404),
+        summary="Update an article",
     ),
-    Route("DELETE", "/articles/<slug>", articles.delete_article, auth="required", status=204),
+    Route(
+        "DELETE",
+        "/articles/<slug>",
+        articles.delete_article,
+        auth="required",
+        status=204,
+        errors=(403, 404),
+        summary="Delete an article",
+    ),
     Route(
         "GET",
         "/articles/<slug>/comments",
         comments.get_article_comments,
         auth="optional",
         reply=s_comments.MultipleCommentsResponseSchema,
+        errors=(404,),
+        summary="Get the comments of an article",
     ),
     Route(
         "POST",
@@ -121,6 +161,8 @@ ROUTES: tuple[Route, ...] = (
         body=s_comments.NewCommentRequestSchema,
         reply=s_comments.SingleCommentResponseSchema,
         status=201,
+        errors=(404,),
+        summary="Comment on an article",
     ),
     Route(
         "DELETE",
@@ -128,6 +170,8 @@ ROUTES: tuple[Route, ...] = (
         comments.delete_article_comment,
         auth="required",
         status=204,
+        errors=(403, 404),
+        summary="Delete a comment",
     ),
     Route(
         "POST",
@@ -135,6 +179,8 @@ ROUTES: tuple[Route, ...] = (
         articles.create_article_favorite,
         auth="required",
         reply=s_articles.SingleArticleResponseSchema,
+        errors=(404,),
+        summary="Favorite an article",
     ),
     Route(
         "DELETE",
@@ -142,14 +188,32 @@ ROUTES: tuple[Route, ...] = (
         articles.delete_article_favorite,
         auth="required",
         reply=s_articles.SingleArticleResponseSchema,
+        errors=(404,),
+        summary="Unfavorite an article",
     ),
-    Route("GET", "/tags", tags.get_tags, auth="none", reply=s_tags.TagsResponseSchema),
+    Route("GET", "/tags", tags.get_tags, auth="none", reply=s_tags.TagsResponseSchema, summary="Get every tag in use"),
 )
 
 #: Operational endpoints, outside the API: for load balancers and orchestrators.
 OPS_ROUTES: tuple[Route, ...] = (
-    Route("GET", "/healthz", health.get_health, auth="none", reply=s_health.HealthSchema, mount=""),
-    Route("GET", "/readyz", health.get_readiness, auth="none", reply=s_health.ReadinessSchema, mount=""),
+    Route(
+        "GET",
+        "/healthz",
+        health.get_health,
+        auth="none",
+        reply=s_health.HealthSchema,
+        mount="",
+        summary="Liveness: the process answers (no I/O)",
+    ),
+    Route(
+        "GET",
+        "/readyz",
+        health.get_readiness,
+        auth="none",
+        reply=s_health.ReadinessSchema,
+        mount="",
+        summary="Readiness: database, migrations and shared storages",
+    ),
 )
 
 #: Everything the dispatcher serves.

@@ -51,6 +51,10 @@ class Route:
     :param query: schema of the query string; the view gets ``query=``.
     :param reply: schema of the response body; None for an empty 204.
     :param mount: URL prefix; the API lives under ``/api``, health checks at the root.
+    :param errors: statuses of the contract's own errors (403, 404, 409) this
+        operation can answer; the rest follow from the declaration (401 from
+        ``auth``, 422/400/415/413 from ``body``/``query``) and are documented without it.
+    :param summary: one line for the API documentation.
     """
 
     method: str
@@ -62,6 +66,8 @@ class Route:
     reply: type[Schema] | None = None
     status: int = 200
     mount: str = "/api"
+    errors: tuple[int, ...] = ()
+    summary: str = ""
 
     @property
     def endpoint(self) -> str:

@@ -109,8 +109,10 @@ def app(settings: Settings, session_factory: sessionmaker[Session]) -> ConduitAp
 
 @pytest.fixture
 def client(app: ConduitApp) -> TestApp:
-    """webtest client with WSGI lint on."""
-    return TestApp(app)
+    """webtest client with WSGI lint on; every response is checked against the OpenAPI document."""
+    from tests.openapi_check import ValidatingTestApp
+
+    return ValidatingTestApp(app)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # Keys authenticated requests by user id: reads the token, never the database.
     "service.middleware.ratelimit": ("service.errors", "service.config", "service.middleware", "service.auth"),
     "service.logs": ("service.config",),
+    "service.openapi": ("service", "service.routing", "schemas", "service.web"),
     # Composition roots: they see every layer.
     "service.cli": ("service", "schemas"),
     "service.gunicorn_conf": (),

@@ -1,0 +1,97 @@
+"""API documentation: the OpenAPI document, Swagger UI at /docs and ReDoc at /redoc.
+
+The pages' JavaScript and CSS are vendored in ``service/static/docs`` (see
+``docs/update-docs-ui.sh``) and served by werkzeug's SharedDataMiddleware, so
+the docs work behind a firewall. Asset URLs carry the vendored versions, so they
+can be cached for a year and still change when the assets do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from werkzeug.middleware.shared_data import SharedDataMiddleware
+from werkzeug.wrappers import Request, Response
+
+#: Where the vendored Swagger UI and ReDoc files live.
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "docs"
+#: Seconds browsers and proxies may keep the (versioned) assets.
+ASSET_MAX_AGE = 365 * 24 * 3600
+
+_SWAGGER_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>Conduit API: Swagger UI</title>
+  <link rel="stylesheet" href="/static/docs/swagger-ui.css?v={version}">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/static/docs/swagger-ui-bundle.js?v={version}"></script>
+  <script>
+    window.ui = SwaggerUIBundle({{
+      url: "/api/openapi.json",
+      dom_id: "#swagger-ui",
+      presets: [SwaggerUIBundle.presets.apis],
+      layout: "BaseLayout",
+      deepLinking: true,
+      persistAuthorization: true
+    }});
+  </script>
+</body>
+</html>
+"""
+
+_REDOC_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>Conduit API: ReDoc</title>
+</head>
+<body>
+  <redoc spec-url="/api/openapi.json"></redoc>
+  <script src="/static/docs/redoc.standalone.js?v={version}"></script>
+</body>
+</html>
+"""
+
+
+class DocsMiddleware:
+    """Serve ``/api/openapi.json``, ``/docs``, ``/redoc`` and ``/static/docs/*``.
+
+    :param document: the OpenAPI document (built once, at start-up).
+    """
+
+    def __init__(self, app: Any, document: dict[str, Any]) -> None:
+        self.app = SharedDataMiddleware(app, {"/static/docs": str(STATIC_DIR)}, cache_timeout=ASSET_MAX_AGE)
+        version = quote(_versions())
+        self.document = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+        self.pages = {
+            "/api/openapi.json": (self.document, "application/json; charset=utf-8"),
+            "/docs": (_SWAGGER_PAGE.format(version=version).encode(), "text/html; charset=utf-8"),
+            "/redoc": (_REDOC_PAGE.format(version=version).encode(), "text/html; charset=utf-8"),
+        }
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "").rstrip("/") or "/"
+        page = self.pages.get(path)
+        if page is None or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return self.app(environ, start_response)
+        body, content_type = page
+        response = Response(body, content_type=content_type)
+        response.set_etag(hashlib.blake2b(body, digest_size=16).hexdigest())
+        response.headers["Cache-Control"] = "no-cache"
+        response.make_conditional(Request(environ))
+        return response(environ, start_response)
+
+
+def _versions() -> str:
+    try:
+        return (STATIC_DIR / "VERSIONS").read_text().replace("\n", ";").strip(";")
+    except OSError:
+        return "unknown"
