@@ -21,6 +21,26 @@ from service.models import UTCDateTime
 
 #: The message RealWorld clients show for a missing, empty or null required value.
 BLANK = "can't be blank"
+#: What "blank" means: nothing but ASCII white space. Spelled out (not ``\s``) so that
+#: the OpenAPI pattern means the same to every regex engine that reads it.
+_WHITESPACE = " \t\n\r\f\v"
+#: Documented patterns: any text without NUL; the same with at least one non-blank character.
+ANY_TEXT = "^[^\\u0000]*$"
+NON_BLANK_TEXT = "^[^\\u0000]*[^\\u0000 \\t\\n\\r\\f\\v][^\\u0000]*$"
+
+
+class FullMatch(validate.Regexp):
+    """A regular expression the whole value must match (``$`` alone would let a final newline through).
+
+    The pattern is written for ``re`` and JSON Schema alike (no ``\\w``, ``\\Z``), and
+    apispec documents it as the field's ``pattern``.
+    """
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
 
 _TYPE_MESSAGES: dict[type[fields.Field[Any]], str] = {
     fields.String: "must be a string",
@@ -42,6 +62,13 @@ class Text(fields.String):
     def __init__(self, *, allow_blank: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.allow_blank = allow_blank
+        # NUL and blank values are refused in _deserialize; these validators say so in the
+        # OpenAPI document (minLength, and a pattern unless the field has its own).
+        if not allow_blank:
+            self.validators.insert(0, validate.Length(min=1, error=BLANK))
+        if not any(isinstance(v, validate.Regexp) for v in self.validators):
+            pattern = ANY_TEXT if allow_blank else NON_BLANK_TEXT
+            self.validators.append(FullMatch(pattern, error=BLANK))
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -51,17 +78,26 @@ class Text(fields.String):
             text.encode("utf-8")
         except UnicodeEncodeError:
             raise ValidationError("must be valid Unicode text") from None
-        if not self.allow_blank and not text.strip():
+        if not self.allow_blank and not text.strip(_WHITESPACE):
             raise ValidationError(BLANK)
         return text
+
+
+#: An email address: a local part, ``@``, and a dotted domain (ASCII), in a form every
+#: regex engine reads alike, so the OpenAPI document states exactly what is accepted.
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
 
 
 class Email(Text):
     """An email address, validated and stored lower-case."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.validators.insert(0, validate.Email(error="is invalid"))
+        given = kwargs.pop("validate", None)
+        extra = [] if given is None else list(given) if isinstance(given, (list, tuple)) else [given]
+        super().__init__(validate=[FullMatch(EMAIL_PATTERN, error="is invalid"), *extra], **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         return super()._deserialize(value, attr, data, **kwargs).strip().lower()

@@ -76,7 +76,7 @@ ROUTES: tuple[Route, ...] = (
         profiles.follow_user_by_username,
         auth="required",
         reply=s_profiles.ProfileResponseSchema,
-        errors=(404, 422),
+        errors=(403, 404),
         summary="Follow a user",
     ),
     Route(
@@ -85,7 +85,7 @@ ROUTES: tuple[Route, ...] = (
         profiles.unfollow_user_by_username,
         auth="required",
         reply=s_profiles.ProfileResponseSchema,
-        errors=(404, 422),
+        errors=(403, 404),
         summary="Unfollow a user",
     ),
     Route(

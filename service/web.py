@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.routing import Map
+from werkzeug.routing import Map, MapAdapter
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import ClosingIterator
 
@@ -248,7 +248,11 @@ class Dispatcher:
             return error_response(ApiError.internal())
 
     def _run(self, request: ApiRequest) -> Response:
-        endpoint, values = self.url_map.bind_to_environ(request.environ).match()
+        adapter = self.url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, values = adapter.match()
+        except MethodNotAllowed as exc:
+            raise MethodNotAllowed(valid_methods=_resource_methods(adapter, exc.valid_methods or [])) from None
         route = self.routes[endpoint]
         if any("\x00" in str(value) for value in values.values()):
             raise ApiError.not_found("resource")
@@ -293,10 +297,26 @@ class Dispatcher:
                 logger.warning("rollback failed", exc_info=True)
 
 
+def _resource_methods(adapter: MapAdapter, methods: Iterable[str]) -> list[str]:
+    """The methods of the most specific resource at the URL.
+
+    werkzeug lists every rule's methods for a URL, so ``/api/articles/feed``
+    would advertise ``/api/articles/<slug>``'s PUT and DELETE too; the static
+    rule (fewest converters) is the resource the client addressed.
+    """
+    rules: dict[str, int] = {}
+    for method in methods:
+        rule, _ = adapter.match(method=method, return_rule=True)
+        rules[method] = len(rule.arguments)
+    fewest = min(rules.values(), default=0)
+    return sorted(method for method, arguments in rules.items() if arguments == fewest)
+
+
 def _from_http(exc: HTTPException) -> ApiError:
     headers: dict[str, str] = {}
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
-        headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        # HEAD is answered wherever GET is, but only the documented methods are advertised.
+        headers["Allow"] = ", ".join(sorted(set(exc.valid_methods) - {"HEAD"}))
     return ApiError.from_http(exc.code or 500, exc.description, headers)
 
 

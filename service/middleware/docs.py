@@ -18,6 +18,9 @@ from urllib.parse import quote
 from werkzeug.middleware.shared_data import SharedDataMiddleware
 from werkzeug.wrappers import Request, Response
 
+from service.errors import ApiError
+from service.middleware.responses import send_error
+
 #: Where the vendored Swagger UI and ReDoc files live.
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "docs"
 #: Seconds browsers and proxies may keep the (versioned) assets.
@@ -80,8 +83,10 @@ class DocsMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "").rstrip("/") or "/"
         page = self.pages.get(path)
-        if page is None or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+        if page is None:
             return self.app(environ, start_response)
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return send_error(ApiError.from_http(405, None, {"Allow": "GET"}), start_response)
         body, content_type = page
         response = Response(body, content_type=content_type)
         response.set_etag(hashlib.blake2b(body, digest_size=16).hexdigest())

@@ -22,11 +22,11 @@ def get_profile(session: Session, actor: User | None, *, username: str) -> User:
 def follow(session: Session, actor: User, *, username: str) -> User:
     """Follow a user; following twice is the same as once.
 
-    :raises ApiError: 404 ``profile``; 422 ``profile`` when following oneself.
+    :raises ApiError: 404 ``profile``; 403 ``profile`` when following oneself.
     """
     target = queries.profile_by_username(session, username, actor.id)
     if target.id == actor.id:
-        raise ApiError.invalid({"profile": ["cannot follow yourself"]})
+        raise ApiError(403, {"profile": ["cannot follow yourself"]})
     if not target.following:
         try:
             with session.begin_nested():
@@ -39,10 +39,10 @@ def follow(session: Session, actor: User, *, username: str) -> User:
 def unfollow(session: Session, actor: User, *, username: str) -> User:
     """Stop following a user; unfollowing twice is the same as once.
 
-    :raises ApiError: 404 ``profile``; 422 ``profile`` when unfollowing oneself.
+    :raises ApiError: 404 ``profile``; 403 ``profile`` when unfollowing oneself.
     """
     target = queries.profile_by_username(session, username, actor.id)
     if target.id == actor.id:
-        raise ApiError.invalid({"profile": ["cannot follow yourself"]})
+        raise ApiError(403, {"profile": ["cannot follow yourself"]})
     session.execute(delete(follows).where(follows.c.follower_id == actor.id, follows.c.followed_id == target.id))
     return queries.profile_by_username(session, username, actor.id)

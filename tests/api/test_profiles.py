@@ -78,10 +78,10 @@ def test_follow_unknown_user_returns_404(client: TestApp, db: Session) -> None:
     assert body == {"errors": {"profile": ["not found"]}}
 
 
-def test_follow_yourself_returns_422(client: TestApp, db: Session) -> None:
+def test_follow_yourself_returns_403(client: TestApp, db: Session) -> None:
     jake = make_user(db, "jake")
 
-    body = client.post("/api/profiles/jake/follow", headers=auth_header(jake), status=422).json
+    body = client.post("/api/profiles/jake/follow", headers=auth_header(jake), status=403).json
 
     assert body == {"errors": {"profile": ["cannot follow yourself"]}}
 
