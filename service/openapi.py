@@ -37,7 +37,8 @@ _TAGS = {
 _FAVORITES = {"create_article_favorite", "delete_article_favorite"}
 _ERROR_DESCRIPTIONS = {
     400: "Malformed JSON",
-    401: "Missing, invalid or expired token",
+    401: "Unauthorized: the token is missing, invalid or expired (key `token`), "
+    "or login credentials are wrong (key `credentials`)",
     403: "Not yours: the key names the resource (article, comment)",
     404: "Not found: the key names the resource (article, profile, comment)",
     409: "Already taken: the key names the field (username, email)",
