@@ -69,6 +69,14 @@ def expected_head() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def upgrade(connection: Connection, revision: str = "head") -> None:
+    """Run ``alembic upgrade REVISION`` on an open connection, leaving logging alone."""
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    config.attributes["configure_logging"] = False  # the host process owns logging
+    command.upgrade(config, revision)
+
+
 def upgrade_to_head(engine: Engine, settings: Settings) -> None:
     """Run ``alembic upgrade head`` on ``engine``.
 
@@ -82,10 +90,7 @@ def upgrade_to_head(engine: Engine, settings: Settings) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             with engine.begin() as connection:
-                config = alembic_config()
-                config.attributes["connection"] = connection
-                config.attributes["configure_logging"] = False  # the host process owns logging
-                command.upgrade(config, "head")
+                upgrade(connection)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -63,10 +62,7 @@ def pg_engine() -> Iterator[Engine]:
         # A clean slate: whatever a previous (killed) run left behind is dropped.
         connection.execute(text("DROP SCHEMA public CASCADE"))
         connection.execute(text("CREATE SCHEMA public"))
-        config = service_db.alembic_config()
-        config.attributes["connection"] = connection
-        config.attributes["configure_logging"] = False
-        command.upgrade(config, "head")
+        service_db.upgrade(connection)
     yield engine
     engine.dispose()
 

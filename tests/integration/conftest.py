@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
 from sqlalchemy import Engine
 
 from service import db as service_db
@@ -19,9 +18,6 @@ def real_engine(backend: str, tmp_path: Path, request: pytest.FixtureRequest) ->
     url = f"sqlite:///{tmp_path / 'real.db'}" if backend == "sqlite" else request.getfixturevalue("throwaway_pg_url")
     engine = service_db.make_engine(make_settings(database_url=url, instance_path=tmp_path))
     with engine.begin() as connection:
-        config = service_db.alembic_config()
-        config.attributes["connection"] = connection
-        config.attributes["configure_logging"] = False
-        command.upgrade(config, "head")
+        service_db.upgrade(connection)
     yield engine
     engine.dispose()

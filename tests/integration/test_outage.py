@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from alembic import command
 from webtest import TestApp
 
 from service import db as service_db
@@ -89,9 +88,7 @@ def test_database_outage_gives_fast_503_and_recovers_without_restart(cluster: Cl
     settings = make_settings(database_url=cluster.url, db_connect_timeout=2)
     engine = service_db.make_engine(settings)
     with engine.begin() as connection:
-        config = service_db.alembic_config()
-        config.attributes.update(connection=connection, configure_logging=False)
-        command.upgrade(config, "head")
+        service_db.upgrade(connection)
     client = TestApp(create_app(settings, session_factory=service_db.make_session_factory(engine)))
     client.get("/api/tags")  # the pool now holds a live connection
     client.get("/readyz")
