@@ -140,11 +140,6 @@ class Settings:
         if self.token_ttl <= 0:
             raise ConfigError("CONDUIT_TOKEN_TTL must be a positive number of seconds")
 
-    @property
-    def is_sqlite(self) -> bool:
-        """True when the database is SQLite (the embedded default)."""
-        return self.database_url.startswith("sqlite")
-
     def __repr__(self) -> str:
         # Never let the secret (or a password inside a URL) reach a log line through a repr.
         return (
