@@ -1,16 +1,27 @@
-"""Throughput of GET /api/articles (anonymous) with the middleware off and on, as ratios.
+"""Throughput of anonymous GET /api/articles with the middleware off and on, as ratios.
 
-One run, one machine: seeds a SQLite database (1 000 users, 5 000 articles), then
-for each configuration starts ``gunicorn -w 2`` and drives it with wrk; the
-configurations alternate over several rounds and the median is reported, so
-machine noise hits them alike. Needs wrk and redis-server (Debian packages).
+One run, one machine: seeds a SQLite database (1 000 users, 5 000 articles),
+starts one gunicorn per configuration with the production settings
+(``service.gunicorn_conf``: sync workers, 2 x cores + 1 of them; only worker
+recycling is off, so that no restart lands in a measurement), all at once so
+that none is restarted between rounds, warms each up, then drives them in turn
+with wrk for many short rounds in a shuffled order. Each configuration is
+compared with the bare baseline *of the same round*, and the median of those
+per-round ratios is reported with its range, so the machine's drift hits both
+sides of a ratio alike. Beside requests per second it reports the CPU time the
+server (and redis-server) spent per request, read from /proc: on a shared
+machine that figure moves far less than wall-clock throughput. Needs wrk and
+redis-server (Debian packages).
 
-- bare: rate limiting off, no cache (the uncached baseline)
-- middleware (host-local): limits on a SQLite file + filesystem cache, every request a miss
-- middleware (redis): limits and cache on Redis, every request a miss
-- cache hit (host-local / redis): the same URL again and again
+Configurations (every "miss" request asks for a URL never asked before, so it
+is looked up, computed and stored: the worst case for the middleware):
 
-Usage: python bench/throughput.py [--seconds 8] [--rounds 3]
+- bare: rate limiting off, cache off (the uncached baseline)
+- limiter: rate limiting on, cache off (host-local SQLite file, or Redis)
+- both, misses: rate limiting and cache on, every request a miss
+- both, hits: the same URL again and again
+
+Usage: python bench/throughput.py [--seconds 3] [--rounds 15] [--workers N]
 """
 
 from __future__ import annotations
@@ -28,6 +39,9 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +56,7 @@ request = function()
 end
 """
 NEVER_LIMITED = "1000000000/minute"
+BARE = "bare (no rate limit, no cache)"
 
 
 def free_port() -> int:
@@ -61,45 +76,79 @@ def wait_for(url: str, seconds: float = 30) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def run_config(env: dict[str, str], path: str, lua: Path | None, seconds: int) -> float:
+@dataclass
+class Server:
+    """A running gunicorn: where it answers, and the processes whose CPU time a request costs."""
+
+    base: str
+    master: int
+    helpers: tuple[int, ...]  # e.g. redis-server, for the configurations that use it
+
+    def cpu_seconds(self) -> float:
+        """User + system time so far of the workers and the helpers."""
+        children = Path(f"/proc/{self.master}/task/{self.master}/children").read_text().split()
+        total = 0
+        for pid in (*children, *map(str, self.helpers)):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        return total / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], workers: int, helpers: tuple[int, ...]) -> Iterator[Server]:
+    """gunicorn with the production settings serving the app with ``env``."""
     port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:application"]
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", "wsgi:application"]
+    env = {**env, "CONDUIT_BIND": f"127.0.0.1:{port}", "CONDUIT_WORKERS": str(workers), "CONDUIT_MAX_REQUESTS": "0"}
     with open(os.devnull, "wb") as sink:
-        server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=sink, stderr=sink)
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=sink, stderr=sink)
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for(f"{base}/healthz")
-        script = ["-s", str(lua)] if lua else []
-
-        def wrk(duration: int) -> str:
-            run_id = ["--", uuid.uuid4().hex] if lua else []
-            argv = ["wrk", *script, "-t1", "-c4", f"-d{duration}s", base + path, *run_id]
-            return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-
-        wrk(2)  # warm up both workers (imports, pools, caches, page cache)
-        out = wrk(seconds)
-        if "Non-2xx" in out:
-            raise RuntimeError(f"errors during the run:\n{out}")
-        return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+        server = Server(f"http://127.0.0.1:{port}", process.pid, helpers)
+        wait_for(f"{server.base}/healthz")
+        yield server
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@dataclass
+class Run:
+    requests_per_second: float
+    cpu_ms_per_request: float
+
+
+def wrk(server: Server, lua: Path | None, seconds: int, connections: int) -> Run:
+    """Drive ``server`` for ``seconds`` with ``connections`` connections on one wrk thread."""
+    url = server.base + "/api/articles"
+    script = ["-s", str(lua), url, "--", uuid.uuid4().hex] if lua else [url]
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", *script]
+    cpu_before = server.cpu_seconds()
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    cpu = server.cpu_seconds() - cpu_before
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"errors during the run:\n{out}")
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return Run(rps, 1000 * cpu / requests)
+
+
+def seed(env: dict[str, str]) -> None:
+    conduit = str(Path(sys.executable).parent / "conduit")
+    subprocess.run([conduit, "db", "upgrade"], env=env, check=True, capture_output=True)
+    seed_args = ["seed", "--users", "1000", "--articles", "5000", "--seed", "1"]
+    subprocess.run([conduit, *seed_args], env=env, check=True, capture_output=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=3, help="length of one wrk run")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1, help="default: as in production")
     args = parser.parse_args()
     for tool in ("wrk", "redis-server"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is needed: apt-get install {tool}")
     work = Path(tempfile.mkdtemp(prefix="conduit-bench-"))
-    redis_port = free_port()
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
-    )
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
     lua = work / "miss.lua"
     lua.write_text(MISS_LUA)
     base_env = {
@@ -109,52 +158,84 @@ def main() -> None:
         "CONDUIT_LOG_LEVEL": "WARNING",
         "CONDUIT_RATELIMIT_DEFAULT": NEVER_LIMITED,
     }
-    conduit = str(Path(sys.executable).parent / "conduit")
-    subprocess.run([conduit, "db", "upgrade"], env=base_env, check=True, capture_output=True)
-    subprocess.run(
-        [conduit, "seed", "--users", "1000", "--articles", "5000", "--seed", "1"],
-        env=base_env,
-        check=True,
-        capture_output=True,
+    seed(base_env)
+    redis_port = free_port()
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
     )
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    no_cache = {"CONDUIT_CACHE_URL": "null"}
     on_redis = {"CONDUIT_RATELIMIT_STORAGE_URI": redis_url, "CONDUIT_CACHE_URL": redis_url}
-    configs = {
-        "bare (no rate limit, no cache)": ({"CONDUIT_RATELIMIT_ENABLED": "false", "CONDUIT_CACHE_URL": "null"}, lua),
-        "middleware, host-local, misses": ({}, lua),
-        "middleware, redis, misses": (on_redis, lua),
-        "cache hits, host-local": ({}, None),
-        "cache hits, redis": (on_redis, None),
+    configs: dict[str, tuple[dict[str, str], Path | None, tuple[int, ...]]] = {
+        BARE: ({"CONDUIT_RATELIMIT_ENABLED": "false", **no_cache}, lua, ()),
+        "limiter only, host-local": (no_cache, lua, ()),
+        "limiter only, redis": ({**on_redis, **no_cache}, lua, (redis.pid,)),
+        "both, host-local, misses": ({}, lua, ()),
+        "both, redis, misses": (on_redis, lua, (redis.pid,)),
+        "both, host-local, hits": ({}, None, ()),
+        "both, redis, hits": (on_redis, None, (redis.pid,)),
     }
-    results: dict[str, list[float]] = {name: [] for name in configs}
+    connections = 2 * args.workers
+    results: dict[str, list[Run]] = {name: [] for name in configs}
     try:
-        shuffler = random.Random(1)
-        for round_ in range(args.rounds):
-            order = list(configs.items())
-            shuffler.shuffle(order)  # no configuration always runs first (or last)
-            for name, (overrides, script) in order:
-                rps = run_config({**base_env, **overrides}, "/api/articles", script, args.seconds)
-                results[name].append(rps)
-                print(f"round {round_ + 1}: {name:34} {rps:8.1f} req/s", flush=True)
+        with ExitStack() as stack:
+            servers = {
+                name: stack.enter_context(gunicorn({**base_env, **env}, args.workers, helpers))
+                for name, (env, _, helpers) in configs.items()
+            }
+            for name, server in servers.items():
+                wrk(server, configs[name][1], 2, connections)  # warm up every worker (imports, pools, page cache)
+            shuffler = random.Random(1)
+            for round_ in range(args.rounds):
+                order = list(configs)
+                shuffler.shuffle(order)  # no configuration always runs first (or last)
+                for name in order:
+                    run = wrk(servers[name], configs[name][1], args.seconds, connections)
+                    results[name].append(run)
+                    print(
+                        f"round {round_ + 1:2}: {name:26} {run.requests_per_second:8.1f} req/s"
+                        f" {run.cpu_ms_per_request:6.2f} CPU ms/request",
+                        flush=True,
+                    )
     finally:
         redis.terminate()
         shutil.rmtree(work, ignore_errors=True)
-    median = {name: statistics.median(values) for name, values in results.items()}
-    bare_name = "bare (no rate limit, no cache)"
-    print("\nmedian requests/second (gunicorn -w 2, wrk -t1 -c4, GET /api/articles, anonymous)")
-    for name, rps in median.items():
-        print(f"  {name:34} {rps:8.1f}")
+    print(f"\ngunicorn -w {args.workers} (sync), wrk -t1 -c{connections}, anonymous GET /api/articles")
+    report(results)
 
-    def paired(name: str, baseline: str) -> float:
-        # Each round compares configurations run minutes apart on the same machine;
-        # the median of those per-round ratios is steadier than a ratio of medians.
-        return statistics.median(a / b for a, b in zip(results[name], results[baseline], strict=True))
 
-    print("\nratios (median over rounds of the ratio within each round):")
-    for storage in ("host-local", "redis"):
-        miss, hit = f"middleware, {storage}, misses", f"cache hits, {storage}"
+def report(results: dict[str, list[Run]]) -> None:
+    """Medians, and each configuration against the baseline as a per-round ratio (median, range)."""
+
+    def paired(name: str, baseline: str, value: Callable[[Run], float]) -> list[float]:
+        pairs = zip(results[name], results[baseline], strict=True)
+        return sorted(value(run) / value(base) for run, base in pairs)
+
+    def rps(run: Run) -> float:
+        return run.requests_per_second
+
+    def cpu(run: Run) -> float:
+        return run.cpu_ms_per_request
+
+    print(f"  {'':26} {'req/s':>8} {'CPU ms/req':>11}   (medians over rounds)")
+    for name, runs in results.items():
+        print(f"  {name:26} {statistics.median(map(rps, runs)):8.1f} {statistics.median(map(cpu, runs)):11.2f}")
+    print("\ncost of the middleware against the bare baseline of the same round (median, and range over rounds):")
+    for name in results:
+        if name == BARE or name.endswith("hits"):
+            continue
+        fewer = [100 * (1 - r) for r in paired(name, BARE, rps)]
+        more_cpu = [100 * (r - 1) for r in paired(name, BARE, cpu)]
         print(
-            f"  {storage:10}  middleware cost on a miss: {100 * (1 - paired(miss, bare_name)):5.1f}% of bare"
-            f"   cache hit vs miss: {paired(hit, miss):5.2f} x faster"
+            f"  {name:26} throughput {statistics.median(fewer):5.1f} % lower ({fewer[-1]:.1f} to {fewer[0]:.1f});"
+            f" CPU per request {statistics.median(more_cpu):5.1f} % higher ({more_cpu[0]:.1f} to {more_cpu[-1]:.1f})"
+        )
+    print("\ncache hits against misses of the same round:")
+    for storage in ("host-local", "redis"):
+        speedup = paired(f"both, {storage}, hits", f"both, {storage}, misses", rps)
+        print(
+            f"  {storage:26} {statistics.median(speedup):5.2f} x the requests/second"
+            f" ({speedup[0]:.2f} to {speedup[-1]:.2f})"
         )
 
 

@@ -33,10 +33,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import redis
-from cachelib import BaseCache, FileSystemCache, NullCache, RedisCache, SimpleCache
+from cachelib import BaseCache, FileSystemCache, NullCache, SimpleCache
 from werkzeug.wrappers import Response
 
 from service.config import ConfigError, Settings
+from service.middleware.redis_cache import BatchingRedisCache
 from service.middleware.sqlite_cache import SQLiteCache
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,9 @@ def make_cache(settings: Settings) -> BaseCache:
         return SimpleCache(default_timeout=settings.cache_ttl)
     if url.startswith(("redis://", "rediss://", "unix://")):
         client = redis.Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
-        return RedisCache(host=client, key_prefix=f"{settings.cache_key_prefix}:", default_timeout=settings.cache_ttl)
+        return BatchingRedisCache(
+            host=client, key_prefix=f"{settings.cache_key_prefix}:", default_timeout=settings.cache_ttl
+        )
     raise ConfigError("CONDUIT_CACHE_URL must be sqlitefile, filesystem, redis://..., simple or null")
 
 
@@ -95,6 +98,8 @@ class ResponseCacheMiddleware:
         self.generation_key = f"{key_prefix}:generation"
         self.prefix = key_prefix
         self._skip_until = 0.0
+        # A Redis cache sends an entry with the next lookup instead of on a round trip of its own.
+        self._store = cache.set_later if isinstance(cache, BatchingRedisCache) else cache.set
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -128,7 +133,7 @@ class ResponseCacheMiddleware:
                 self._annotate(response, anonymous)
             if key and generation and response.status_code == 200 and response.mimetype == "application/json":
                 entry = (generation, response.status_code, list(response.headers.items()), response.get_data())
-                self._safely(self.cache.set, key, entry, self.ttl)
+                self._safely(self._store, key, entry, self.ttl)
                 response.headers["X-Cache"] = "miss"
         response.make_conditional(environ)
         return response(environ, start_response)

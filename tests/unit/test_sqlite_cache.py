@@ -51,3 +51,13 @@ def test_add_is_atomic_across_processes(tmp_path: Path) -> None:
         won = pool.map(_add, [(str(tmp_path / "c.db"), n) for n in range(16)])
 
     assert sum(won) == 1
+
+
+def test_get_many_returns_values_in_the_order_asked_with_none_for_missing_or_expired(tmp_path: Path) -> None:
+    cache = SQLiteCache(tmp_path / "c.db")
+    cache.set("a", 1)
+    cache.set("b", {"x": 2})
+    cache.set("gone", 3, timeout=1)
+    time.sleep(1.1)
+
+    assert cache.get_many("b", "missing", "a", "gone") == [{"x": 2}, None, 1, None]

@@ -1,0 +1,96 @@
+"""The Redis response cache against a real redis-server: deferred stores, one round trip per read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from service.middleware.redis_cache import BatchingRedisCache
+from tests.integration.servers import redis_server
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[redis.Redis]:
+    with redis_server(tmp_path) as node:
+        yield redis.Redis.from_url(node.url)
+
+
+class CountingClient:
+    """Counts the round trips a Redis client makes (each command or pipeline execution)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client, self.trips = client, 0
+
+    def __getattr__(self, name: str) -> object:
+        attribute = getattr(self.client, name)
+        if name == "pipeline":
+            return lambda **options: CountingPipeline(self, self.client.pipeline(**options))
+        if callable(attribute):
+
+            def call(*args: object, **kwargs: object) -> object:
+                self.trips += 1
+                return attribute(*args, **kwargs)
+
+            return call
+        return attribute
+
+
+class CountingPipeline:
+    def __init__(self, owner: CountingClient, pipe: object) -> None:
+        self.owner, self.pipe = owner, pipe
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.pipe, name)
+
+    def execute(self) -> list[object]:
+        self.owner.trips += 1
+        return self.pipe.execute()  # type: ignore[attr-defined, no-any-return]
+
+
+def test_a_deferred_entry_is_stored_with_the_next_read_in_the_same_round_trip(client: redis.Redis) -> None:
+    counting = CountingClient(client)
+    cache = BatchingRedisCache(host=counting, key_prefix="t:", default_timeout=60)
+
+    cache.set_later("entry", ("gen", 200, [], b"body"))
+    assert client.get("t:entry") is None and counting.trips == 0  # nothing sent yet
+
+    assert cache.get_many("entry", "other") == [("gen", 200, [], b"body"), None]
+    assert counting.trips == 1
+    assert 0 < client.ttl("t:entry") <= 60
+
+
+def test_another_process_sees_the_entry_once_it_was_sent(client: redis.Redis) -> None:
+    writer = BatchingRedisCache(host=client, key_prefix="t:")
+    reader = BatchingRedisCache(host=redis.Redis(connection_pool=client.connection_pool), key_prefix="t:")
+
+    writer.set_later("entry", "value")
+    assert reader.get_many("entry") == [None]
+    writer.get_many("anything")
+
+    assert reader.get_many("entry") == ["value"]
+
+
+def test_entries_without_a_timeout_never_expire_and_the_queue_is_bounded(client: redis.Redis) -> None:
+    cache = BatchingRedisCache(host=client, key_prefix="t:", max_pending=2)
+
+    for n in range(3):
+        cache.set_later(f"k{n}", n, timeout=0)
+    cache.get_many("k0")
+
+    assert client.ttl("t:k2") == -1  # stored, with no expiry
+    assert client.exists("t:k0") == 0  # dropped: only the newest two waited
+
+
+def test_a_failed_round_trip_raises_so_the_middleware_can_bypass_the_cache(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as node:
+        cache = BatchingRedisCache(
+            host=redis.Redis.from_url(node.url, socket_timeout=0.25, socket_connect_timeout=0.25), key_prefix="t:"
+        )
+        cache.set_later("k", "v")
+        node.stop()
+
+        with pytest.raises(redis.RedisError):
+            cache.get_many("k")
