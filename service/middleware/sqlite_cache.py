@@ -58,13 +58,15 @@ class SQLiteCache(BaseCache):
 
     def get_many(self, *keys: str) -> list[Any]:
         """The values of ``keys`` (None where missing), in one statement rather than one per key."""
+        if not keys:
+            return []
         marks = ", ".join("?" * len(keys))
         rows = (
             self._file.connection()
             .execute(f"SELECT key, value FROM entries WHERE key IN ({marks}) AND expires_at > ?", (*keys, time.time()))
             .fetchall()
         )
-        found = {key: value for key, value in rows}
+        found = dict(rows)
         return [pickle.loads(found[key]) if key in found else None for key in keys]
 
     def set(self, key: str, value: Any, timeout: int | timedelta | None = None) -> bool:

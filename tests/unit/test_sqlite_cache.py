@@ -61,3 +61,4 @@ def test_get_many_returns_values_in_the_order_asked_with_none_for_missing_or_exp
     time.sleep(1.1)
 
     assert cache.get_many("b", "missing", "a", "gone") == [{"x": 2}, None, 1, None]
+    assert cache.get_many() == []
