@@ -9,7 +9,8 @@ Why a write is seen at once by every worker and host: every entry records the
 *generation* it was made under, a random value kept in the same shared cache,
 and an entry is served only while its generation is the current one. A reader
 fetches the generation and the entry together (one round trip) before it
-computes an answer, and stores what it computed with the generation it read.
+computes an answer, and stores what it computed with the generation it read
+(on Redis, with its next lookup: ``redis_cache.BatchingRedisCache``).
 Every successful write (2xx to POST, PUT or DELETE) replaces the generation
 with a new random value after its transaction committed and before its
 response leaves, so no entry from before the write can be served again,
