@@ -82,6 +82,9 @@ class Settings:
         by the host's workers), ``filesystem``, ``redis://...`` for several hosts,
         or ``null`` to disable.
     :param cache_ttl: seconds a cached response may be served.
+    :param cache_threshold: at most about this many entries in a host-local cache
+        (``sqlitefile``, ``filesystem``); the soonest to expire go first. A Redis
+        cache is bounded by Redis's own ``maxmemory``.
     :param cache_key_prefix: prefix of every cache key.
     """
 
@@ -110,6 +113,7 @@ class Settings:
     trusted_proxy_hops: int = 0
     cache_url: str = "sqlitefile"
     cache_ttl: int = 60
+    cache_threshold: int = 10000
     cache_key_prefix: str = "conduit"
 
     def __post_init__(self) -> None:
@@ -137,6 +141,8 @@ class Settings:
             object.__setattr__(self, "ratelimit_storage_uri", uri)
         if self.trusted_proxy_hops < 0 or self.cache_ttl < 0:
             raise ConfigError("CONDUIT_TRUSTED_PROXY_HOPS and CONDUIT_CACHE_TTL cannot be negative")
+        if self.cache_threshold < 1:
+            raise ConfigError("CONDUIT_CACHE_THRESHOLD must be at least 1")
         if self.token_ttl <= 0:
             raise ConfigError("CONDUIT_TOKEN_TTL must be a positive number of seconds")
 
@@ -195,6 +201,7 @@ class Settings:
             trusted_proxy_hops=_int(get, "TRUSTED_PROXY_HOPS", 0),
             cache_url=get("CACHE_URL", "sqlitefile"),
             cache_ttl=_int(get, "CACHE_TTL", 60),
+            cache_threshold=_int(get, "CACHE_THRESHOLD", 10000),
             cache_key_prefix=get("CACHE_KEY_PREFIX", "conduit"),
         )
 

@@ -66,9 +66,15 @@ def make_cache(settings: Settings) -> BaseCache:
     if url == "null":
         return NullCache()
     if url == "sqlitefile":
-        return SQLiteCache(settings.instance_path / "cache.db", default_timeout=settings.cache_ttl)
+        return SQLiteCache(
+            settings.instance_path / "cache.db", default_timeout=settings.cache_ttl, threshold=settings.cache_threshold
+        )
     if url == "filesystem":
-        return FileSystemCache(str(settings.instance_path / "cache"), default_timeout=settings.cache_ttl)
+        return FileSystemCache(
+            str(settings.instance_path / "cache"),
+            default_timeout=settings.cache_ttl,
+            threshold=settings.cache_threshold,
+        )
     if url == "simple":
         return SimpleCache(default_timeout=settings.cache_ttl)
     if url.startswith(("redis://", "rediss://", "unix://")):

@@ -10,7 +10,7 @@ The values are our own responses, pickled, in a file of the instance folder.
 from __future__ import annotations
 
 import pickle
-import random
+import sqlite3
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -27,8 +27,8 @@ CREATE TABLE IF NOT EXISTS entries (
     expires_at REAL NOT NULL
 ) WITHOUT ROWID;
 """
-#: One write in this many also deletes expired entries.
-_PURGE_ONE_IN = 1000
+#: At most one write in this many (per process) also purges: expired entries, then any over the threshold.
+_PURGE_EVERY = 1000
 #: ``expires_at`` of entries that never expire.
 _NEVER = float("inf")
 
@@ -38,11 +38,18 @@ class SQLiteCache(BaseCache):
 
     :param path: the file, e.g. ``instance/cache.db``.
     :param default_timeout: seconds an entry lives when ``set`` is given none; 0 = forever.
+    :param threshold: about how many entries the file may hold. Beyond it, a purge
+        deletes the entries closest to expiry, so a flood of distinct URLs cannot
+        fill the disk; entries that never expire (the generation) go last.
     """
 
-    def __init__(self, path: Path, default_timeout: int = 300) -> None:
+    def __init__(self, path: Path, default_timeout: int = 300, threshold: int = 10000) -> None:
         super().__init__(default_timeout=default_timeout)
         self._file = SharedSQLiteFile(path, _SCHEMA)
+        self._threshold = threshold
+        # Purge often enough that the file overshoots the threshold by a tenth at most (per process).
+        self._purge_every = max(1, min(_PURGE_EVERY, threshold // 10))
+        self._writes = 0
 
     def _expires_at(self, timeout: int | timedelta | None) -> float:
         seconds = self._normalize_timeout(timeout)
@@ -75,9 +82,20 @@ class SQLiteCache(BaseCache):
             "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)",
             (key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), self._expires_at(timeout)),
         )
-        if random.randrange(_PURGE_ONE_IN) == 0:
-            connection.execute("DELETE FROM entries WHERE expires_at <= ?", (time.time(),))
+        self._writes += 1
+        if self._writes % self._purge_every == 0:
+            self._purge(connection)
         return True
+
+    def _purge(self, connection: sqlite3.Connection) -> None:
+        """Delete expired entries, then the soonest to expire beyond the threshold."""
+        connection.execute("DELETE FROM entries WHERE expires_at <= ?", (time.time(),))
+        (count,) = connection.execute("SELECT count(*) FROM entries").fetchone()
+        if count > self._threshold:
+            connection.execute(
+                "DELETE FROM entries WHERE key IN (SELECT key FROM entries ORDER BY expires_at LIMIT ?)",
+                (count - self._threshold,),
+            )
 
     def add(self, key: str, value: Any, timeout: int | timedelta | None = None) -> bool:
         """Set ``key`` only if it holds no live entry; atomic across processes."""

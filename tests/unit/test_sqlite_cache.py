@@ -62,3 +62,15 @@ def test_get_many_returns_values_in_the_order_asked_with_none_for_missing_or_exp
 
     assert cache.get_many("b", "missing", "a", "gone") == [{"x": 2}, None, 1, None]
     assert cache.get_many() == []
+
+
+def test_a_flood_of_entries_is_trimmed_to_the_threshold_keeping_what_never_expires(tmp_path: Path) -> None:
+    cache = SQLiteCache(tmp_path / "c.db", default_timeout=60, threshold=20)
+    cache.set("generation", "g", timeout=0)
+
+    for n in range(200):
+        cache.set(f"entry-{n}", n)
+
+    kept = [key for key in ["generation", *(f"entry-{n}" for n in range(200))] if cache.has(key)]
+    assert len(kept) <= 22  # the threshold, overshot by a tenth at most
+    assert "generation" in kept and "entry-199" in kept and "entry-0" not in kept
