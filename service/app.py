@@ -83,7 +83,9 @@ def create_app(
         routing.build_map(), routing.ALL_ROUTES, settings, session_factory, probes, frozenset(required)
     )
     wsgi: Any = dispatcher
-    wsgi = ResponseCacheMiddleware(wsgi, cache, settings.cache_ttl, settings.cache_key_prefix)
+    wsgi = ResponseCacheMiddleware(
+        wsgi, cache, settings.cache_ttl, settings.cache_key_prefix, min_uses=settings.cache_min_uses
+    )
     if limiter is not None:
         wsgi = RateLimitMiddleware(
             wsgi,

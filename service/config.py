@@ -85,6 +85,8 @@ class Settings:
     :param cache_threshold: at most about this many entries in a host-local cache
         (``sqlitefile``, ``filesystem``); the soonest to expire go first. A Redis
         cache is bounded by Redis's own ``maxmemory``.
+    :param cache_min_uses: a worker stores an answer once it has missed its URL
+        this many times (nginx's ``proxy_cache_min_uses``); 2 keeps one-off URLs out.
     :param cache_key_prefix: prefix of every cache key.
     """
 
@@ -114,6 +116,7 @@ class Settings:
     cache_url: str = "sqlitefile"
     cache_ttl: int = 60
     cache_threshold: int = 10000
+    cache_min_uses: int = 2
     cache_key_prefix: str = "conduit"
 
     def __post_init__(self) -> None:
@@ -141,8 +144,8 @@ class Settings:
             object.__setattr__(self, "ratelimit_storage_uri", uri)
         if self.trusted_proxy_hops < 0 or self.cache_ttl < 0:
             raise ConfigError("CONDUIT_TRUSTED_PROXY_HOPS and CONDUIT_CACHE_TTL cannot be negative")
-        if self.cache_threshold < 1:
-            raise ConfigError("CONDUIT_CACHE_THRESHOLD must be at least 1")
+        if self.cache_threshold < 1 or self.cache_min_uses < 1:
+            raise ConfigError("CONDUIT_CACHE_THRESHOLD and CONDUIT_CACHE_MIN_USES must be at least 1")
         if self.token_ttl <= 0:
             raise ConfigError("CONDUIT_TOKEN_TTL must be a positive number of seconds")
 
@@ -202,6 +205,7 @@ class Settings:
             cache_url=get("CACHE_URL", "sqlitefile"),
             cache_ttl=_int(get, "CACHE_TTL", 60),
             cache_threshold=_int(get, "CACHE_THRESHOLD", 10000),
+            cache_min_uses=_int(get, "CACHE_MIN_USES", 2),
             cache_key_prefix=get("CACHE_KEY_PREFIX", "conduit"),
         )
 

@@ -48,6 +48,8 @@ _CACHEABLE = re.compile(r"^/api/(?:articles(?:/(?!feed/?$)[^/]+(?:/comments)?)?|
 _WRITES = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 #: After a cache failure, leave the cache alone for this many seconds.
 _BACKOFF_SECONDS = 2.0
+#: How many URLs each process remembers having seen, for ``min_uses``.
+_TRACKED_URLS = 10000
 
 
 #: Seconds to wait for Redis before treating it as down (the request goes on without the cache).
@@ -96,12 +98,20 @@ class ResponseCacheMiddleware:
     :param cache: a cachelib cache shared by every worker (FileSystemCache,
         RedisCache), or NullCache to cache nothing (ETags still apply).
     :param ttl: seconds an entry may be served.
+    :param min_uses: store an answer once this process has missed its URL this
+        many times (nginx's ``proxy_cache_min_uses``). With 2, a URL asked for
+        once (a one-off query string, or a flood of them) costs a lookup but
+        never a store, so it neither pays for writing the entry nor pushes
+        useful entries out; a popular URL is stored from its second miss in a
+        worker.
     """
 
-    def __init__(self, app: Any, cache: BaseCache, ttl: int, key_prefix: str = "conduit") -> None:
+    def __init__(self, app: Any, cache: BaseCache, ttl: int, key_prefix: str = "conduit", min_uses: int = 2) -> None:
         self.app = app
         self.cache = cache
         self.ttl = ttl
+        self.min_uses = min_uses
+        self._misses: dict[str, int] = {}  # URL -> misses in this process, oldest first
         self.generation_key = f"{key_prefix}:generation"
         self.prefix = key_prefix
         self._skip_until = 0.0
@@ -138,10 +148,12 @@ class ResponseCacheMiddleware:
             response = _buffered(self.app, environ)
             if response.mimetype == "application/json":
                 self._annotate(response, anonymous)
-            if key and generation and response.status_code == 200 and response.mimetype == "application/json":
-                entry = (generation, response.status_code, list(response.headers.items()), response.get_data())
-                self._safely(self._store, key, entry, self.ttl)
+            if key and generation:
                 response.headers["X-Cache"] = "miss"
+                storable = response.status_code == 200 and response.mimetype == "application/json"
+                if storable and self._worth_storing(key):
+                    entry = (generation, response.status_code, list(response.headers.items()), response.get_data())
+                    self._safely(self._store, key, entry, self.ttl)
         response.make_conditional(environ)
         return response(environ, start_response)
 
@@ -153,6 +165,16 @@ class ResponseCacheMiddleware:
         # Always revalidate (the ETag makes that cheap); only anonymous answers may be shared.
         response.headers["Cache-Control"] = "no-cache" if anonymous else "private, no-cache"
         response.vary.add("Authorization")
+
+    def _worth_storing(self, key: str) -> bool:
+        """Count a miss of ``key``; whether it has now been missed ``min_uses`` times here."""
+        if self.min_uses <= 1:
+            return True
+        misses = self._misses.pop(key, 0) + 1
+        self._misses[key] = misses  # re-inserted last: the most recently seen are kept
+        if len(self._misses) > _TRACKED_URLS:
+            del self._misses[next(iter(self._misses))]
+        return misses >= self.min_uses
 
     def _lookup(self, key: str) -> tuple[str | None, Any]:
         """The current generation and, if it was made under it, the entry for ``key``."""

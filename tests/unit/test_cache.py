@@ -34,8 +34,9 @@ def stub() -> Stub:
     return Stub()
 
 
-def make(stub: Stub, cache: Any = None) -> TestApp:
-    return TestApp(ResponseCacheMiddleware(stub, cache if cache is not None else SimpleCache(), ttl=60))
+def make(stub: Stub, cache: Any = None, min_uses: int = 1) -> TestApp:
+    cache = cache if cache is not None else SimpleCache()
+    return TestApp(ResponseCacheMiddleware(stub, cache, ttl=60, min_uses=min_uses))
 
 
 @pytest.mark.parametrize(
@@ -139,3 +140,39 @@ def test_a_failing_cache_is_bypassed(stub: Stub) -> None:
     app.post_json("/api/articles", {}, status=201)
 
     assert first.status_int == second.status_int == 200 and first.json != second.json
+
+
+def test_with_min_uses_2_a_url_is_stored_at_its_second_miss_and_served_from_then_on(stub: Stub) -> None:
+    cache = SimpleCache()
+    app = make(stub, cache, min_uses=2)
+
+    first, second, third = (app.get("/api/tags") for _ in range(3))
+
+    assert [r.headers["X-Cache"] for r in (first, second, third)] == ["miss", "miss", "hit"]
+    assert first.json != second.json == third.json
+
+
+def test_with_min_uses_2_one_off_urls_never_reach_the_cache(stub: Stub) -> None:
+    stored: list[str] = []
+
+    class Recording(SimpleCache):
+        def set(self, key: str, value: Any, timeout: Any = None) -> bool:
+            stored.append(key)
+            return bool(super().set(key, value, timeout))
+
+    app = make(stub, Recording(), min_uses=2)
+    for n in range(50):
+        app.get(f"/api/articles?offset={n}")
+
+    assert [key for key in stored if "articles" in key] == []
+
+
+def test_a_popular_url_is_stored_again_at_its_first_miss_after_a_write(stub: Stub) -> None:
+    app = make(stub, min_uses=2)
+    for _ in range(3):
+        app.get("/api/tags")
+
+    app.post_json("/api/articles", {}, status=201)
+    refreshed, again = app.get("/api/tags"), app.get("/api/tags")
+
+    assert refreshed.headers["X-Cache"] == "miss" and again.headers["X-Cache"] == "hit"
