@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,13 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-NEVER_LIMITED = "1000000000/minute"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# The sibling script (bench/ is on the path when this one runs): the same seed, ports and limits.
+from throughput import NEVER_LIMITED, free_port, seed
 
 
 def main() -> None:
@@ -48,11 +42,7 @@ def main() -> None:
         CONDUIT_LOG_LEVEL="WARNING",
         CONDUIT_RATELIMIT_DEFAULT=NEVER_LIMITED,
     )
-    conduit = str(Path(sys.executable).parent / "conduit")
-    subprocess.run([conduit, "db", "upgrade"], check=True, capture_output=True)
-    subprocess.run(
-        [conduit, "seed", "--users", "1000", "--articles", "5000", "--seed", "1"], check=True, capture_output=True
-    )
+    seed(dict(os.environ))
     port = free_port()
     redis = subprocess.Popen(
         ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL

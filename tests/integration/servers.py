@@ -23,6 +23,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def require_binary(name: str) -> str:
+    """The path of the Debian package ``name``'s program; a skip locally, a failure in CI when missing."""
+    binary = shutil.which(name)
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed: .ci/run must install it")
+        pytest.skip(f"{name} is not installed (apt-get install {name})")
+    return binary
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -116,11 +126,7 @@ class Redis:
 @contextmanager
 def redis_server(tmp_path: Path) -> Iterator[Redis]:
     """Start ``redis-server`` on a free port, without persistence."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed: .ci/run must install it")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    binary = require_binary("redis-server")
     port = free_port()
     log = tmp_path / f"redis-{port}.log"
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
@@ -142,11 +148,7 @@ def redis_server(tmp_path: Path) -> Iterator[Redis]:
 @contextmanager
 def memcached_server(tmp_path: Path) -> Iterator[str]:
     """Start ``memcached`` on a free port; yields its ``memcached://`` URI."""
-    binary = shutil.which("memcached")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("memcached is not installed: .ci/run must install it")
-        pytest.skip("memcached is not installed (apt-get install memcached)")
+    binary = require_binary("memcached")
     port = free_port()
     log = tmp_path / f"memcached-{port}.log"
     argv = [binary, "-p", str(port), "-l", "127.0.0.1", "-U", "0"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.integration.servers import Gunicorn, gunicorn
+from tests.integration.servers import Gunicorn, gunicorn, require_binary
 
 pytestmark = pytest.mark.slow
 
@@ -28,21 +26,12 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed: .ci/run must install it")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return path
-
-
 @pytest.fixture
 def browser_page(tmp_path: Path) -> Iterator[tuple[Any, Gunicorn, list[str]]]:
     """A Chromium page, the server it may talk to, and every URL the page requested."""
     from playwright.sync_api import sync_playwright
 
-    executable = _chromium()
+    executable = require_binary("chromium")
     with gunicorn(tmp_path, workers=2) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
