@@ -1,17 +1,19 @@
 """Throughput of anonymous GET /api/articles with the middleware off and on, as ratios.
 
 One run, one machine: seeds a SQLite database (1 000 users, 5 000 articles),
-starts one gunicorn per configuration with the production settings
-(``service.gunicorn_conf``: sync workers, 2 x cores + 1 of them; only worker
-recycling is off, so that no restart lands in a measurement), all at once so
-that none is restarted between rounds, warms each up, then drives them in turn
-with wrk for many short rounds in a shuffled order. Each configuration is
-compared with the bare baseline *of the same round*, and the median of those
-per-round ratios is reported with its range, so the machine's drift hits both
-sides of a ratio alike. Beside requests per second it reports the CPU time the
-server (and redis-server) spent per request, read from /proc: on a shared
-machine that figure moves far less than wall-clock throughput. Needs wrk and
-redis-server (Debian packages).
+then, every round, starts one gunicorn per configuration with the production
+settings (``service.gunicorn_conf``: sync workers, 2 x cores + 1 of them; only
+worker recycling is off, so that no restart lands in a measurement), each with
+its own instance folder and, where it uses Redis, its own redis-server; waits
+until all have booted, warms each up, and drives them with wrk in a shuffled
+order. Fresh servers every round, because a worker process keeps its own speed
+for its life (by a few per cent): with servers started once, one configuration
+was favoured in every round. Each configuration is compared with the bare
+baseline *of the same round*; the median of those per-round ratios is reported
+with its middle half, and the ratio of the sums over all rounds, so the
+machine's drift hits both sides of a ratio alike. Beside requests per second
+it reports the CPU time the server (and its redis-server) spent per request,
+read from /proc. Needs wrk and redis-server (Debian packages).
 
 Configurations (every "miss" request asks for a URL never asked before):
 
@@ -23,7 +25,7 @@ Configurations (every "miss" request asks for a URL never asked before):
   the cost of a miss of a popular URL
 - both, hits: the same URL again and again
 
-Usage: python bench/throughput.py [--seconds 3] [--rounds 15] [--workers N]
+Usage: python bench/throughput.py [--seconds 3] [--rounds 15] [--workers N] [--only redis]
 """
 
 from __future__ import annotations
@@ -98,19 +100,51 @@ class Server:
 
 @contextmanager
 def gunicorn(env: dict[str, str], workers: int, helpers: tuple[int, ...]) -> Iterator[Server]:
-    """gunicorn with the production settings serving the app with ``env``."""
+    """gunicorn with the production settings serving the app with ``env`` (maybe not answering yet)."""
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", "wsgi:application"]
     env = {**env, "CONDUIT_BIND": f"127.0.0.1:{port}", "CONDUIT_WORKERS": str(workers), "CONDUIT_MAX_REQUESTS": "0"}
     with open(os.devnull, "wb") as sink:
         process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=sink, stderr=sink)
     try:
-        server = Server(f"http://127.0.0.1:{port}", process.pid, helpers)
-        wait_for(f"{server.base}/healthz")
-        yield server
+        yield Server(f"http://127.0.0.1:{port}", process.pid, helpers)
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@contextmanager
+def redis_server() -> Iterator[tuple[str, int]]:
+    """A redis-server of its own, empty, not saving: its URL and process id."""
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0", process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def settle(servers: list[Server], idle: float = 0.05, every: float = 0.5, seconds: float = 120) -> None:
+    """Wait until ``servers`` use less than ``idle`` of a CPU (a worker answers before its siblings have booted)."""
+    deadline = time.monotonic() + seconds
+    used = sum(server.cpu_seconds() for server in servers)
+    while time.monotonic() < deadline:
+        time.sleep(every)
+        used, before = sum(server.cpu_seconds() for server in servers), used
+        if used - before < idle * every:
+            return
+    raise RuntimeError("the servers did not settle")
 
 
 @dataclass
@@ -141,11 +175,65 @@ def seed(env: dict[str, str]) -> None:
     subprocess.run([conduit, *seed_args], env=env, check=True, capture_output=True)
 
 
+@dataclass(frozen=True)
+class Config:
+    """One way of running the service: its settings, and what wrk asks of it."""
+
+    env: dict[str, str]
+    #: settings pointed at a redis-server of this configuration's own
+    redis: tuple[str, ...] = ()
+    #: every request a URL never asked before (else the same URL again and again)
+    misses: bool = True
+
+
+_NO_CACHE = {"CONDUIT_CACHE_URL": "null"}
+_STORE_ALL = {"CONDUIT_CACHE_MIN_USES": "1"}  # every miss stored, as if each URL were popular
+_LIMITER = ("CONDUIT_RATELIMIT_STORAGE_URI",)
+_BOTH = ("CONDUIT_RATELIMIT_STORAGE_URI", "CONDUIT_CACHE_URL")
+CONFIGS = {
+    BARE: Config({"CONDUIT_RATELIMIT_ENABLED": "false", **_NO_CACHE}),
+    "limiter only, host-local": Config(_NO_CACHE),
+    "limiter only, redis": Config(_NO_CACHE, _LIMITER),
+    "both, host-local, misses": Config({}),
+    "both, redis, misses": Config({}, _BOTH),
+    "both, host-local, misses stored": Config(_STORE_ALL),
+    "both, redis, misses stored": Config(_STORE_ALL, _BOTH),
+    "both, host-local, hits": Config({}, misses=False),
+    "both, redis, hits": Config({}, _BOTH, misses=False),
+}
+
+
+def start(
+    stack: ExitStack, configs: dict[str, Config], env: dict[str, str], work: Path, workers: int
+) -> dict[str, Server]:
+    """A fresh server for every configuration, each with its own instance folder and its own Redis.
+
+    Fresh every round: a worker process keeps its own speed for its lifetime
+    (hash seed, memory layout), by a few per cent, which would otherwise favour
+    one configuration in every round. Its own Redis: the CPU that Redis spends
+    in the background (expiring another configuration's entries) is not
+    charged to this one.
+    """
+    servers = {}
+    for index, (name, config) in enumerate(configs.items()):
+        own = {**env, **config.env, "CONDUIT_INSTANCE_PATH": str(work / str(index))}
+        helpers: tuple[int, ...] = ()
+        if config.redis:
+            url, pid = stack.enter_context(redis_server())
+            own.update(dict.fromkeys(config.redis, url))
+            helpers = (pid,)
+        servers[name] = stack.enter_context(gunicorn(own, workers, helpers))
+    return servers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=3, help="length of one wrk run")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1, help="default: as in production")
+    parser.add_argument(
+        "--only", default="", help="run only the configurations whose name contains this (and the baseline)"
+    )
     args = parser.parse_args()
     for tool in ("wrk", "redis-server"):
         if shutil.which(tool) is None:
@@ -161,49 +249,32 @@ def main() -> None:
         "CONDUIT_RATELIMIT_DEFAULT": NEVER_LIMITED,
     }
     seed(base_env)
-    redis_port = free_port()
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
-    )
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    no_cache = {"CONDUIT_CACHE_URL": "null"}
-    store_all = {"CONDUIT_CACHE_MIN_USES": "1"}  # every miss stored, as if each URL were popular
-    on_redis = {"CONDUIT_RATELIMIT_STORAGE_URI": redis_url, "CONDUIT_CACHE_URL": redis_url}
-    configs: dict[str, tuple[dict[str, str], Path | None, tuple[int, ...]]] = {
-        BARE: ({"CONDUIT_RATELIMIT_ENABLED": "false", **no_cache}, lua, ()),
-        "limiter only, host-local": (no_cache, lua, ()),
-        "limiter only, redis": ({**on_redis, **no_cache}, lua, (redis.pid,)),
-        "both, host-local, misses": ({}, lua, ()),
-        "both, redis, misses": (on_redis, lua, (redis.pid,)),
-        "both, host-local, misses stored": (store_all, lua, ()),
-        "both, redis, misses stored": ({**on_redis, **store_all}, lua, (redis.pid,)),
-        "both, host-local, hits": ({}, None, ()),
-        "both, redis, hits": (on_redis, None, (redis.pid,)),
-    }
+    base_env["CONDUIT_DATABASE_URL"] = f"sqlite:///{work / 'instance' / 'conduit.db'}"
+    configs = {name: config for name, config in CONFIGS.items() if name == BARE or args.only in name}
     connections = 2 * args.workers
     results: dict[str, list[Run]] = {name: [] for name in configs}
+    shuffler = random.Random(1)
     try:
-        with ExitStack() as stack:
-            servers = {
-                name: stack.enter_context(gunicorn({**base_env, **env}, args.workers, helpers))
-                for name, (env, _, helpers) in configs.items()
-            }
-            for name, server in servers.items():
-                wrk(server, configs[name][1], 2, connections)  # warm up every worker (imports, pools, page cache)
-            shuffler = random.Random(1)
-            for round_ in range(args.rounds):
+        for round_ in range(args.rounds):
+            with ExitStack() as stack:
+                servers = start(stack, configs, base_env, work / f"round-{round_}", args.workers)
+                for server in servers.values():
+                    wait_for(f"{server.base}/healthz")
+                settle(list(servers.values()))  # every worker of every server booted
+                for name, server in servers.items():
+                    wrk(server, lua if configs[name].misses else None, 2, connections)  # warm up every worker
                 order = list(configs)
                 shuffler.shuffle(order)  # no configuration always runs first (or last)
                 for name in order:
-                    run = wrk(servers[name], configs[name][1], args.seconds, connections)
+                    run = wrk(servers[name], lua if configs[name].misses else None, args.seconds, connections)
                     results[name].append(run)
                     print(
                         f"round {round_ + 1:2}: {name:31} {run.requests_per_second:8.1f} req/s"
                         f" {run.cpu_ms_per_request:6.2f} CPU ms/request",
                         flush=True,
                     )
+            shutil.rmtree(work / f"round-{round_}", ignore_errors=True)
     finally:
-        redis.terminate()
         shutil.rmtree(work, ignore_errors=True)
     print(f"\ngunicorn -w {args.workers} (sync), wrk -t1 -c{connections}, anonymous GET /api/articles")
     report(results)
@@ -231,6 +302,10 @@ def report(results: dict[str, list[Run]]) -> None:
         low, high = sorted_costs[quarter], sorted_costs[-1 - quarter]
         return f"{statistics.median(sorted_costs):5.1f} % (middle half {low:.1f} to {high:.1f})"
 
+    def pooled(name: str, value: Callable[[Run], float]) -> float:
+        """The ratio of the sums over every round: one figure that no single round dominates."""
+        return sum(map(value, results[name])) / sum(map(value, results[BARE]))
+
     print("\ncost of the middleware against the bare baseline of the same round (median over rounds):")
     for name in results:
         if name == BARE or name.endswith("hits"):
@@ -238,9 +313,20 @@ def report(results: dict[str, list[Run]]) -> None:
         fewer = [100 * (1 - r) for r in reversed(paired(name, BARE, rps))]
         more_cpu = [100 * (r - 1) for r in paired(name, BARE, cpu)]
         print(f"  {name:31} throughput {spread(fewer)} lower; CPU per request {spread(more_cpu)} higher")
+    print("\nthe same, pooled (sums over all rounds):")
+    for name in results:
+        if name == BARE or name.endswith("hits"):
+            continue
+        print(
+            f"  {name:31} throughput {100 * (1 - pooled(name, rps)):5.1f} % lower;"
+            f" CPU per request {100 * (pooled(name, cpu) - 1):5.1f} % higher"
+        )
     print("\ncache hits against misses of the same round:")
     for storage in ("host-local", "redis"):
-        speedup = paired(f"both, {storage}, hits", f"both, {storage}, misses", rps)
+        hits, misses = f"both, {storage}, hits", f"both, {storage}, misses"
+        if hits not in results or misses not in results:
+            continue
+        speedup = paired(hits, misses, rps)
         print(
             f"  {storage:31} {statistics.median(speedup):5.2f} x the requests/second"
             f" ({speedup[0]:.2f} to {speedup[-1]:.2f})"
