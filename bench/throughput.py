@@ -89,13 +89,13 @@ class Server:
     helpers: tuple[int, ...]  # e.g. redis-server, for the configurations that use it
 
     def cpu_seconds(self) -> float:
-        """User + system time so far of the workers and the helpers."""
+        """CPU time so far of the workers and the helpers, all their threads (nanosecond clock of the scheduler)."""
         children = Path(f"/proc/{self.master}/task/{self.master}/children").read_text().split()
         total = 0
         for pid in (*children, *map(str, self.helpers)):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-        return total / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                total += int((task / "schedstat").read_text().split()[0])  # nanoseconds on a CPU
+        return total / 1e9
 
 
 @contextmanager
