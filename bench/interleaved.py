@@ -67,11 +67,19 @@ def main() -> None:
             settle(list(servers.values()))
             drive(servers, 50, args.clients, "warm-up")  # every worker: imports, pools, page cache
             cpu = {name: server.cpu_seconds() for name, server in servers.items()}
+            app = {name: server.cpu_seconds(helpers=False) for name, server in servers.items()}
             wall = drive(servers, args.requests, args.clients, "run")
             cpu = {name: server.cpu_seconds() - cpu[name] for name, server in servers.items()}
+            app = {name: server.cpu_seconds(helpers=False) - app[name] for name, server in servers.items()}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(cpu, wall, args.requests * args.clients, args.workers)
+    requests = args.requests * args.clients
+    print(f"gunicorn -w {args.workers} (sync), {requests} anonymous GET /api/articles per configuration, every one")
+    print("a miss, the configurations taking turns request by request")
+    print("\nall on one host (the workers and the configuration's own redis-server):")
+    report(cpu, wall, requests)
+    print("\nthe application's host alone (the workers; Redis on a host of its own, as with several hosts):")
+    report(app, wall, requests)
 
 
 def drive(servers: dict[str, Server], requests: int, clients: int, tag: str) -> dict[str, list[float]]:
@@ -112,9 +120,8 @@ def drive(servers: dict[str, Server], requests: int, clients: int, tag: str) -> 
     return wall
 
 
-def report(cpu: dict[str, float], wall: dict[str, list[float]], requests: int, workers: int) -> None:
-    print(f"gunicorn -w {workers} (sync), {requests} anonymous GET /api/articles per configuration, every one a miss,")
-    print("the configurations taking turns; CPU of the workers and of the configuration's own redis-server")
+def report(cpu: dict[str, float], wall: dict[str, list[float]], requests: int) -> None:
+    """CPU per request and median latency of each configuration, and both against bare's."""
     bare_cpu = cpu[BARE] / requests
     bare_wall = statistics.median(wall[BARE])
     for name in cpu:

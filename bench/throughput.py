@@ -88,11 +88,11 @@ class Server:
     master: int
     helpers: tuple[int, ...]  # e.g. redis-server, for the configurations that use it
 
-    def cpu_seconds(self) -> float:
-        """CPU time so far of the workers and the helpers, all their threads (nanosecond clock of the scheduler)."""
+    def cpu_seconds(self, helpers: bool = True) -> float:
+        """CPU time so far of the workers (and the helpers), all their threads (the scheduler's nanosecond clock)."""
         children = Path(f"/proc/{self.master}/task/{self.master}/children").read_text().split()
         total = 0
-        for pid in (*children, *map(str, self.helpers)):
+        for pid in (*children, *map(str, self.helpers if helpers else ())):
             for task in Path(f"/proc/{pid}/task").iterdir():
                 total += int((task / "schedstat").read_text().split()[0])  # nanoseconds on a CPU
         return total / 1e9
