@@ -17,7 +17,6 @@ import dataclasses
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 # The sibling script (bench/ is on the path when this one runs): the same seed, ports and limits.
-from throughput import NEVER_LIMITED, free_port, seed
+from throughput import NEVER_LIMITED, redis_server, seed
 
 
 def main() -> None:
@@ -42,16 +41,11 @@ def main() -> None:
         CONDUIT_LOG_LEVEL="WARNING",
         CONDUIT_RATELIMIT_DEFAULT=NEVER_LIMITED,
     )
-    seed(dict(os.environ))
-    port = free_port()
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
-    )
     try:
-        time.sleep(0.5)
-        measure(f"redis://127.0.0.1:{port}/0", args.requests)
+        seed(dict(os.environ))
+        with redis_server() as (redis_url, _):
+            measure(redis_url, args.requests)
     finally:
-        redis.terminate()
         shutil.rmtree(work, ignore_errors=True)
 
 
