@@ -136,21 +136,24 @@ class ResponseCacheMiddleware:
         key = generation = None
         cached: Any = None
         if anonymous and _CACHEABLE.match(path):
-            # Parameter order does not change the answer, so it does not change the key.
-            query = urlencode(sorted(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)))
-            key = f"{self.prefix}:{path.rstrip('/')}?{query}"
+            key = f"{self.prefix}:{path.rstrip('/')}?{_query_key(environ.get('QUERY_STRING', ''))}"
             generation, cached = self._lookup(key)
         if cached is not None:
             status, headers, body = cached
             response = Response(body, status=status, headers=headers)
             response.headers["X-Cache"] = "hit"
         else:
-            response = _buffered(self.app, environ)
+            response = _buffered_get(self.app, environ)
             if response.mimetype == "application/json":
                 self._annotate(response, anonymous)
             if key and generation:
                 response.headers["X-Cache"] = "miss"
-                storable = response.status_code == 200 and response.mimetype == "application/json"
+                # Only a GET stores (a HEAD is answered, never remembered), and only a whole 200.
+                storable = (
+                    environ.get("REQUEST_METHOD") == "GET"
+                    and response.status_code == 200
+                    and response.mimetype == "application/json"
+                )
                 if storable and self._worth_storing(key):
                     entry = (generation, response.status_code, list(response.headers.items()), response.get_data())
                     self._safely(self._store, key, entry, self.ttl)
@@ -222,9 +225,25 @@ class ResponseCacheMiddleware:
             return None
 
 
-def _buffered(app: Any, environ: dict[str, Any]) -> Response:
-    """Run ``app`` and collect its whole response.
+def _query_key(query_string: str) -> str:
+    """The query string as the views read it, in a canonical order.
 
+    A view reads the *first* value of each parameter (``MultiDict.get``), so the
+    key keeps exactly that one per name, then sorts by name: ``?tag=b&tag=a`` and
+    ``?tag=a&tag=b`` are different answers and different keys, while
+    ``?limit=5&tag=a`` and ``?tag=a&limit=5`` share one.
+    """
+    first: dict[str, str] = {}
+    for name, value in parse_qsl(query_string, keep_blank_values=True):
+        first.setdefault(name, value)
+    return urlencode(sorted(first.items()))
+
+
+def _buffered_get(app: Any, environ: dict[str, Any]) -> Response:
+    """Run ``app`` as a GET and collect its whole response.
+
+    A HEAD is computed as the GET it stands for, so its ``Content-Length`` and
+    ``ETag`` are the GET's; the body is dropped when the response is sent.
     (werkzeug's ``Response.from_app`` would run it on a *copy* of the environ,
     hiding what inner layers record there, such as the user id for the log.)
     """
@@ -234,11 +253,16 @@ def _buffered(app: Any, environ: dict[str, Any]) -> Response:
         started[:] = [status, headers]
         return lambda data: None
 
-    chunks = app(environ, start_response)
+    method = environ.get("REQUEST_METHOD")
+    environ["REQUEST_METHOD"] = "GET"
     try:
-        body = b"".join(chunks)
+        chunks = app(environ, start_response)
+        try:
+            body = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
     finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
+        environ["REQUEST_METHOD"] = method
     return Response(body, status=started[0], headers=started[1])

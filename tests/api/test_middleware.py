@@ -77,3 +77,27 @@ def test_forwarded_for_is_ignored_unless_proxies_are_trusted(
     untrusting.get("/api/tags", headers={"X-Forwarded-For": "2.2.2.2"}, status=429)
     # ...but behind a trusted proxy, each forwarded client has its own allowance.
     trusting.get("/api/tags", headers={"X-Forwarded-For": "2.2.2.2"}, status=200)
+
+
+@pytest.mark.parametrize("path", ["/api/tags", "/api/articles/a-title", "/api/profiles/jake", "/api/articles?tag=t"])
+def test_anonymous_heads_never_blank_the_cached_answer(full: TestApp, db: Session, path: str) -> None:
+    make_article(db, make_user(db, "jake"), title="A title", tags=["t"], slug="a-title")
+    for _ in range(8):
+        full.head(path)
+
+    after = full.get(path)
+
+    assert after.body and after.headers["Content-Length"] == str(len(after.body))
+    assert after.json == full.get(path, headers={"Cache-Control": "no-cache"}).json
+
+
+def test_repeated_tag_parameters_answer_for_their_first_value_through_the_cache(full: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    make_article(db, jake, title="About a", tags=["a"])
+    make_article(db, jake, title="About b", tags=["b"])
+    for _ in range(3):
+        full.get("/api/articles?tag=a&tag=b")
+
+    reordered = full.get("/api/articles?tag=b&tag=a")
+
+    assert [a["title"] for a in reordered.json["articles"]] == ["About b"]

@@ -176,3 +176,45 @@ def test_a_popular_url_is_stored_again_at_its_first_miss_after_a_write(stub: Stu
     refreshed, again = app.get("/api/tags"), app.get("/api/tags")
 
     assert refreshed.headers["X-Cache"] == "miss" and again.headers["X-Cache"] == "hit"
+
+
+def test_heads_never_store_an_entry_so_a_later_get_gets_the_whole_body(stub: Stub) -> None:
+    app = make(stub)
+    for _ in range(8):
+        app.head("/api/tags")
+
+    after = app.get("/api/tags")
+
+    assert after.headers["X-Cache"] == "miss" and after.json["path"] == "/api/tags"
+
+
+def test_a_head_is_answered_from_a_stored_get_without_its_body(stub: Stub) -> None:
+    app = make(stub)
+    got = app.get("/api/tags")
+
+    head = app.head("/api/tags")
+
+    assert head.headers["X-Cache"] == "hit" and head.body == b""
+    assert head.headers["Content-Length"] == str(len(got.body)) and head.headers["ETag"] == got.headers["ETag"]
+
+
+def test_a_head_on_a_miss_has_the_headers_of_the_get(stub: Stub) -> None:
+    head = make(stub, min_uses=2).head("/api/tags")
+
+    assert head.body == b"" and int(head.headers["Content-Length"]) > 0 and head.headers["ETag"]
+
+
+def test_repeated_parameters_in_another_order_are_another_answer(stub: Stub) -> None:
+    app = make(stub)
+    app.get("/api/articles?tag=a&tag=b")
+
+    reordered = app.get("/api/articles?tag=b&tag=a")
+
+    assert reordered.headers["X-Cache"] == "miss"
+
+
+def test_values_after_the_first_of_a_parameter_do_not_split_the_cache(stub: Stub) -> None:
+    app = make(stub)
+    app.get("/api/articles?tag=a&limit=5")
+
+    assert app.get("/api/articles?limit=5&tag=a&tag=b").headers["X-Cache"] == "hit"
