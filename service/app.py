@@ -18,6 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import db, openapi, routing
 from service.config import Settings
+from service.middleware.body import RequestBodyMiddleware
 from service.middleware.cache import ResponseCacheMiddleware, make_cache, probe
 from service.middleware.cors import CorsMiddleware
 from service.middleware.docs import DocsMiddleware
@@ -53,8 +54,9 @@ def create_app(
     """Build the WSGI application.
 
     The middleware, outermost first: request log, ProxyFix (only for trusted
-    proxies), CORS (so that 429s are readable by browsers), API docs, rate
-    limiting (before any work), response cache, then the dispatcher.
+    proxies), CORS (so that 429s are readable by browsers), API docs, request
+    bodies read whole (one size rule for every framing), rate limiting (before
+    any work), response cache, then the dispatcher.
 
     :param settings: the configuration.
     :param session_factory: sessions for requests; by default one bound to a
@@ -97,6 +99,7 @@ def create_app(
             swallow_errors=settings.ratelimit_swallow_errors,
             max_body=settings.max_body_bytes,
         )
+    wsgi = RequestBodyMiddleware(wsgi, settings.max_body_bytes)
     wsgi = DocsMiddleware(wsgi, openapi.build_spec())
     wsgi = CorsMiddleware(wsgi, settings.cors_origins)
     if settings.trusted_proxy_hops:

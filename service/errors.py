@@ -59,6 +59,11 @@ class ApiError(Exception):
         return cls(415, {"body": ["must be JSON (Content-Type: application/json)"]})
 
     @classmethod
+    def too_large(cls) -> ApiError:
+        """413: the body is larger than ``CONDUIT_MAX_BODY_BYTES``."""
+        return cls(413, {"body": ["is too large"]})
+
+    @classmethod
     def taken(cls, field: str) -> ApiError:
         """409: a unique value (username, email) belongs to someone else."""
         return cls(409, {field: ["has already been taken"]})
