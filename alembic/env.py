@@ -28,15 +28,34 @@ def _url() -> str:
 
 
 def _configure(connection: Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        compare_type=True,
-        # SQLite cannot ALTER most things in place; batch mode copies the table.
-        render_as_batch=connection.dialect.name == "sqlite",
-    )
-    with context.begin_transaction():
-        context.run_migrations()
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # A batch copy drops and recreates a table; with foreign keys on, dropping
+        # ``users`` would cascade-delete every follow, article and comment. SQLite
+        # ignores this pragma inside a transaction, so the connection must not be in one.
+        if connection.in_transaction():
+            raise RuntimeError("SQLite migrations need a connection outside a transaction")
+        _sqlite_foreign_keys(connection, on=False)
+    try:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            compare_type=True,
+            # SQLite cannot ALTER most things in place; batch mode copies the table.
+            render_as_batch=sqlite,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+            if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                raise RuntimeError("the migration left rows that break a foreign key; rolled back")
+    finally:
+        if sqlite:
+            _sqlite_foreign_keys(connection, on=True)
+
+
+def _sqlite_foreign_keys(connection: Connection, *, on: bool) -> None:
+    # Through the driver: SQLAlchemy would begin a transaction first.
+    connection.connection.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")  # type: ignore[union-attr]
 
 
 def run_migrations_offline() -> None:
@@ -58,7 +77,6 @@ def run_migrations_online() -> None:
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         _configure(connection)
-        connection.commit()
 
 
 if context.is_offline_mode():

@@ -1,12 +1,16 @@
 """Passwords and tokens: pure helpers with no database and no request.
 
 Passwords are hashed with argon2id (argon2-cffi's defaults, RFC 9106 low-memory
-profile). Tokens are HS256 JWTs carrying the user's immutable id as ``sub``.
+profile). Tokens are HS256 JWTs carrying the user's immutable id as ``sub`` and
+the user's token stamp, so that replacing the stamp revokes them all.
 """
 
 from __future__ import annotations
 
 import functools
+import hmac
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -19,6 +23,13 @@ from service.errors import ApiError
 ALGORITHM = "HS256"
 #: Schemes accepted in ``Authorization``: RealWorld's ``Token`` and the common ``Bearer``.
 _SCHEMES = frozenset({"token", "bearer"})
+#: Exactly the claims :func:`issue_token` writes.
+_CLAIMS = frozenset({"sub", "stamp", "iat", "exp"})
+#: The largest id the database's integer keys hold.
+MAX_ID = 2**31 - 1
+_ID = re.compile(r"[1-9][0-9]{0,9}")
+#: A user's token stamp (``models.user.new_token_stamp``): 16 lower-case hex digits.
+_STAMP = re.compile(r"[0-9a-f]{16}")
 
 
 @functools.cache
@@ -55,33 +66,66 @@ def needs_rehash(password_hash: str) -> bool:
     return _hasher().check_needs_rehash(password_hash)
 
 
-def issue_token(user_id: int, secret: str, ttl: int, now: datetime | None = None) -> str:
-    """Return a signed token for ``user_id`` valid for ``ttl`` seconds from ``now``."""
+@dataclass(frozen=True)
+class Claims:
+    """What a valid token says: whose it is, the user's stamp then, and when it was issued."""
+
+    user_id: int
+    stamp: str
+    issued_at: int
+
+    def still_valid_for(self, stamp: str, created_at: datetime) -> bool:
+        """Whether the token still speaks for the account holding its id.
+
+        The stamp changes with the password and at "sign out everywhere"; an
+        account created after the token was issued is another account, even if
+        a database handed it the same id.
+        """
+        return hmac.compare_digest(self.stamp, stamp) and self.issued_at >= int(created_at.timestamp())
+
+
+def issue_token(user_id: int, stamp: str, secret: str, ttl: int, now: datetime | None = None) -> str:
+    """Return a signed token for ``user_id`` (with the user's current ``stamp``), valid for ``ttl`` seconds."""
     issued = now or datetime.now(UTC)
-    claims = {"sub": str(user_id), "iat": issued, "exp": issued + timedelta(seconds=ttl)}
+    claims = {"sub": str(user_id), "stamp": stamp, "iat": issued, "exp": issued + timedelta(seconds=ttl)}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def read_token(token: str, secret: str, now: datetime | None = None) -> int:
-    """Return the user id a token was issued for.
+def read_token(token: str, secret: str, now: datetime | None = None) -> Claims:
+    """Return what a token says, if it is one this service could have issued.
+
+    Beyond the signature and expiry, every claim must have exactly the shape
+    :func:`issue_token` gives it: a claim we never issue (an id past the
+    database's integers, a numeric string for ``exp``, an extra claim) is
+    refused here instead of surprising a layer below.
 
     :raises ApiError: 401 "has expired" or "is invalid" (bad signature, wrong
-        algorithm, missing claims, malformed).
+        algorithm, missing or malformed claims).
     """
-    options = {"require": ["sub", "iat", "exp"], "verify_exp": now is None}
+    options = {"require": sorted(_CLAIMS), "verify_exp": now is None}
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options=options)  # type: ignore[arg-type]
     except jwt.ExpiredSignatureError:
         raise ApiError.unauthorized("has expired") from None
     except jwt.InvalidTokenError:
         raise ApiError.unauthorized("is invalid") from None
-    if now is not None and int(claims["exp"]) <= int(now.timestamp()):
+    sub, stamp, iat, exp = claims.get("sub"), claims.get("stamp"), claims.get("iat"), claims.get("exp")
+    if (
+        set(claims) != _CLAIMS
+        or not isinstance(sub, str)
+        or not _ID.fullmatch(sub)
+        or int(sub) > MAX_ID
+        or not isinstance(stamp, str)
+        or not _STAMP.fullmatch(stamp)
+        or type(iat) is not int
+        or type(exp) is not int
+        or not iat < exp
+    ):
+        raise ApiError.unauthorized("is invalid")
+    if now is not None and exp <= int(now.timestamp()):
         # An injected clock (tests) replaces PyJWT's own expiry check.
         raise ApiError.unauthorized("has expired")
-    sub = claims["sub"]
-    if not isinstance(sub, str) or not sub.isdecimal() or len(sub) > 18:
-        raise ApiError.unauthorized("is invalid")
-    return int(sub)
+    return Claims(int(sub), stamp, iat)
 
 
 def token_from_header(header: str | None) -> str | None:

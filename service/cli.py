@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from schemas.users import NewUserSchema, UpdateUserSchema
-from service import auth, db
+from service import auth, db, queries
 from service.config import (
     ConfigError,
     Settings,
@@ -216,7 +216,7 @@ def users_list(limit: int) -> None:
 
 
 def _user(session: Session, username: str) -> User:
-    user = session.scalars(select(User).where(User.username == username)).one_or_none()
+    user = session.scalars(select(User).where(queries.named(username))).one_or_none()
     if user is None:
         _fail(f"no user named {username!r}")
     return user  # type: ignore[return-value]
@@ -226,11 +226,20 @@ def _user(session: Session, username: str) -> User:
 @click.argument("username")
 @click.password_option(help="Prompted for (twice) when not given.")
 def users_set_password(username: str, password: str) -> None:
-    """Set USERNAME's password (tokens already issued stay valid until they expire)."""
+    """Set USERNAME's password; every token issued before stops working."""
     fields = _validated(UpdateUserSchema(), password=password)  # type: ignore[no-untyped-call]
     with _session() as session:
         user_ops.update_user(session, _user(session, username), **fields)
     click.echo(f"password of {username} changed")
+
+
+@users.command("revoke-tokens")
+@click.argument("username")
+def users_revoke_tokens(username: str) -> None:
+    """Sign USERNAME out everywhere: every token issued so far stops working."""
+    with _session() as session:
+        user_ops.revoke_tokens(_user(session, username))
+    click.echo(f"every token of {username} revoked")
 
 
 @users.command("delete")

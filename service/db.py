@@ -69,12 +69,17 @@ def expected_head() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def upgrade(connection: Connection, revision: str = "head") -> None:
-    """Run ``alembic upgrade REVISION`` on an open connection, leaving logging alone."""
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run ``alembic upgrade REVISION`` on ``engine``, leaving logging alone.
+
+    Alembic gets a connection outside any transaction: on SQLite, env.py must
+    switch foreign keys off before the migration's transaction begins.
+    """
     config = alembic_config()
-    config.attributes["connection"] = connection
     config.attributes["configure_logging"] = False  # the host process owns logging
-    command.upgrade(config, revision)
+    with engine.connect() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
 
 
 def upgrade_to_head(engine: Engine, settings: Settings) -> None:
@@ -89,8 +94,7 @@ def upgrade_to_head(engine: Engine, settings: Settings) -> None:
     with open(settings.instance_path / ".migrate.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            with engine.begin() as connection:
-                upgrade(connection)
+            upgrade(engine)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 

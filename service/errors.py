@@ -64,9 +64,9 @@ class ApiError(Exception):
         return cls(413, {"body": ["is too large"]})
 
     @classmethod
-    def taken(cls, field: str) -> ApiError:
-        """409: a unique value (username, email) belongs to someone else."""
-        return cls(409, {field: ["has already been taken"]})
+    def taken(cls, *fields: str) -> ApiError:
+        """409: unique values (username, email) that belong to someone else."""
+        return cls(409, {field: ["has already been taken"] for field in fields})
 
     @classmethod
     def unauthorized(cls, message: str) -> ApiError:

@@ -61,11 +61,16 @@ def user_by_email(session: Session, email: str) -> User | None:
     return session.scalars(select(User).where(User.email == email)).one_or_none()
 
 
+def named(username: str) -> ColumnElement[bool]:
+    """SQL for "``User`` has this name": usernames are one whatever their case."""
+    return User.username_lower == username.lower()
+
+
 def taken_fields(session: Session, exclude_id: int | None = None, **values: str) -> list[str]:
-    """Which of ``username``/``email`` already belong to another user."""
+    """Which of ``username``/``email`` already belong to another user (a username in any case)."""
     taken = []
     for field, value in values.items():
-        stmt = select(User.id).where(getattr(User, field) == value)
+        stmt = select(User.id).where(named(value) if field == "username" else getattr(User, field) == value)
         if exclude_id is not None:
             stmt = stmt.where(User.id != exclude_id)
         if session.scalars(stmt.limit(1)).first() is not None:
@@ -74,13 +79,13 @@ def taken_fields(session: Session, exclude_id: int | None = None, **values: str)
 
 
 def profile_by_username(session: Session, username: str, viewer_id: int | None) -> User:
-    """The user as a profile seen by the viewer.
+    """The user as a profile seen by the viewer; ``JAKE`` finds ``jake``.
 
     :raises ApiError: 404 ``profile`` if there is no such user.
     """
     stmt = (
         select(User)
-        .where(User.username == username)
+        .where(named(username))
         .options(with_expression(User.following, following_expr(viewer_id)))
         .execution_options(**_FRESH)
     )
@@ -152,13 +157,11 @@ def articles_page(
             )
         )
     if author is not None:
-        stmt = stmt.where(Article.author_id.in_(select(User.id).where(User.username == author)))
+        stmt = stmt.where(Article.author_id.in_(select(User.id).where(named(author))))
     if favorited is not None:
         stmt = stmt.where(
             Article.id.in_(
-                select(favorites.c.article_id)
-                .join(User, User.id == favorites.c.user_id)
-                .where(User.username == favorited)
+                select(favorites.c.article_id).join(User, User.id == favorites.c.user_id).where(named(favorited))
             )
         )
     return _page(session, stmt, viewer_id, limit, offset)

@@ -62,6 +62,14 @@ ROUTES: tuple[Route, ...] = (
         summary="Update the current user",
     ),
     Route(
+        "POST",
+        "/user/logout",
+        users.logout,
+        auth="required",
+        status=204,
+        summary="Sign out everywhere: revoke every token issued to the current user",
+    ),
+    Route(
         "GET",
         "/profiles/<username>",
         profiles.get_profile_by_username,

@@ -116,7 +116,8 @@ class ApiRequest(Request):
 
     def sign_in(self, user: User) -> SignedIn:
         """Pair ``user`` with a fresh token."""
-        return SignedIn(user, auth.issue_token(user.id, self.settings.secret_key, self.settings.token_ttl))
+        token = auth.issue_token(user.id, user.token_stamp, self.settings.secret_key, self.settings.token_ttl)
+        return SignedIn(user, token)
 
     def close(self) -> None:
         """Release the session (and its connection), if one was opened."""
@@ -282,8 +283,10 @@ class Dispatcher:
             if policy == "required":
                 raise ApiError.unauthorized("is missing")
             return None
-        user = queries.user_by_id(request.db, auth.read_token(token, self.settings.secret_key))
-        if user is None:
+        claims = auth.read_token(token, self.settings.secret_key)
+        # The row is read anyway, so checking the stamp and the account's age costs no statement.
+        user = queries.user_by_id(request.db, claims.user_id)
+        if user is None or not claims.still_valid_for(user.token_stamp, user.created_at):
             raise ApiError.unauthorized("is invalid")
         request.environ[USER_ID_KEY] = user.id  # for the request log line
         return user

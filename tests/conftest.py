@@ -62,7 +62,7 @@ def pg_engine() -> Iterator[Engine]:
         # A clean slate: whatever a previous (killed) run left behind is dropped.
         connection.execute(text("DROP SCHEMA public CASCADE"))
         connection.execute(text("CREATE SCHEMA public"))
-        service_db.upgrade(connection)
+    service_db.upgrade(engine)
     yield engine
     engine.dispose()
 

@@ -97,7 +97,7 @@ def favorite(db: Session, user: User, article: Article) -> None:
 
 def token_for(user: User, **kwargs: object) -> str:
     """A valid token for ``user`` signed with the test secret."""
-    return auth.issue_token(user.id, TEST_SECRET, 3600, **kwargs)  # type: ignore[arg-type]
+    return auth.issue_token(user.id, user.token_stamp, TEST_SECRET, 3600, **kwargs)  # type: ignore[arg-type]
 
 
 def auth_header(user: User) -> dict[str, str]:

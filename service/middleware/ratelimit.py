@@ -190,7 +190,7 @@ class RateLimitMiddleware:
         """The user a valid token names; None for anonymous or bad tokens (the dispatcher answers those)."""
         try:
             token = auth.token_from_header(environ.get("HTTP_AUTHORIZATION"))
-            return auth.read_token(token, self.secret) if token else None
+            return auth.read_token(token, self.secret).user_id if token else None
         except ApiError:
             return None
 

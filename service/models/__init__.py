@@ -6,7 +6,7 @@ Imports only SQLAlchemy and ``service.models.*``.
 from service.models.article import Article, Tag, article_tags, favorites
 from service.models.base import Base, UTCDateTime, later_than, utcnow
 from service.models.comment import Comment
-from service.models.user import User, follows
+from service.models.user import User, follows, new_token_stamp
 
 __all__ = [
     "Article",
@@ -19,5 +19,6 @@ __all__ = [
     "favorites",
     "follows",
     "later_than",
+    "new_token_stamp",
     "utcnow",
 ]

@@ -52,6 +52,8 @@ class Article(Timestamps, Base):
         Index(None, "created_at", "id"),
         # ?author= listing, newest first.
         Index(None, "author_id", "created_at"),
+        # An id is never handed out twice, even after the newest row is deleted.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

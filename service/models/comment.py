@@ -13,7 +13,8 @@ class Comment(Timestamps, Base):
     """A comment; deleted with its article or its author."""
 
     __tablename__ = "comments"
-    __table_args__ = (Index(None, "article_id", "created_at"),)
+    # sqlite_autoincrement: an id in a client's hands never names a newer comment.
+    __table_args__ = (Index(None, "article_id", "created_at"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     body: Mapped[str] = mapped_column(Text)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
+from typing import Any
+
 from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, false
-from sqlalchemy.orm import Mapped, mapped_column, query_expression
+from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, validates
 
 from service.models.base import Base, Timestamps
 
@@ -18,21 +22,45 @@ follows = Table(
 )
 
 
+def new_token_stamp() -> str:
+    """A fresh random token stamp: every token issued before it stops working."""
+    return secrets.token_hex(8)
+
+
+def _lower_username(context: DefaultExecutionContext) -> Any:
+    return context.get_current_parameters()["username"].lower()  # type: ignore[no-untyped-call]
+
+
 class User(Timestamps, Base):
-    """A registered account; its public face is the profile."""
+    """A registered account; its public face is the profile.
+
+    ``username_lower`` makes usernames unique whatever their case (``JAKE``
+    cannot register beside ``jake``) and is what lookups by name compare.
+    ``token_stamp`` is carried in every token issued for the user; replacing it
+    (password change, sign-out everywhere) revokes every earlier token.
+    """
 
     __tablename__ = "users"
+    # A deleted user's id is never given to a new account (SQLite would reuse the highest).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(String(64))
+    username_lower: Mapped[str] = mapped_column(String(64), unique=True, default=_lower_username)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     bio: Mapped[str | None] = mapped_column(Text)
     image: Mapped[str | None] = mapped_column(String(2048))
+    token_stamp: Mapped[str] = mapped_column(String(32), default=new_token_stamp)
 
     #: Whether the viewer follows this user; filled by the query that loads it
     #: (``queries.following_expr``), false when nobody asked.
     following: Mapped[bool] = query_expression(default_expr=false())
+
+    @validates("username")
+    def _keep_lower(self, _key: str, username: str) -> str:
+        self.username_lower = username.lower()
+        return username
 
     def __repr__(self) -> str:
         return f"User(id={self.id!r}, username={self.username!r})"

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from service import auth, queries
 from service.errors import ApiError
-from service.models import User, later_than
+from service.models import User, later_than, new_token_stamp
 from service.ops._unset import UNSET, Unset
 
 
@@ -70,6 +70,9 @@ def update_user(
                 setattr(actor, name, value)
             if not isinstance(password, Unset):
                 actor.password_hash = auth.hash_password(password)
+                # Whoever holds an older token (perhaps a thief) is signed out; the
+                # caller gets a token with the new stamp in this response.
+                actor.token_stamp = new_token_stamp()
             if not isinstance(bio, Unset):
                 actor.bio = bio or None
             if not isinstance(image, Unset):
@@ -81,7 +84,16 @@ def update_user(
     return actor
 
 
+def revoke_tokens(actor: User) -> None:
+    """Sign ``actor`` out everywhere: every token issued so far stops working.
+
+    Only the password and this revoke tokens; a new username, email, bio or
+    image does not (tokens name the account by its id, which never changes).
+    """
+    actor.token_stamp = new_token_stamp()
+
+
 def _refuse_taken(session: Session, user_id: int | None, **values: str) -> None:
     taken = queries.taken_fields(session, exclude_id=user_id, **values)
     if taken:
-        raise ApiError(409, {field: ["has already been taken"] for field in taken})
+        raise ApiError.taken(*taken)

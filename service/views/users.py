@@ -38,3 +38,12 @@ def update_current_user(request: ApiRequest, body: dict[str, Any]) -> dict[str, 
     """
     user = ops.update_user(request.db, request.authenticated_user, **body["user"])
     return {"user": request.sign_in(user)}
+
+
+def logout(request: ApiRequest) -> None:
+    """Logout: POST /api/user/logout (auth required), 204; our extension to RealWorld.
+
+    Signs the user out everywhere: every token issued so far, this request's
+    included, stops working.
+    """
+    ops.revoke_tokens(request.authenticated_user)

@@ -17,7 +17,6 @@ def real_engine(backend: str, tmp_path: Path, request: pytest.FixtureRequest) ->
     """A migrated database of its own, on the backend under test."""
     url = f"sqlite:///{tmp_path / 'real.db'}" if backend == "sqlite" else request.getfixturevalue("throwaway_pg_url")
     engine = service_db.make_engine(make_settings(database_url=url, instance_path=tmp_path))
-    with engine.begin() as connection:
-        service_db.upgrade(connection)
+    service_db.upgrade(engine)
     yield engine
     engine.dispose()

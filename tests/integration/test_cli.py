@@ -166,3 +166,36 @@ def test_help_lists_every_command() -> None:
     assert result.returncode == 0
     for name in ("serve", "db", "users", "seed", "check"):
         assert name in result.stdout
+
+
+def test_revoke_tokens_and_set_password_sign_the_user_out_and_delete_frees_no_id(cli_env: str, tmp_path: Path) -> None:
+    from webtest import TestApp
+
+    from service.app import create_app
+    from tests.conftest import make_settings
+
+    run("db", "upgrade")
+    app = create_app(make_settings(database_url=cli_env, instance_path=tmp_path))
+    client = TestApp(app)
+
+    def token(name: str) -> str:
+        body = {"user": {"username": name, "email": f"{name}@x.org", "password": "password1"}}
+        return str(client.post_json("/api/users", body, status=201).json["user"]["token"])
+
+    def signed_in(value: str) -> bool:
+        return (
+            client.get("/api/user", headers={"Authorization": f"Token {value}"}, expect_errors=True).status_int == 200
+        )
+
+    jake, anne, last = token("jake"), token("anne"), token("last")
+
+    revoked = run("users", "revoke-tokens", "JAKE")
+    run("users", "set-password", "anne", "--password", "another-pw")
+    run("users", "delete", "last", "--yes")
+    token("next")  # would have been given the deleted account's id on SQLite before AUTOINCREMENT
+    outcome = (signed_in(jake), signed_in(anne), signed_in(last))
+    assert app.engine is not None
+    app.engine.dispose()
+
+    assert revoked.exit_code == 0 and "every token of JAKE revoked" in revoked.output  # type: ignore[attr-defined]
+    assert outcome == (False, False, False)

@@ -13,8 +13,8 @@ from service import queries
 
 #: A realistic spread: 5 000 articles, 100 tags, 50 users, a few favorites each.
 _POPULATE = """
-INSERT INTO users (username, email, password_hash, created_at, updated_at)
-  SELECT 'u' || g, 'u' || g || '@x.org', 'h', now(), now() FROM generate_series(1, 50) g;
+INSERT INTO users (username, username_lower, email, password_hash, token_stamp, created_at, updated_at)
+  SELECT 'u' || g, 'u' || g, 'u' || g || '@x.org', 'h', '0123456789abcdef', now(), now() FROM generate_series(1, 50) g;
 INSERT INTO tags (name) SELECT 't' || g FROM generate_series(1, 100) g;
 INSERT INTO articles (slug, title, description, body, author_id, created_at, updated_at)
   SELECT 's' || g, 'T', 'D', 'B', (SELECT id FROM users WHERE username = 'u' || (g %% 50 + 1)),

@@ -87,8 +87,7 @@ def cluster() -> Iterator[Cluster]:
 def test_database_outage_gives_fast_503_and_recovers_without_restart(cluster: Cluster) -> None:
     settings = make_settings(database_url=cluster.url, db_connect_timeout=2)
     engine = service_db.make_engine(settings)
-    with engine.begin() as connection:
-        service_db.upgrade(connection)
+    service_db.upgrade(engine)
     client = TestApp(create_app(settings, session_factory=service_db.make_session_factory(engine)))
     client.get("/api/tags")  # the pool now holds a live connection
     client.get("/readyz")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
 
 from service import auth
@@ -11,6 +12,7 @@ from service.errors import ApiError
 
 SECRET = "unit-secret-unit-secret-unit-secret-0123"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+STAMP = "0123456789abcdef"
 
 
 def test_hash_password_is_argon2id_and_verifies() -> None:
@@ -29,14 +31,16 @@ def test_check_password_with_a_corrupt_hash_is_false() -> None:
     assert not auth.check_password("not a hash", "whatever")
 
 
-def test_token_round_trips_the_user_id() -> None:
-    token = auth.issue_token(42, SECRET, 60, now=NOW)
+def test_token_round_trips_the_user_id_stamp_and_issue_time() -> None:
+    token = auth.issue_token(42, STAMP, SECRET, 60, now=NOW)
 
-    assert auth.read_token(token, SECRET, now=NOW + timedelta(seconds=59)) == 42
+    claims = auth.read_token(token, SECRET, now=NOW + timedelta(seconds=59))
+
+    assert claims == auth.Claims(42, STAMP, int(NOW.timestamp()))
 
 
 def test_token_expires_after_its_lifetime() -> None:
-    token = auth.issue_token(42, SECRET, 60, now=NOW)
+    token = auth.issue_token(42, STAMP, SECRET, 60, now=NOW)
 
     with pytest.raises(ApiError) as caught:
         auth.read_token(token, SECRET, now=NOW + timedelta(seconds=60))
@@ -45,7 +49,7 @@ def test_token_expires_after_its_lifetime() -> None:
 
 
 def test_token_signed_with_another_secret_is_invalid() -> None:
-    token = auth.issue_token(42, "other-secret-other-secret-other-secret", 60)
+    token = auth.issue_token(42, STAMP, "other-secret-other-secret-other-secret", 60)
 
     with pytest.raises(ApiError) as caught:
         auth.read_token(token, SECRET)
@@ -65,3 +69,56 @@ def test_token_from_header_accepts_token_and_bearer(header: str | None, token: s
 def test_token_from_header_refuses_other_shapes(header: str) -> None:
     with pytest.raises(ApiError):
         auth.token_from_header(header)
+
+
+def _signed(**claims: object) -> str:
+    base: dict[str, object] = {
+        "sub": "42",
+        "stamp": STAMP,
+        "iat": int(NOW.timestamp()),
+        "exp": int(NOW.timestamp()) + 60,
+    }
+    base.update(claims)
+    return jwt.encode({k: v for k, v in base.items() if v is not None}, SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sub": str(2**31)},  # past the database's integer ids (was a 500 on PostgreSQL)
+        {"sub": "99999999999999999"},
+        {"sub": "0"},
+        {"sub": "042"},
+        {"sub": 42},
+        {"sub": "-1"},
+        {"sub": "4 2"},
+        {"exp": str(int(NOW.timestamp()) + 60)},  # a numeric string PyJWT would convert
+        {"iat": str(int(NOW.timestamp()))},
+        {"exp": float(NOW.timestamp() + 60)},
+        {"exp": True},
+        {"iat": int(NOW.timestamp()) + 60},  # issued no earlier than it expires
+        {"stamp": None},
+        {"stamp": "0123456789ABCDEF"},
+        {"stamp": ["0123456789abcdef"]},
+        {"admin": True},  # a claim we never issue
+    ],
+)
+def test_a_signed_token_with_a_claim_we_never_issue_is_invalid(claims: dict[str, object]) -> None:
+    with pytest.raises(ApiError) as caught:
+        auth.read_token(_signed(**claims), SECRET, now=NOW)
+
+    assert caught.value.status == 401 and caught.value.messages == {"token": ["is invalid"]}
+
+
+def test_a_token_is_valid_only_with_the_stamp_it_carries() -> None:
+    claims = auth.read_token(_signed(), SECRET, now=NOW)
+
+    assert claims.still_valid_for(STAMP, NOW - timedelta(days=1))
+    assert not claims.still_valid_for("fedcba9876543210", NOW - timedelta(days=1))
+
+
+def test_a_token_issued_before_the_account_was_created_is_not_for_that_account() -> None:
+    claims = auth.read_token(_signed(), SECRET, now=NOW)
+
+    assert claims.still_valid_for(STAMP, NOW + timedelta(milliseconds=999))  # same second: the registration token
+    assert not claims.still_valid_for(STAMP, NOW + timedelta(seconds=1))

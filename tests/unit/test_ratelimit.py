@@ -41,7 +41,7 @@ def client(
 
 
 def token(user_id: int) -> dict[str, str]:
-    return {"Authorization": f"Token {auth.issue_token(user_id, TEST_SECRET, 600)}"}
+    return {"Authorization": f"Token {auth.issue_token(user_id, '0123456789abcdef', TEST_SECRET, 600)}"}
 
 
 def test_requests_over_the_limit_get_429_with_the_realworld_body_and_headers() -> None:

@@ -1,0 +1,89 @@
+"""Tokens that must stop working: after a password change, a sign-out everywhere, a deleted account."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+from webtest import TestApp
+
+from service.models import User
+from tests.conftest import TEST_SECRET
+from tests.factories import PASSWORD, auth_header, make_user
+
+
+def token_header(token: str) -> dict[str, str]:
+    return {"Authorization": f"Token {token}"}
+
+
+def register(client: TestApp, name: str) -> str:
+    user = {"username": name, "email": f"{name}@x.org", "password": "password1"}
+    return str(client.post_json("/api/users", {"user": user}, status=201).json["user"]["token"])
+
+
+def test_a_deleted_users_token_never_signs_in_the_next_account(client: TestApp, db: Session) -> None:
+    old_token = register(client, "leaving")
+    db.execute(delete(User).where(User.username == "leaving"))  # what `conduit users delete` does
+    db.commit()
+    register(client, "arriving")  # on SQLite without AUTOINCREMENT, this account got the deleted id
+
+    refused = client.get("/api/user", headers=token_header(old_token), status=401)
+
+    assert refused.json == {"errors": {"token": ["is invalid"]}}
+
+
+def test_a_password_change_revokes_earlier_tokens_but_not_the_one_it_returns(client: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    old = auth_header(jake)
+
+    changed = client.put_json("/api/user", {"user": {"password": "a-new-password"}}, headers=old)
+
+    client.get("/api/user", headers=old, status=401)
+    assert (
+        client.get("/api/user", headers=token_header(changed.json["user"]["token"])).json["user"]["username"] == "jake"
+    )
+
+
+@pytest.mark.parametrize("change", [{"username": "jacob"}, {"email": "jacob@x.org"}, {"bio": "b"}, {"image": "i"}])
+def test_other_account_changes_keep_tokens_working(client: TestApp, db: Session, change: dict[str, str]) -> None:
+    jake = make_user(db, "jake")
+    old = auth_header(jake)
+
+    client.put_json("/api/user", {"user": change}, headers=old)
+
+    assert client.get("/api/user", headers=old).status_int == 200
+
+
+def test_logout_signs_the_user_out_everywhere(client: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    here, elsewhere = (
+        auth_header(jake),
+        token_header(
+            client.post_json("/api/users/login", {"user": {"email": jake.email, "password": PASSWORD}}).json["user"][
+                "token"
+            ]
+        ),
+    )
+
+    done = client.post("/api/user/logout", headers=here, status=204)
+
+    assert done.body == b""
+    client.get("/api/user", headers=here, status=401)
+    client.get("/api/user", headers=elsewhere, status=401)
+    fresh = client.post_json("/api/users/login", {"user": {"email": jake.email, "password": PASSWORD}})
+    assert client.get("/api/user", headers=token_header(fresh.json["user"]["token"])).status_int == 200
+
+
+def test_logout_without_a_token_returns_401(client: TestApp) -> None:
+    assert client.post("/api/user/logout", status=401).json == {"errors": {"token": ["is missing"]}}
+
+
+@pytest.mark.parametrize("sub", [str(2**31), str(2**31 - 1), "99999999999"])
+def test_a_signed_token_for_an_id_no_row_can_have_is_401(client: TestApp, db: Session, sub: str) -> None:
+    # Correctly signed, so only the claim's shape or the lookup can refuse it (was a 500 on PostgreSQL).
+    token = jwt.encode({"sub": sub, "stamp": "0123456789abcdef", "iat": 1, "exp": 4_000_000_000}, TEST_SECRET)
+
+    assert client.get("/api/user", headers=token_header(token), status=401).json == {
+        "errors": {"token": ["is invalid"]}
+    }
