@@ -447,8 +447,12 @@ def check() -> None:
                 current_rev = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
             except SQLAlchemyError:
                 current_rev = None
-            head = db.expected_head()
-            report(current_rev == head, "migrations", f"at {current_rev}, head is {head}")
+            try:
+                head = db.expected_head()
+            except db.MigrationsMissing as missing:
+                report(False, "migrations", str(missing))
+            else:
+                report(current_rev == head, "migrations", f"at {current_rev}, head is {head}")
     except SQLAlchemyError as exc:
         report(False, "database", f"unreachable ({type(getattr(exc, 'orig', None) or exc).__name__})")
     finally:

@@ -50,23 +50,50 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-#: The repository root, where ``alembic.ini`` and ``alembic/`` live.
+#: The repository root, where ``alembic.ini`` and ``alembic/`` live in a checkout.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+class MigrationsMissing(Exception):
+    """No migration scripts were found: the service cannot know what schema it needs."""
+
+
+def migrations_path() -> Path:
+    """The folder of the migration scripts.
+
+    An installed wheel carries them inside the package (``service/migrations``,
+    see setup.cfg); a checkout keeps them in the top-level ``alembic/``, where
+    Alembic's own tools and ``alembic.ini`` expect them.
+    """
+    packaged = Path(__file__).resolve().parent / "migrations"
+    return packaged if (packaged / "env.py").is_file() else PROJECT_ROOT / "alembic"
+
+
 def alembic_config(url: str | None = None) -> Config:
-    """Alembic's configuration, usable from any working directory."""
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    """Alembic's configuration, usable from any working directory, checkout or wheel."""
+    location = migrations_path()
+    ini = PROJECT_ROOT / "alembic.ini"
+    # The ini (logging, revision file names) belongs to a checkout; a wheel needs none.
+    config = Config(str(ini)) if location == PROJECT_ROOT / "alembic" and ini.is_file() else Config()
+    config.set_main_option("script_location", str(location))
     if url is not None:
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 
 @functools.cache
-def expected_head() -> str | None:
-    """The revision the code expects the database to be at."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+def expected_head() -> str:
+    """The revision the code expects the database to be at.
+
+    :raises MigrationsMissing: when there are no migration scripts to read it from.
+    """
+    location = migrations_path()
+    if not (location / "env.py").is_file():
+        raise MigrationsMissing(f"no migration scripts in {location}")
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise MigrationsMissing(f"no revisions in {location / 'versions'}")
+    return head
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

@@ -38,7 +38,10 @@ def readiness(
     except SQLAlchemyError:
         session.rollback()
         raise ApiError.unavailable("database") from None
-    expected = db.expected_head()
+    try:
+        expected = db.expected_head()
+    except db.MigrationsMissing as missing:
+        raise ApiError(503, {"migrations": [str(missing)]}, {"Retry-After": "30"}) from None
     if current != expected:
         raise ApiError(503, {"migrations": [f"at {current}, expected {expected}"]}, {"Retry-After": "30"})
     checks = {"database": "ok", "migrations": "ok"}

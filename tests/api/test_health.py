@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session, sessionmaker
 from webtest import TestApp
@@ -88,3 +91,19 @@ def test_readyz_reports_shared_storages_and_fails_only_for_required_ones(
         "rate_limit_storage": "unavailable",
     }
     assert refused == {"errors": {"rate_limit_storage": ["unavailable"]}}
+
+
+def test_readyz_is_503_when_no_migration_scripts_can_be_found(
+    client: TestApp, db: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _stamp_head(db)
+    # What an installation without its migrations looks like (the wheel once shipped none).
+    monkeypatch.setattr(service_db, "migrations_path", lambda: tmp_path)
+    service_db.expected_head.cache_clear()
+
+    try:
+        response = client.get("/readyz", status=503)
+    finally:
+        service_db.expected_head.cache_clear()
+
+    assert response.json == {"errors": {"migrations": [f"no migration scripts in {tmp_path}"]}}
