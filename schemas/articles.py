@@ -9,6 +9,7 @@ from marshmallow_sqlalchemy import auto_field
 
 from schemas.base import (
     CamelCaseSchema,
+    Echoed,
     ModelRequestSchema,
     ModelSchema,
     QuerySchema,
@@ -58,7 +59,18 @@ class ArticleSchema(ModelSchema):
     author = fields.Nested(ProfileSchema, dump_only=True, required=True)
 
 
-class NewArticleSchema(ModelRequestSchema):
+class _ArticleEchoes:
+    """The read-only fields of ``Article`` that clients send back when saving (ignored)."""
+
+    slug = Echoed()
+    created_at = Echoed()
+    updated_at = Echoed()
+    favorited = Echoed()
+    favorites_count = Echoed()
+    author = Echoed()
+
+
+class NewArticleSchema(_ArticleEchoes, ModelRequestSchema):
     """RealWorld ``NewArticle``; ``tagList`` is optional and defaults to no tags."""
 
     class Meta(ModelRequestSchema.Meta):
@@ -70,7 +82,7 @@ class NewArticleSchema(ModelRequestSchema):
     tag_list = _tag_list(load_default=list)
 
 
-class UpdateArticleSchema(ModelRequestSchema):
+class UpdateArticleSchema(_ArticleEchoes, ModelRequestSchema):
     """RealWorld ``UpdateArticle``: omitted fields stay; ``tagList: []`` removes every tag."""
 
     class Meta(ModelRequestSchema.Meta):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate
 from marshmallow_sqlalchemy import ModelConverter, SQLAlchemyAutoSchema, SQLAlchemySchema
 
 from service.models import UTCDateTime
@@ -154,13 +154,39 @@ class CamelCaseSchema(Schema):
         field_obj.error_messages = {**field_obj.error_messages, **messages}
 
 
+class Echoed(fields.Raw):
+    """A read-only field of the resource, accepted in a request body and never applied.
+
+    RealWorld clients send back what they read: the Angular editor saves an
+    article with its ``slug``, ``createdAt``, ``author``... Refusing those keys
+    would break them; applying them would let a client rewrite what only the
+    service decides. So they are accepted whatever their value, dropped after
+    loading, and documented as ``readOnly`` (JSON Schema: "attempts to modify
+    the value are expected to be ignored"). Keys that are not part of the
+    resource at all are still refused.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            allow_none=True,
+            metadata={"readOnly": True, "description": "Read-only: may be echoed back, and is ignored."},
+        )
+
+
 class RequestSchema(CamelCaseSchema):
-    """A request body: unknown keys are refused, so typos are not silently ignored."""
+    """A request body: unknown keys are refused, so typos are not silently ignored.
+
+    The resource's own read-only fields, declared :class:`Echoed`, are accepted and dropped.
+    """
 
     error_messages = {"unknown": "is not a known field", "type": "must be an object"}
 
     class Meta:
         unknown = RAISE
+
+    @post_load
+    def _drop_echoed(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        return {name: value for name, value in data.items() if not isinstance(self.fields.get(name), Echoed)}
 
 
 class QuerySchema(CamelCaseSchema):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import fields
 from marshmallow_sqlalchemy import auto_field
 
-from schemas.base import CamelCaseSchema, ModelRequestSchema, ModelSchema, RequestSchema
+from schemas.base import CamelCaseSchema, Echoed, ModelRequestSchema, ModelSchema, RequestSchema
 from schemas.profiles import ProfileSchema
 from service.models import Comment
 
@@ -27,6 +27,11 @@ class NewCommentSchema(ModelRequestSchema):
         model = Comment
 
     body = auto_field(required=True, allow_blank=False)
+    # The read-only fields of Comment, accepted when echoed back and ignored.
+    id = Echoed()
+    created_at = Echoed()
+    updated_at = Echoed()
+    author = Echoed()
 
 
 class NewCommentRequestSchema(RequestSchema):

@@ -7,6 +7,7 @@ from marshmallow_sqlalchemy import auto_field
 
 from schemas.base import (
     CamelCaseSchema,
+    Echoed,
     Email,
     FullMatch,
     ModelRequestSchema,
@@ -57,6 +58,7 @@ class NewUserSchema(ModelRequestSchema):
     username = auto_field(required=True, allow_blank=False, validate=USERNAME_RULES)
     email = auto_field(field_class=Email, required=True, allow_blank=False)
     password = Text(required=True, allow_blank=False, validate=PASSWORD_RULE)
+    token = Echoed()  # read-only in User: accepted when echoed back, ignored
 
 
 class UpdateUserSchema(ModelRequestSchema):
@@ -70,6 +72,7 @@ class UpdateUserSchema(ModelRequestSchema):
     password = Text(allow_blank=False, validate=PASSWORD_RULE)
     bio = auto_field()
     image = auto_field()
+    token = Echoed()  # read-only in User: accepted when echoed back, ignored
 
 
 class LoginUserRequestSchema(RequestSchema):

@@ -31,6 +31,25 @@ _PLACEHOLDER_SECRETS = frozenset(
 )
 _ENVIRONMENTS = ("development", "production", "testing")
 _STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
+#: Rate limits when none are set, by environment. Production is strict on the
+#: operations attackers like; development (and testing) keeps one generous limit
+#: per client and none per operation, so a RealWorld client test suite or a front
+#: end's edit-reload loop from one address is never refused. "" means no limit.
+RATELIMIT_DEFAULTS: Mapping[str, Mapping[str, str]] = {
+    "production": {
+        "ratelimit_default": "300/minute",
+        "ratelimit_login": "10/minute;50/hour",
+        "ratelimit_register": "5/minute;50/hour",
+        "ratelimit_writes": "60/minute;1000/hour",
+    },
+    "development": {
+        "ratelimit_default": "6000/minute",
+        "ratelimit_login": "",
+        "ratelimit_register": "",
+        "ratelimit_writes": "",
+    },
+}
+RATELIMIT_DEFAULTS = {**RATELIMIT_DEFAULTS, "testing": RATELIMIT_DEFAULTS["development"]}
 
 
 class ConfigError(Exception):
@@ -70,6 +89,7 @@ class Settings:
     :param ratelimit_login: limits on ``POST /api/users/login`` per client address and per email.
     :param ratelimit_register: limits on ``POST /api/users`` per client address.
     :param ratelimit_writes: limits on writes (POST/PUT/DELETE) per authenticated user.
+        These four default (``""``) to the environment's :data:`RATELIMIT_DEFAULTS`.
     :param ratelimit_storage_uri: ``limits`` storage; a SQLite file shared by the host's
         workers by default, ``redis://`` (or ``memcached://``) for several hosts.
     :param ratelimit_strategy: ``fixed-window``, ``moving-window`` or ``sliding-window-counter``.
@@ -103,10 +123,10 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     ratelimit_enabled: bool = True
-    ratelimit_default: str = "300/minute"
-    ratelimit_login: str = "10/minute;50/hour"
-    ratelimit_register: str = "5/minute;50/hour"
-    ratelimit_writes: str = "60/minute;1000/hour"
+    ratelimit_default: str = ""
+    ratelimit_login: str = ""
+    ratelimit_register: str = ""
+    ratelimit_writes: str = ""
     ratelimit_storage_uri: str = ""
     ratelimit_strategy: str = "fixed-window"
     ratelimit_headers_enabled: bool = False
@@ -132,9 +152,11 @@ class Settings:
             raise ConfigError("secret_key is required")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"CONDUIT_LOG_FORMAT must be text or json, not {self.log_format!r}")
-        for name in ("ratelimit_default", "ratelimit_login", "ratelimit_register", "ratelimit_writes"):
+        for name, default in RATELIMIT_DEFAULTS[self.env].items():
+            if not getattr(self, name):
+                object.__setattr__(self, name, default)
             try:
-                parse_many(getattr(self, name))
+                parse_many(getattr(self, name) or "1/second")  # "" (no limit) is valid too
             except ValueError:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} is not a limit such as '100/minute;2000/hour'") from None
         if self.ratelimit_strategy not in _STRATEGIES:
@@ -192,10 +214,10 @@ class Settings:
             log_format=get("LOG_FORMAT", "text").lower(),
             log_level=get("LOG_LEVEL", "INFO").upper(),
             ratelimit_enabled=_bool(get, "RATELIMIT_ENABLED", True),
-            ratelimit_default=get("RATELIMIT_DEFAULT", "300/minute"),
-            ratelimit_login=get("RATELIMIT_LOGIN", "10/minute;50/hour"),
-            ratelimit_register=get("RATELIMIT_REGISTER", "5/minute;50/hour"),
-            ratelimit_writes=get("RATELIMIT_WRITES", "60/minute;1000/hour"),
+            ratelimit_default=get("RATELIMIT_DEFAULT"),
+            ratelimit_login=get("RATELIMIT_LOGIN"),
+            ratelimit_register=get("RATELIMIT_REGISTER"),
+            ratelimit_writes=get("RATELIMIT_WRITES"),
             ratelimit_storage_uri=get("RATELIMIT_STORAGE_URI"),
             ratelimit_strategy=get("RATELIMIT_STRATEGY", "fixed-window").lower(),
             ratelimit_headers_enabled=_bool(get, "RATELIMIT_HEADERS_ENABLED", False),

@@ -4,14 +4,17 @@ The database backend is a fixture parameter: API tests run on SQLite (a file
 per test, so the app's sessions and the test's session are separate
 connections, as in production) and on PostgreSQL (one connection per test
 inside an outer transaction that is rolled back; each request's commit becomes
-a SAVEPOINT release). PostgreSQL comes from ``TEST_DATABASE_URL``; without it
-the ``pg`` tests skip on a laptop and *fail* when ``CI`` is set.
+a SAVEPOINT release). PostgreSQL comes from ``TEST_DATABASE_URL``, or else from
+a throw-away server the run starts itself from the machine's server binaries;
+with neither, the ``pg`` tests skip on a laptop and *fail* when ``CI`` is set.
+At the end, the run says how many tests ran on each backend.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,19 +28,36 @@ from service import db as service_db
 from service.app import ConduitApp, create_app
 from service.config import Settings
 from service.models import Base
+from tests import pg
 
 #: The signing key of every test app: long and random enough for production rules.
 TEST_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 
 
-def pg_url() -> str:
-    """The PostgreSQL URL for tests, or skip (fail in CI) when there is none."""
+def unavailable(reason: str) -> None:
+    """Skip with ``reason`` on a machine that lacks something; fail in CI, where nothing may be skipped."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}: in CI every test must run, not skip")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL server for the run: ``TEST_DATABASE_URL``, else a throw-away one of our own.
+
+    With the server binaries installed (Debian: ``apt-get install postgresql``),
+    the suite needs nothing else: it starts a private server on a free port.
+    """
     url = os.environ.get("TEST_DATABASE_URL", "")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("TEST_DATABASE_URL is not set in CI: PostgreSQL tests must run, not skip")
-        pytest.skip("PostgreSQL tests need TEST_DATABASE_URL (postgresql+psycopg://...)")
-    return url
+    if url:
+        yield url
+        return
+    binaries = pg.bindir()
+    if binaries is None:
+        unavailable("PostgreSQL tests need its server binaries (apt-get install postgresql) or TEST_DATABASE_URL")
+    assert binaries is not None
+    with pg.private_cluster(binaries) as cluster:
+        yield cluster.url
 
 
 def make_settings(**overrides: object) -> Settings:
@@ -55,9 +75,9 @@ def make_settings(**overrides: object) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def pg_engine() -> Iterator[Engine]:
+def pg_engine(pg_url: str) -> Iterator[Engine]:
     """An engine on the test PostgreSQL database, migrated to head once per run."""
-    engine = create_engine(pg_url())
+    engine = create_engine(pg_url)
     with engine.begin() as connection:
         # A clean slate: whatever a previous (killed) run left behind is dropped.
         connection.execute(text("DROP SCHEMA public CASCADE"))
@@ -125,9 +145,9 @@ def db(session_factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 @pytest.fixture
-def throwaway_pg_url() -> Iterator[str]:
+def throwaway_pg_url(pg_url: str) -> Iterator[str]:
     """A new, empty PostgreSQL database, dropped afterwards (for migration and race tests)."""
-    base = make_url(pg_url())
+    base = make_url(pg_url)
     name = f"conduit_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -138,3 +158,30 @@ def throwaway_pg_url() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+# -- how many tests ran on each backend (said at the end of the run) ----------
+
+_BACKEND_OF: dict[str, str] = {}
+_OUTCOMES: dict[str, Counter[str]] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        _BACKEND_OF[item.nodeid] = str(callspec.params["backend"]) if callspec and "backend" in callspec.params else ""
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        backend = _BACKEND_OF.get(report.nodeid, "")
+        _OUTCOMES.setdefault(backend, Counter())[report.outcome] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    names = {"sqlite": "SQLite", "pg": "PostgreSQL", "": "no database or their own"}
+    parts = [
+        f"{names.get(backend, backend)}: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+        for backend, counts in sorted(_OUTCOMES.items(), key=lambda pair: pair[0] == "")
+    ]
+    terminalreporter.write_line("tests per backend: " + "; ".join(parts))

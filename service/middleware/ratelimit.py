@@ -83,8 +83,8 @@ class Limits:
 
     @classmethod
     def parse(cls, default: str, login: str, register: str, writes: str) -> Limits:
-        """From flask-limiter notation: ``"10/minute;50/hour"``."""
-        return cls(parse_many(default), parse_many(login), parse_many(register), parse_many(writes))
+        """From flask-limiter notation: ``"10/minute;50/hour"``; ``""`` for no limit."""
+        return cls(*(parse_many(spec) if spec else () for spec in (default, login, register, writes)))
 
 
 class RateLimitMiddleware:
@@ -131,6 +131,8 @@ class RateLimitMiddleware:
             self._skip_until = time.monotonic() + _BACKOFF_SECONDS
             logger.warning("rate-limit storage failed; %s", "serving anyway" if self.swallow_errors else "refusing")
             return self._storage_down(environ, start_response)
+        if verdict is None:  # no limit applies to this request
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
         exceeded, item, remaining, reset = verdict
         headers: list[tuple[str, str]] = []
         if self.headers_enabled or exceeded:
@@ -153,10 +155,12 @@ class RateLimitMiddleware:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         return send_error(ApiError.limiter_unavailable(), start_response)
 
-    def _check(self, environ: dict[str, Any], path: str, method: str) -> tuple[bool, RateLimitItem, int, float]:
+    def _check(
+        self, environ: dict[str, Any], path: str, method: str
+    ) -> tuple[bool, RateLimitItem, int, float] | None:
         """Hit every applicable limit; stop at the first one exceeded.
 
-        :returns: (exceeded, the limit to report, remaining, reset time).
+        :returns: (exceeded, the limit to report, remaining, reset time), or None when no limit applies.
         """
         client = f"ip:{environ.get('REMOTE_ADDR') or 'unknown'}"
         user_id = self._user_id(environ)
@@ -171,6 +175,8 @@ class RateLimitMiddleware:
             checks += [(item, "register", client) for item in self.limits.register]
         elif method in _WRITES and user_id is not None:
             checks += [(item, "writes", subject) for item in self.limits.writes]
+        if not checks:
+            return None
         report: tuple[RateLimitItem, int, float] | None = None
         for item, scope, who in checks:
             identifiers = (self.prefix, scope, who)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,9 +27,8 @@ def require_binary(name: str) -> str:
     """The path of the Debian package ``name``'s program; a skip locally, a failure in CI when missing."""
     binary = shutil.which(name)
     if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed: .ci/run must install it")
-        pytest.skip(f"{name} is not installed (apt-get install {name})")
+        unavailable(f"{name} is not installed (apt-get install {name})")
+    assert binary is not None
     return binary
 
 

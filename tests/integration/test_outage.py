@@ -5,86 +5,32 @@ Runs its own PostgreSQL cluster so that stopping it disturbs no other test.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from webtest import TestApp
 
 from service import db as service_db
 from service.app import create_app
-from tests.conftest import make_settings, pg_url
+from tests import pg
+from tests.conftest import make_settings, unavailable
 
 pytestmark = [pytest.mark.pg, pytest.mark.slow]
 
 
-def _bindir() -> Path:
-    found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
-    candidates = [Path(found)] if found else []
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-    for path in candidates:
-        if (path / "pg_ctl").exists():
-            return path
-    pytest.fail("PostgreSQL server binaries (pg_ctl) are needed for the outage test")
-
-
-@dataclass
-class Cluster:
-    """A private PostgreSQL server that a test may stop and start."""
-
-    url: str
-    datadir: Path
-    port: int
-    bindir: Path
-
-    def _ctl(self, *args: str) -> None:
-        argv = [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), *args]
-        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-            argv = ["runuser", "-u", "postgres", "--", *argv]
-        subprocess.run(argv, check=True, capture_output=True, timeout=60)
-
-    def start(self) -> None:
-        opts = f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._ctl("-w", "-l", str(self.datadir / "log"), "-o", opts, "start")
-
-    def stop(self) -> None:
-        self._ctl("-m", "immediate", "-w", "stop")
-
-
 @pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    pg_url()  # skip on a laptop without PostgreSQL, fail in CI
-    bindir = _bindir()
-    datadir = Path(tempfile.mkdtemp(prefix="conduit-outage-", dir="/tmp"))
-    initdb = [str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "postgres"]
-    if os.geteuid() == 0:
-        postgres = pwd.getpwnam("postgres")
-        os.chown(datadir, postgres.pw_uid, postgres.pw_gid)
-        initdb = ["runuser", "-u", "postgres", "--", *initdb]
-    subprocess.run(initdb, check=True, capture_output=True, timeout=120)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    node = Cluster(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", datadir, port, bindir)
-    node.start()
-    try:
+def cluster() -> Iterator[pg.Cluster]:
+    """A server of this test's own, so that stopping it disturbs no other test."""
+    binaries = pg.bindir()
+    if binaries is None:
+        unavailable("the outage test needs PostgreSQL's server binaries (apt-get install postgresql)")
+    assert binaries is not None
+    with pg.private_cluster(binaries) as node:
         yield node
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped by the test
-            node.stop()
-        shutil.rmtree(datadir, ignore_errors=True)
 
 
-def test_database_outage_gives_fast_503_and_recovers_without_restart(cluster: Cluster) -> None:
+def test_database_outage_gives_fast_503_and_recovers_without_restart(cluster: pg.Cluster) -> None:
     settings = make_settings(database_url=cluster.url, db_connect_timeout=2)
     engine = service_db.make_engine(settings)
     service_db.upgrade(engine)

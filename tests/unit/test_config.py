@@ -76,3 +76,27 @@ def test_repr_hides_the_secret_and_the_database_password(tmp_path: Path) -> None
     )
 
     assert STRONG not in repr(settings) and "pw" not in repr(settings)
+
+
+def test_production_limits_logins_registrations_and_writes_by_default() -> None:
+    settings = Settings(env="production", secret_key="a-strong-production-secret-0123456789-xyz")
+
+    assert (settings.ratelimit_login, settings.ratelimit_register, settings.ratelimit_writes) == (
+        "10/minute;50/hour",
+        "5/minute;50/hour",
+        "60/minute;1000/hour",
+    )
+    assert settings.ratelimit_default == "300/minute"
+
+
+def test_development_keeps_one_generous_limit_and_none_per_operation(tmp_path: Path) -> None:
+    settings = Settings.from_env({"CONDUIT_INSTANCE_PATH": str(tmp_path)})
+
+    assert settings.env == "development" and settings.ratelimit_default == "6000/minute"
+    assert (settings.ratelimit_login, settings.ratelimit_register, settings.ratelimit_writes) == ("", "", "")
+
+
+def test_a_limit_set_explicitly_wins_over_the_environments_default(tmp_path: Path) -> None:
+    settings = Settings.from_env({"CONDUIT_INSTANCE_PATH": str(tmp_path), "CONDUIT_RATELIMIT_LOGIN": "3/minute"})
+
+    assert settings.ratelimit_login == "3/minute"

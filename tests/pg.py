@@ -1,0 +1,76 @@
+"""Throw-away PostgreSQL servers from the machine's server binaries (Debian's ``postgresql-15``).
+
+The test suite starts one for the whole run when ``TEST_DATABASE_URL`` names
+none, and the outage test starts one of its own to stop and start. PostgreSQL
+refuses to run as root, so as root the server runs as the ``postgres`` user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def bindir() -> Path | None:
+    """Where ``pg_ctl`` and ``initdb`` are: ``pg_config --bindir``, or Debian's versioned folders."""
+    candidates = []
+    if shutil.which("pg_config"):
+        found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
+        candidates.append(Path(found))
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    return next((path for path in candidates if (path / "pg_ctl").exists() and (path / "initdb").exists()), None)
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+@dataclass
+class Cluster:
+    """A private PostgreSQL server on a loopback port."""
+
+    url: str
+    datadir: Path
+    port: int
+    bindir: Path
+
+    def _ctl(self, *args: str) -> None:
+        argv = _as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), *args])
+        subprocess.run(argv, check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        self._ctl("-w", "-l", str(self.datadir / "log"), "-o", opts, "start")
+
+    def stop(self) -> None:
+        self._ctl("-m", "immediate", "-w", "stop")
+
+
+@contextlib.contextmanager
+def private_cluster(binaries: Path) -> Iterator[Cluster]:
+    """initdb, start, yield, stop and remove a server of its own."""
+    datadir = Path(tempfile.mkdtemp(prefix="conduit-pg-", dir="/tmp"))
+    if os.geteuid() == 0:
+        postgres = pwd.getpwnam("postgres")
+        os.chown(datadir, postgres.pw_uid, postgres.pw_gid)
+    initdb = _as_postgres([str(binaries / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "postgres"])
+    subprocess.run(initdb, check=True, capture_output=True, timeout=120)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    node = Cluster(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", datadir, port, binaries)
+    node.start()
+    try:
+        yield node
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):  # a test may have stopped it already
+            node.stop()
+        shutil.rmtree(datadir, ignore_errors=True)
