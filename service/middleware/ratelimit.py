@@ -155,9 +155,7 @@ class RateLimitMiddleware:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         return send_error(ApiError.limiter_unavailable(), start_response)
 
-    def _check(
-        self, environ: dict[str, Any], path: str, method: str
-    ) -> tuple[bool, RateLimitItem, int, float] | None:
+    def _check(self, environ: dict[str, Any], path: str, method: str) -> tuple[bool, RateLimitItem, int, float] | None:
         """Hit every applicable limit; stop at the first one exceeded.
 
         :returns: (exceeded, the limit to report, remaining, reset time), or None when no limit applies.
