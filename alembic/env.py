@@ -14,6 +14,7 @@ from sqlalchemy import Connection, create_engine, pool
 from sqlalchemy.engine import make_url
 
 from service.config import database_url_from_env
+from service.db import tune_sqlite
 from service.models import Base
 
 config = context.config
@@ -75,6 +76,10 @@ def run_migrations_online() -> None:
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)  # the instance folder, on first run
     engine = create_engine(url, poolclass=pool.NullPool)
+    if url.get_backend_name() == "sqlite":
+        # As the app's engine: SQLite's driver would otherwise run DDL outside the
+        # migration's transaction, and a failed revision would leave half a schema.
+        tune_sqlite(engine)
     with engine.connect() as connection:
         _configure(connection)
 

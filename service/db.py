@@ -42,7 +42,7 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
         else:
             settings.instance_path.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
-        _tune_sqlite(engine)
+        tune_sqlite(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", settings.db_pool_size)
@@ -136,7 +136,8 @@ def make_session_factory(bind: Engine | Connection, **kwargs: Any) -> sessionmak
     return sessionmaker(bind=bind, **kwargs)
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def tune_sqlite(engine: Engine) -> None:
+    """Make a SQLite engine transactional (BEGIN emitted by SQLAlchemy), with foreign keys, WAL and a busy timeout."""
     # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT;
     # SQLAlchemy's documented recipe is to switch it off and emit BEGIN here.
     @event.listens_for(engine, "connect")
