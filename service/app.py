@@ -60,11 +60,13 @@ def create_app(
 
     :param settings: the configuration.
     :param session_factory: sessions for requests; by default one bound to a
-        new engine for ``settings.database_url``.
+        new engine for ``settings.database_url`` (and, for read-only requests,
+        its autocommit twin: no BEGIN/COMMIT round trips).
     :param limiter: a ``limits`` strategy; by default from the settings.
     :param cache: a cachelib cache; by default from the settings.
     """
     engine = None
+    read_session_factory = None
     if session_factory is None:
         engine = db.make_engine(settings)
         if settings.auto_migrate:
@@ -73,6 +75,7 @@ def create_app(
             # create_app (gunicorn --preload) must not share it between workers.
             engine.dispose()
         session_factory = db.make_session_factory(engine)
+        read_session_factory = db.make_read_session_factory(engine)
     cache = cache if cache is not None else make_cache(settings)
     probes: dict[str, Any] = {"cache": lambda: probe(cache)}
     required: set[str] = set()
@@ -82,7 +85,13 @@ def create_app(
         if not settings.ratelimit_swallow_errors:
             required.add("rate_limit_storage")  # failing closed: no storage, no service
     dispatcher = Dispatcher(
-        routing.build_map(), routing.ALL_ROUTES, settings, session_factory, probes, frozenset(required)
+        routing.build_map(),
+        routing.ALL_ROUTES,
+        settings,
+        session_factory,
+        probes,
+        frozenset(required),
+        read_session_factory=read_session_factory,
     )
     wsgi: Any = dispatcher
     wsgi = ResponseCacheMiddleware(

@@ -31,8 +31,9 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 def make_engine(settings: Settings, **kwargs: Any) -> Engine:
     """Create the engine for ``settings.database_url``.
 
-    PostgreSQL pools are pinged before use so that a restarted database is
-    reconnected transparently, and connecting is bounded so an outage fails fast.
+    Connecting is bounded so that an outage fails fast. Pooled connections are
+    not pinged before use (a round trip on every request): a connection found
+    dead is replaced and the request retried once (``web.Dispatcher``).
     """
     url = settings.database_url
     if url.startswith("sqlite"):
@@ -44,7 +45,6 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         tune_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", settings.db_pool_size)
     kwargs.setdefault("connect_args", {"connect_timeout": settings.db_connect_timeout})
     return create_engine(url, **kwargs)
@@ -126,6 +126,14 @@ def upgrade_to_head(engine: Engine, settings: Settings) -> None:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for read-only requests: autocommit, so no BEGIN and COMMIT round trips.
+
+    Every read is one statement (``service.queries``), which is atomic on its own.
+    """
+    return make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
 def make_session_factory(bind: Engine | Connection, **kwargs: Any) -> sessionmaker[Session]:
     """Return the per-request session factory.
 
@@ -138,6 +146,7 @@ def make_session_factory(bind: Engine | Connection, **kwargs: Any) -> sessionmak
 
 def tune_sqlite(engine: Engine) -> None:
     """Make a SQLite engine transactional (BEGIN emitted by SQLAlchemy), with foreign keys, WAL and a busy timeout."""
+
     # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT;
     # SQLAlchemy's documented recipe is to switch it off and emit BEGIN here.
     @event.listens_for(engine, "connect")
@@ -153,5 +162,7 @@ def tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        immediate = connection.get_execution_options().get(WRITE_INTENT)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = connection.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return  # a read-only request: each statement is its own transaction
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_INTENT) else "BEGIN")

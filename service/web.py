@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from marshmallow import Schema, ValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -119,10 +119,15 @@ class ApiRequest(Request):
         token = auth.issue_token(user.id, user.token_stamp, self.settings.secret_key, self.settings.token_ttl)
         return SignedIn(user, token)
 
+    def close_db(self) -> None:
+        """Release the session (and its connection), if one was opened; the next use opens another."""
+        session = self.__dict__.pop("db", None)
+        if session is not None:
+            session.close()
+
     def close(self) -> None:
-        """Release the session (and its connection), if one was opened."""
-        if "db" in self.__dict__:
-            self.db.close()
+        """Release the session and the request's resources."""
+        self.close_db()
         super().close()
 
 
@@ -146,7 +151,7 @@ def read_json(request: Request) -> Any:
     mimetype = request.mimetype
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise ApiError.unsupported_media_type()
-    data = request.get_data(cache=False)
+    data = request.get_data()  # kept: a request retried on a new connection reads it again
     try:
         return json.loads(data)
     except (ValueError, RecursionError):
@@ -195,8 +200,11 @@ class Dispatcher:
         session_factory: sessionmaker[Session],
         probes: Mapping[str, Callable[[], bool]] | None = None,
         required_probes: frozenset[str] = frozenset(),
+        *,
+        read_session_factory: sessionmaker[Session] | None = None,
     ) -> None:
         self.url_map = url_map
+        self.read_session_factory = read_session_factory or session_factory
         self.probes = dict(probes or {})
         self.required_probes = required_probes
         self.routes = {route.endpoint: route for route in routes}
@@ -210,7 +218,8 @@ class Dispatcher:
                     self._schemas.setdefault(cls, cls())
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        request = ApiRequest(environ, self.settings, self.session_factory)
+        safe = environ.get("REQUEST_METHOD", "GET") in _SAFE_METHODS
+        request = ApiRequest(environ, self.settings, self.read_session_factory if safe else self.session_factory)
         request.probes, request.required_probes = self.probes, self.required_probes
         try:
             response = self.dispatch(request)
@@ -222,7 +231,7 @@ class Dispatcher:
     def dispatch(self, request: ApiRequest) -> Response:
         """Run one request to a response; never raises for a client's error."""
         try:
-            response = self._run(request)
+            response = self._run_once_more_if_disconnected(request)
             if "db" in request.__dict__:
                 request.db.commit()
             return response
@@ -247,6 +256,24 @@ class Dispatcher:
                 request.environ.get(REQUEST_ID_KEY, "-"),
             )
             return error_response(ApiError.internal())
+
+    def _run_once_more_if_disconnected(self, request: ApiRequest) -> Response:
+        """Run the request; if its pooled connection turned out dead, run it again on a fresh one.
+
+        Pooled connections are not pinged before use (a round trip per request).
+        A connection found dead (the database restarted) raised before anything
+        was committed, so running the request again is safe for writes too; the
+        pool has already discarded its other connections from before the loss.
+        """
+        try:
+            return self._run(request)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            logger.info("database connection lost on %s %s; retrying on a new one", request.method, request.path)
+            self._rollback(request)
+            request.close_db()
+            return self._run(request)
 
     def _run(self, request: ApiRequest) -> Response:
         adapter = self.url_map.bind_to_environ(request.environ)

@@ -45,19 +45,19 @@ def list_articles(
     favorited: str | None = None,
     limit: int = 20,
     offset: int = 0,
-) -> tuple[Sequence[Article], int]:
+) -> tuple[list[queries.ArticleRow], int]:
     """A page of articles matching all given filters, and the total number of matches."""
     return queries.articles_page(
         session, actor.id if actor else None, tag=tag, author=author, favorited=favorited, limit=limit, offset=offset
     )
 
 
-def feed(session: Session, actor: User, *, limit: int = 20, offset: int = 0) -> tuple[Sequence[Article], int]:
+def feed(session: Session, actor: User, *, limit: int = 20, offset: int = 0) -> tuple[list[queries.ArticleRow], int]:
     """A page of articles by the authors the actor follows, and their total."""
     return queries.feed_page(session, actor.id, limit=limit, offset=offset)
 
 
-def get_article(session: Session, actor: User | None, *, slug: str) -> Article:
+def get_article(session: Session, actor: User | None, *, slug: str) -> queries.ArticleRow:
     """One article as the actor sees it.
 
     :raises ApiError: 404 ``article``.
@@ -67,7 +67,7 @@ def get_article(session: Session, actor: User | None, *, slug: str) -> Article:
 
 def create_article(
     session: Session, actor: User, *, title: str, description: str, body: str, tag_list: Sequence[str] = ()
-) -> Article:
+) -> queries.ArticleRow:
     """Publish an article by the actor."""
     article = Article(title=title, description=description, body=body, author_id=actor.id)
     article.tags = _tags(session, tag_list)
@@ -84,7 +84,7 @@ def update_article(
     description: str | Unset = UNSET,
     body: str | Unset = UNSET,
     tag_list: Sequence[str] | Unset = UNSET,
-) -> Article:
+) -> queries.ArticleRow:
     """Change the fields that were sent; a new title gives a new slug.
 
     :raises ApiError: 404 ``article``; 403 ``article`` if the actor is not the author.
@@ -117,7 +117,7 @@ def delete_article(session: Session, actor: User, *, slug: str) -> None:
     session.execute(delete(Article).where(Article.id == article_id))
 
 
-def favorite(session: Session, actor: User, *, slug: str) -> Article:
+def favorite(session: Session, actor: User, *, slug: str) -> queries.ArticleRow:
     """Favorite an article; twice is the same as once.
 
     :raises ApiError: 404 ``article``.
@@ -131,7 +131,7 @@ def favorite(session: Session, actor: User, *, slug: str) -> Article:
     return queries.article_by_slug(session, slug, actor.id)
 
 
-def unfavorite(session: Session, actor: User, *, slug: str) -> Article:
+def unfavorite(session: Session, actor: User, *, slug: str) -> queries.ArticleRow:
     """Remove an article from the actor's favorites; twice is the same as once.
 
     :raises ApiError: 404 ``article``.

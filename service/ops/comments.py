@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
@@ -12,16 +10,15 @@ from service.errors import ApiError
 from service.models import Comment, User
 
 
-def list_comments(session: Session, actor: User | None, *, slug: str) -> Sequence[Comment]:
+def list_comments(session: Session, actor: User | None, *, slug: str) -> list[queries.CommentRow]:
     """The article's comments, newest first.
 
     :raises ApiError: 404 ``article``.
     """
-    article_id, _ = queries.article_id_by_slug(session, slug)
-    return queries.comments_of(session, article_id, actor.id if actor else None)
+    return queries.comments_by_slug(session, slug, actor.id if actor else None)
 
 
-def add_comment(session: Session, actor: User, *, slug: str, body: str) -> Comment:
+def add_comment(session: Session, actor: User, *, slug: str, body: str) -> queries.CommentRow:
     """Comment on an article.
 
     :raises ApiError: 404 ``article``.
@@ -30,7 +27,7 @@ def add_comment(session: Session, actor: User, *, slug: str, body: str) -> Comme
     comment = Comment(body=body, article_id=article_id, author_id=actor.id)
     session.add(comment)
     session.flush()
-    return queries.comment_by_id(session, comment.id, actor.id)
+    return queries.comment_row(session, comment.id, actor.id)
 
 
 def delete_comment(session: Session, actor: User, *, slug: str, comment_id: int) -> None:
@@ -40,7 +37,7 @@ def delete_comment(session: Session, actor: User, *, slug: str, comment_id: int)
         another article); 403 ``comment`` if the actor did not write it.
     """
     article_id, _ = queries.article_id_by_slug(session, slug)
-    comment = queries.comment_by_id(session, comment_id, None)
+    comment = queries.comment_by_id(session, comment_id)
     if comment.article_id != article_id:
         raise ApiError.not_found("comment")
     if comment.author_id != actor.id:

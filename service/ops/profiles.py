@@ -11,15 +11,15 @@ from service.errors import ApiError
 from service.models import User, follows
 
 
-def get_profile(session: Session, actor: User | None, *, username: str) -> User:
+def get_profile(session: Session, actor: User | None, *, username: str) -> queries.ProfileRow:
     """The profile as the actor sees it.
 
     :raises ApiError: 404 ``profile``.
     """
-    return queries.profile_by_username(session, username, actor.id if actor else None)
+    return queries.profile_row(session, username, actor.id if actor else None)
 
 
-def follow(session: Session, actor: User, *, username: str) -> User:
+def follow(session: Session, actor: User, *, username: str) -> queries.ProfileRow:
     """Follow a user; following twice is the same as once.
 
     :raises ApiError: 404 ``profile``; 403 ``profile`` when following oneself.
@@ -33,10 +33,10 @@ def follow(session: Session, actor: User, *, username: str) -> User:
                 session.execute(insert(follows).values(follower_id=actor.id, followed_id=target.id))
         except IntegrityError:
             pass  # a concurrent request of the same user followed first: same outcome
-    return queries.profile_by_username(session, username, actor.id)
+    return queries.profile_row(session, username, actor.id)
 
 
-def unfollow(session: Session, actor: User, *, username: str) -> User:
+def unfollow(session: Session, actor: User, *, username: str) -> queries.ProfileRow:
     """Stop following a user; unfollowing twice is the same as once.
 
     :raises ApiError: 404 ``profile``; 403 ``profile`` when unfollowing oneself.
@@ -45,4 +45,4 @@ def unfollow(session: Session, actor: User, *, username: str) -> User:
     if target.id == actor.id:
         raise ApiError(403, {"profile": ["cannot follow yourself"]})
     session.execute(delete(follows).where(follows.c.follower_id == actor.id, follows.c.followed_id == target.id))
-    return queries.profile_by_username(session, username, actor.id)
+    return queries.profile_row(session, username, actor.id)
