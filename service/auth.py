@@ -10,13 +10,16 @@ from __future__ import annotations
 import functools
 import hmac
 import re
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from service.config import TOKEN_CLAIMS_KEY
 from service.errors import ApiError
 
 #: The only algorithm accepted when reading a token: never trust the header's ``alg``.
@@ -141,3 +144,29 @@ def token_from_header(header: str | None) -> str | None:
     if scheme.lower() not in _SCHEMES or not token or " " in token:
         raise ApiError.unauthorized("is invalid")
     return token
+
+
+def request_claims(environ: MutableMapping[str, Any], secret: str) -> Claims | None:
+    """What the request's token says, decoded once per request and kept in the environ.
+
+    The rate limiter (to key a request by its user) and the dispatcher (to
+    authenticate it) both ask; the signature is checked only the first time.
+
+    :returns: None when the request carries no token.
+    :raises ApiError: 401 for a malformed header or an invalid or expired token.
+    """
+    found = environ.get(TOKEN_CLAIMS_KEY, _UNREAD)
+    if found is _UNREAD:
+        try:
+            token = token_from_header(environ.get("HTTP_AUTHORIZATION"))
+            found = read_token(token, secret) if token else None
+        except ApiError as error:
+            found = error
+        environ[TOKEN_CLAIMS_KEY] = found
+    if isinstance(found, ApiError):
+        raise found
+    return found  # type: ignore[no-any-return]
+
+
+#: Marks "not decoded yet" in the environ (None means "no token").
+_UNREAD = object()

@@ -23,6 +23,8 @@ WRITE_INTENT = "conduit_write_intent"
 #: authenticated user's id (set by the dispatcher, read back for the log line).
 REQUEST_ID_KEY = "conduit.request_id"
 USER_ID_KEY = "conduit.user_id"
+#: WSGI environ key: what the request's token says (or the 401 it earns), read once per request.
+TOKEN_CLAIMS_KEY = "conduit.token_claims"
 #: Shortest secret accepted: HS256 wants a key at least as long as its hash.
 MIN_SECRET_BYTES = 32
 #: Secrets that are obviously copied from an example and must never sign tokens.

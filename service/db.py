@@ -46,6 +46,9 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
         tune_sqlite(engine)
         return engine
     kwargs.setdefault("pool_size", settings.db_pool_size)
+    # Every session ends in a commit or a rollback before it closes (web.Dispatcher), so
+    # the pool's own rollback of each returned connection would be a redundant call.
+    kwargs.setdefault("pool_reset_on_return", None)
     kwargs.setdefault("connect_args", {"connect_timeout": settings.db_connect_timeout})
     return create_engine(url, **kwargs)
 

@@ -232,8 +232,8 @@ class Dispatcher:
         """Run one request to a response; never raises for a client's error."""
         try:
             response = self._run_once_more_if_disconnected(request)
-            if "db" in request.__dict__:
-                request.db.commit()
+            if "db" in request.__dict__ and request.method not in _SAFE_METHODS:
+                request.db.commit()  # a read has nothing to commit: closing the session releases it
             return response
         except ApiError as error:
             self._rollback(request)
@@ -305,12 +305,11 @@ class Dispatcher:
     def _authenticate(self, request: ApiRequest, policy: AuthPolicy) -> User | None:
         if policy == "none":
             return None
-        token = auth.token_from_header(request.headers.get("Authorization"))
-        if token is None:
+        claims = auth.request_claims(request.environ, self.settings.secret_key)
+        if claims is None:
             if policy == "required":
                 raise ApiError.unauthorized("is missing")
             return None
-        claims = auth.read_token(token, self.settings.secret_key)
         # The row is read anyway, so checking the stamp and the account's age costs no statement.
         user = queries.user_by_id(request.db, claims.user_id)
         if user is None or not claims.still_valid_for(user.token_stamp, user.created_at):

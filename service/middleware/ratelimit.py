@@ -193,10 +193,10 @@ class RateLimitMiddleware:
     def _user_id(self, environ: dict[str, Any]) -> int | None:
         """The user a valid token names; None for anonymous or bad tokens (the dispatcher answers those)."""
         try:
-            token = auth.token_from_header(environ.get("HTTP_AUTHORIZATION"))
-            return auth.read_token(token, self.secret).user_id if token else None
+            claims = auth.request_claims(environ, self.secret)  # decoded once; the dispatcher reuses it
         except ApiError:
             return None
+        return claims.user_id if claims else None
 
     def _login_email(self, environ: dict[str, Any]) -> str | None:
         """The email a login attempt names, read from a buffered copy of the body."""

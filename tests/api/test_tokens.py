@@ -87,3 +87,23 @@ def test_a_signed_token_for_an_id_no_row_can_have_is_401(client: TestApp, db: Se
     assert client.get("/api/user", headers=token_header(token), status=401).json == {
         "errors": {"token": ["is invalid"]}
     }
+
+
+def test_a_token_is_decoded_once_per_request_though_the_limiter_and_the_dispatcher_both_read_it(
+    session_factory: object, db: Session, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service import auth
+    from service.app import create_app
+    from tests.conftest import make_settings
+
+    jake = make_user(db, "jake")
+    client = TestApp(
+        create_app(make_settings(instance_path=tmp_path, ratelimit_enabled=True), session_factory=session_factory)  # type: ignore[arg-type]
+    )
+    decoded: list[str] = []
+    real_decode = auth.jwt.decode
+    monkeypatch.setattr(auth.jwt, "decode", lambda *args, **kwargs: decoded.append("x") or real_decode(*args, **kwargs))
+
+    client.get("/api/user", headers=auth_header(jake))
+
+    assert decoded == ["x"]
