@@ -26,7 +26,15 @@ from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import ClosingIterator
 
 from service import auth, queries
-from service.config import REQUEST_ID_KEY, USER_ID_KEY, WRITE_INTENT, Settings
+from service.config import (
+    REQUEST_ID_KEY,
+    SHARED_ANSWER_KEY,
+    SHARED_STORE_KEY,
+    SHARED_WANTED_KEY,
+    USER_ID_KEY,
+    WRITE_INTENT,
+    Settings,
+)
 from service.errors import ApiError
 from service.models import User
 
@@ -131,10 +139,14 @@ class ApiRequest(Request):
         super().close()
 
 
+def encode_json(data: Any) -> bytes:
+    """Compact UTF-8 JSON, the service's one encoding of a body."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """A compact UTF-8 JSON response."""
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-    return Response(body, status=status, headers=dict(headers or {}), content_type=JSON_TYPE)
+    return Response(encode_json(data), status=status, headers=dict(headers or {}), content_type=JSON_TYPE)
 
 
 def error_response(error: ApiError) -> Response:
@@ -284,6 +296,9 @@ class Dispatcher:
         route = self.routes[endpoint]
         if any("\x00" in str(value) for value in values.values()):
             raise ApiError.not_found("resource")
+        shared = request.environ.get(SHARED_ANSWER_KEY)
+        if shared is not None and request.method == "GET" and route.reply is not None:
+            return self._personalize(request, route, shared)
         if request.method not in _SAFE_METHODS:
             # SQLite: take the write lock up front (BEGIN IMMEDIATE) so that
             # concurrent writers queue instead of failing mid-transaction.
@@ -300,7 +315,33 @@ class Dispatcher:
             del empty.headers["Content-Type"]  # a 204 has no content, so no content type
             return empty
         # Dumped before the commit: committing must not be able to change what is sent.
-        return json_response(self._schemas[route.reply].dump(result), route.status)
+        dumped = self._schemas[route.reply].dump(result)
+        if request.user is not None and request.environ.get(SHARED_WANTED_KEY):
+            # The response cache may keep what any reader would be answered: the viewer's flags cleared.
+            request.environ[SHARED_STORE_KEY] = encode_json(_viewer_flags_cleared(dumped))
+        return json_response(dumped, route.status)
+
+    def _personalize(self, request: ApiRequest, route: Route, shared: bytes) -> Response:
+        """Answer a signed-in read from the shared (anonymous) answer the cache holds.
+
+        One statement reads the viewer's row (the token's stamp is checked
+        against it) together with which of the answer's articles they favorited
+        and which of its authors they follow, so the flags are as fresh as the
+        database whatever the cache holds.
+
+        :raises ApiError: 401 for a token that no longer speaks for its account.
+        """
+        claims = auth.request_claims(request.environ, self.settings.secret_key) if route.auth != "none" else None
+        if claims is None:
+            return Response(shared, status=route.status, content_type=JSON_TYPE)
+        data = json.loads(shared)
+        slugs, usernames = _mentions(data)
+        flags = queries.viewer_flags(request.db, claims.user_id, sorted(slugs), sorted(usernames))
+        if flags is None or not claims.still_valid_for(flags.token_stamp, flags.created_at):
+            raise ApiError.unauthorized("is invalid")
+        request.environ[USER_ID_KEY] = claims.user_id  # for the request log line
+        _apply_viewer_flags(data, flags.favorited, flags.following)
+        return json_response(data, route.status)
 
     def _authenticate(self, request: ApiRequest, policy: AuthPolicy) -> User | None:
         if policy == "none":
@@ -324,6 +365,39 @@ class Dispatcher:
                 request.db.rollback()
             except Exception:  # the connection may already be gone; close() will discard it
                 logger.warning("rollback failed", exc_info=True)
+
+
+def _walk(data: Any) -> Iterable[dict[str, Any]]:
+    """Every JSON object in ``data``, depth first."""
+    if isinstance(data, dict):
+        yield data
+        for value in data.values():
+            yield from _walk(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from _walk(value)
+
+
+def _mentions(data: Any) -> tuple[set[str], set[str]]:
+    """The slugs of the articles and the usernames of the profiles in an answer."""
+    slugs = {obj["slug"] for obj in _walk(data) if "favorited" in obj and "slug" in obj}
+    usernames = {obj["username"] for obj in _walk(data) if "following" in obj and "username" in obj}
+    return slugs, usernames
+
+
+def _apply_viewer_flags(data: Any, favorited: frozenset[str], following: frozenset[str]) -> None:
+    for obj in _walk(data):
+        if "favorited" in obj and "slug" in obj:
+            obj["favorited"] = obj["slug"] in favorited
+        if "following" in obj and "username" in obj:
+            obj["following"] = obj["username"] in following
+
+
+def _viewer_flags_cleared(data: Any) -> Any:
+    """A copy of an answer as an anonymous reader gets it (``favorited`` and ``following`` false)."""
+    copy = json.loads(encode_json(data))
+    _apply_viewer_flags(copy, frozenset(), frozenset())
+    return copy
 
 
 def _resource_methods(adapter: MapAdapter, methods: Iterable[str]) -> list[str]:

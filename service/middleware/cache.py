@@ -1,9 +1,12 @@
 """Response caching with cachelib, as WSGI middleware, never stale after a write.
 
-What is cached: ``200`` answers to anonymous ``GET`` requests for article lists,
-single articles, comments, profiles and tags. Requests that carry a token are
-never served from or stored in the shared cache (their answers hold the viewer's
-``following``/``favorited``).
+What is cached: ``200`` answers to ``GET`` requests for article lists, single
+articles, comments, profiles and tags, as an anonymous reader gets them. An
+anonymous request is answered from the cache directly. A signed-in request gets
+the cached answer handed to the dispatcher, which adds the viewer's
+``favorited``/``following`` flags with one small query (so they are never stale);
+on a miss, the dispatcher hands back its answer with those flags cleared, and
+that is what is stored.
 
 Why a write is seen at once by every worker and host: every entry records the
 *generation* it was made under, a random value kept in the same shared cache,
@@ -37,7 +40,7 @@ import redis
 from cachelib import BaseCache, FileSystemCache, NullCache, SimpleCache
 from werkzeug.wrappers import Response
 
-from service.config import ConfigError, Settings
+from service.config import SHARED_ANSWER_KEY, SHARED_STORE_KEY, SHARED_WANTED_KEY, ConfigError, Settings
 from service.middleware.redis_cache import BatchingRedisCache
 from service.middleware.sqlite_cache import SQLiteCache
 
@@ -135,27 +138,37 @@ class ResponseCacheMiddleware:
         anonymous = not environ.get("HTTP_AUTHORIZATION")
         key = generation = None
         cached: Any = None
-        if anonymous and _CACHEABLE.match(path):
+        if _CACHEABLE.match(path):
             key = f"{self.prefix}:{path.rstrip('/')}?{_query_key(environ.get('QUERY_STRING', ''))}"
             generation, cached = self._lookup(key)
-        if cached is not None:
+        if cached is not None and anonymous:
             status, headers, body = cached
             response = Response(body, status=status, headers=headers)
             response.headers["X-Cache"] = "hit"
         else:
+            if cached is not None:
+                # Signed in: the dispatcher adds the viewer's flags to the shared answer (one small query).
+                environ[SHARED_ANSWER_KEY] = cached[2]
+            elif key and generation and not anonymous:
+                environ[SHARED_WANTED_KEY] = True  # and hands back the shared part of what it computes
             response = _buffered_get(self.app, environ)
             if response.mimetype == "application/json":
                 self._annotate(response, anonymous)
             if key and generation:
-                response.headers["X-Cache"] = "miss"
+                response.headers["X-Cache"] = "hit" if cached is not None else "miss"
+                shared = response.get_data() if anonymous else environ.pop(SHARED_STORE_KEY, None)
                 # Only a GET stores (a HEAD is answered, never remembered), and only a whole 200.
                 storable = (
-                    environ.get("REQUEST_METHOD") == "GET"
+                    cached is None
+                    and shared is not None
+                    and environ.get("REQUEST_METHOD") == "GET"
                     and response.status_code == 200
                     and response.mimetype == "application/json"
                 )
                 if storable and self._worth_storing(key):
-                    entry = (generation, response.status_code, list(response.headers.items()), response.get_data())
+                    entry_response = Response(shared, status=200, content_type=response.content_type)
+                    self._annotate(entry_response, anonymous=True)
+                    entry = (generation, 200, list(entry_response.headers.items()), shared)
                     self._safely(self._store, key, entry, self.ttl)
         response.make_conditional(environ)
         return response(environ, start_response)
