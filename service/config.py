@@ -43,6 +43,12 @@ _STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
 #: operations attackers like; development (and testing) keeps one generous limit
 #: per client and none per operation, so a RealWorld client test suite or a front
 #: end's edit-reload loop from one address is never refused. "" means no limit.
+_GENEROUS = {
+    "ratelimit_default": "6000/minute",
+    "ratelimit_login": "",
+    "ratelimit_register": "",
+    "ratelimit_writes": "",
+}
 RATELIMIT_DEFAULTS: Mapping[str, Mapping[str, str]] = {
     "production": {
         "ratelimit_default": "300/minute",
@@ -50,14 +56,9 @@ RATELIMIT_DEFAULTS: Mapping[str, Mapping[str, str]] = {
         "ratelimit_register": "5/minute;50/hour",
         "ratelimit_writes": "60/minute;1000/hour",
     },
-    "development": {
-        "ratelimit_default": "6000/minute",
-        "ratelimit_login": "",
-        "ratelimit_register": "",
-        "ratelimit_writes": "",
-    },
+    "development": _GENEROUS,
+    "testing": _GENEROUS,
 }
-RATELIMIT_DEFAULTS = {**RATELIMIT_DEFAULTS, "testing": RATELIMIT_DEFAULTS["development"]}
 
 
 class ConfigError(Exception):
@@ -164,7 +165,8 @@ class Settings:
             if not getattr(self, name):
                 object.__setattr__(self, name, default)
             try:
-                parse_many(getattr(self, name) or "1/second")  # "" (no limit) is valid too
+                if getattr(self, name):  # "" is no limit
+                    parse_many(getattr(self, name))
             except ValueError:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} is not a limit such as '100/minute;2000/hour'") from None
         if self.ratelimit_strategy not in _STRATEGIES:

@@ -146,6 +146,13 @@ class CommentRow:
     author: ProfileRow
 
 
+def _follows_user(signed_in: bool) -> ColumnElement[bool]:
+    """SQL for "the viewer (bound as ``viewer``) follows ``User``"; false when nobody is signed in."""
+    if not signed_in:
+        return false()
+    return exists().where(follows.c.follower_id == bindparam("viewer", type_=Integer), follows.c.followed_id == User.id)
+
+
 def _tag_names(article_id: ColumnElement[int], dialect: str) -> ColumnElement[Any]:
     """The article's tag names as a JSON array (alphabetical on PostgreSQL; sorted after reading on SQLite)."""
     links = article_tags.join(Tag, Tag.id == article_tags.c.tag_id)
@@ -165,9 +172,6 @@ def _article_columns(source: Any, dialect: str, signed_in: bool, with_body: bool
     favorited = (
         exists().where(favorites.c.user_id == viewer, favorites.c.article_id == source.c.id) if signed_in else false()
     )
-    following = (
-        exists().where(follows.c.follower_id == viewer, follows.c.followed_id == User.id) if signed_in else false()
-    )
     count = select(func.count()).where(favorites.c.article_id == source.c.id).scalar_subquery()
     body = source.c.body if with_body else literal_column("NULL")
     return [
@@ -183,7 +187,7 @@ def _article_columns(source: Any, dialect: str, signed_in: bool, with_body: bool
         User.username,
         User.bio,
         User.image,
-        following.label("following"),
+        _follows_user(signed_in).label("following"),
     ]
 
 
@@ -312,10 +316,6 @@ def feed_page(session: Session, viewer_id: int, *, limit: int = 20, offset: int 
 
 
 def _comment_columns(signed_in: bool) -> list[Any]:
-    viewer = bindparam("viewer", type_=Integer)
-    following = (
-        exists().where(follows.c.follower_id == viewer, follows.c.followed_id == User.id) if signed_in else false()
-    )
     return [
         Comment.id,
         Comment.created_at,
@@ -324,7 +324,7 @@ def _comment_columns(signed_in: bool) -> list[Any]:
         User.username,
         User.bio,
         User.image,
-        following.label("following"),
+        _follows_user(signed_in).label("following"),
     ]
 
 
@@ -380,11 +380,7 @@ def comment_row(session: Session, comment_id: int, viewer_id: int | None) -> Com
 
 @functools.cache
 def _profile_statement(signed_in: bool) -> Executable:
-    viewer = bindparam("viewer", type_=Integer)
-    following = (
-        exists().where(follows.c.follower_id == viewer, follows.c.followed_id == User.id) if signed_in else false()
-    )
-    return select(User.username, User.bio, User.image, following.label("following")).where(
+    return select(User.username, User.bio, User.image, _follows_user(signed_in).label("following")).where(
         User.username_lower == bindparam("name")
     )
 

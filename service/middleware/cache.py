@@ -166,9 +166,11 @@ class ResponseCacheMiddleware:
                     and response.mimetype == "application/json"
                 )
                 if storable and self._worth_storing(key):
-                    entry_response = Response(shared, status=200, content_type=response.content_type)
-                    self._annotate(entry_response, anonymous=True)
-                    entry = (generation, 200, list(entry_response.headers.items()), shared)
+                    stored = response
+                    if not anonymous:  # the headers an anonymous reader gets with the shared answer
+                        stored = Response(shared, status=200, content_type=response.content_type)
+                        self._annotate(stored, anonymous=True)
+                    entry = (generation, 200, list(stored.headers.items()), shared)
                     self._safely(self._store, key, entry, self.ttl)
         response.make_conditional(environ)
         return response(environ, start_response)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text, false, literal
-from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.models.base import Base, Timestamps
 from service.models.user import User
@@ -67,16 +67,6 @@ class Article(Timestamps, Base):
     tags: Mapped[list[Tag]] = relationship(
         secondary=article_tags, order_by=Tag.name, lazy="raise", passive_deletes=True
     )
-
-    #: Whether the viewer favorited it; filled by the loading query.
-    favorited: Mapped[bool] = query_expression(default_expr=false())
-    #: How many users favorited it; filled by the loading query.
-    favorites_count: Mapped[int] = query_expression(default_expr=literal(0, Integer))
-
-    @property
-    def tag_list(self) -> list[str]:
-        """Tag names, alphabetical (the relationship's order)."""
-        return [tag.name for tag in self.tags]
 
     def __repr__(self) -> str:
         return f"Article(id={self.id!r}, slug={self.slug!r})"

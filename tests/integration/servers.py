@@ -87,27 +87,30 @@ class Gunicorn:
 
 
 @contextmanager
+def http_server(
+    argv: list[str], base: str, log: Path, *, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> Iterator[None]:
+    """Run ``argv`` until ``base``/healthz answers; stop it afterwards. Its output goes to ``log``."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=sink, stderr=sink)
+    try:
+        _wait(lambda: urllib.request.urlopen(f"{base}/healthz", timeout=2).close() is None, argv[0], process, log)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextmanager
 def gunicorn(tmp_path: Path, workers: int = 2, **settings: str) -> Iterator[Gunicorn]:
     """Start gunicorn on a free loopback port with ``CONDUIT_*`` settings; stop it afterwards."""
     port = free_port()
     env = {**os.environ, "CONDUIT_INSTANCE_PATH": str(tmp_path / "instance"), "CONDUIT_ENV": "development"}
     env.update({f"CONDUIT_{k.upper()}": v for k, v in settings.items()})
-    log = tmp_path / f"gunicorn-{port}.log"
+    server = Gunicorn(f"http://127.0.0.1:{port}", tmp_path / f"gunicorn-{port}.log")
     argv = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "wsgi:application"]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=sink, stderr=sink)
-    server = Gunicorn(f"http://127.0.0.1:{port}", log)
-    try:
-        _wait(
-            lambda: urllib.request.urlopen(f"{server.base}/healthz", timeout=2).close() is None,
-            "gunicorn",
-            process,
-            log,
-        )
+    with http_server(argv, server.base, server.log, env=env):
         yield server
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @dataclass

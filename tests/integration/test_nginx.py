@@ -13,7 +13,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import threading
 import time
 import urllib.request
@@ -21,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.servers import ROOT, Gunicorn, _wait, free_port, gunicorn, require_binary
+from tests.integration.servers import ROOT, Gunicorn, free_port, gunicorn, http_server, require_binary
 
 pytestmark = pytest.mark.slow
 
@@ -71,16 +70,9 @@ def nginx(service: Gunicorn, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     site = SITE.read_text().replace("127.0.0.1:8000", f"127.0.0.1:{upstream}")
     (tmp / "site.conf").write_text(site.replace("listen 80;", f"listen 127.0.0.1:{port};"))
     conf.write_text(NGINX_CONF.format(user=user, tmp=tmp, site=tmp / "site.conf"))
-    log = tmp / "nginx.out"
-    with log.open("wb") as sink:
-        process = subprocess.Popen([binary, "-c", str(conf), "-p", str(tmp)], stdout=sink, stderr=sink)
     base = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: urllib.request.urlopen(f"{base}/healthz", timeout=2).close() is None, "nginx", process, log)
+    with http_server([binary, "-c", str(conf), "-p", str(tmp)], base, tmp / "nginx.out"):
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _slow_client(base: str, stop_at: float) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.servers import ROOT, _wait, free_port
+from tests.integration.servers import ROOT, free_port, http_server
 
 pytestmark = pytest.mark.slow
 
@@ -95,17 +95,10 @@ def served(installed: Installed, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("CONDUIT_", "PYTHON", "VIRTUAL_ENV"))}
     environ["CONDUIT_INSTANCE_PATH"] = str(tmp_path / "instance")
-    log = tmp_path / "gunicorn.log"
     argv = [str(installed.bin / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:application"]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(argv, cwd=installed.elsewhere, env=environ, stdout=sink, stderr=sink)
     base = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: urllib.request.urlopen(f"{base}/healthz", timeout=2).close() is None, "gunicorn", process, log)
+    with http_server(argv, base, tmp_path / "gunicorn.log", cwd=installed.elsewhere, env=environ):
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_gunicorn_serves_the_installed_wsgi_module_migrating_sqlite_on_first_start(served: str) -> None:
