@@ -1,13 +1,17 @@
 """The application factory: the one place where the layers are composed.
 
-``create_app(settings)`` builds the engine and session factory, migrates the
-embedded database if asked to, builds the URL map and dispatcher, and stacks
-the middleware. Tests pass their own collaborators instead of patching globals.
+``create_app(settings)`` builds the engine and session factories, migrates the
+embedded database if asked to, binds the route table, and stacks the
+middleware, each given what it needs from the table (which routes may be
+cached, which rate-limit scopes a request counts against, which methods exist).
+Tests pass their own collaborators instead of patching globals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from cachelib import BaseCache
@@ -19,38 +23,27 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from service import db, openapi, routing
 from service.config import Settings
 from service.middleware.body import RequestBodyMiddleware
-from service.middleware.cache import ResponseCacheMiddleware, make_cache, probe
+from service.middleware.cache import ResponseCacheMiddleware
 from service.middleware.cors import CorsMiddleware
 from service.middleware.docs import DocsMiddleware
-from service.middleware.ratelimit import RateLimitMiddleware, limits_from, make_limiter
+from service.middleware.ratelimit import RateLimitMiddleware, limits_from
 from service.middleware.requestlog import RequestLogMiddleware
-from service.web import Dispatcher
+from service.middleware.stores import cache_probe, make_cache, make_limiter
+from service.views import health
+from service.web import Dispatcher, Route, Router
 
-
-class ConduitApp:
-    """The WSGI application, with handles on what it was built from."""
-
-    def __init__(self, wsgi: Any, dispatcher: Dispatcher, engine: Engine | None) -> None:
-        self.wsgi = wsgi
-        self.dispatcher = dispatcher
-        self.engine = engine
-
-    @property
-    def settings(self) -> Settings:
-        """The settings the app was built with."""
-        return self.dispatcher.settings
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        return self.wsgi(environ, start_response)  # type: ignore[no-any-return]
+WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 
 
 def create_app(
     settings: Settings,
     *,
+    routes: tuple[Route, ...] = routing.ALL_ROUTES,
+    engine: Engine | None = None,
     session_factory: sessionmaker[Session] | None = None,
     limiter: RateLimiter | None = None,
     cache: BaseCache | None = None,
-) -> ConduitApp:
+) -> WSGIApp:
     """Build the WSGI application.
 
     The middleware, outermost first: request log, ProxyFix (only for trusted
@@ -59,16 +52,16 @@ def create_app(
     any work), response cache, then the dispatcher.
 
     :param settings: the configuration.
-    :param session_factory: sessions for requests; by default one bound to a
-        new engine for ``settings.database_url`` (and, for read-only requests,
-        its autocommit twin: no BEGIN/COMMIT round trips).
+    :param routes: the operations served (tests serve a broken view this way).
+    :param engine: the database engine; by default a new one for ``settings.database_url``.
+    :param session_factory: sessions for requests; by default bound to the engine
+        (and, for read-only requests, its autocommit twin: no BEGIN/COMMIT round trips).
     :param limiter: a ``limits`` strategy; by default from the settings.
     :param cache: a cachelib cache; by default from the settings.
     """
-    engine = None
     read_session_factory = None
     if session_factory is None:
-        engine = db.make_engine(settings)
+        engine = engine if engine is not None else db.make_engine(settings)
         if settings.auto_migrate:
             db.upgrade_to_head(engine, settings)
             # Drop the migration's pooled connection: a server that forks after
@@ -77,29 +70,23 @@ def create_app(
         session_factory = db.make_session_factory(engine)
         read_session_factory = db.make_read_session_factory(engine)
     cache = cache if cache is not None else make_cache(settings)
-    probes: dict[str, Any] = {"cache": lambda: probe(cache)}
+    probes: dict[str, Callable[[], bool]] = {"cache": lambda: cache_probe(cache)}
     required: set[str] = set()
     if settings.ratelimit_enabled:
         limiter = limiter if limiter is not None else make_limiter(settings)
         probes["rate_limit_storage"] = limiter.storage.check
         if not settings.ratelimit_swallow_errors:
             required.add("rate_limit_storage")  # failing closed: no storage, no service
-    dispatcher = Dispatcher(
-        routing.build_map(),
-        routing.ALL_ROUTES,
-        settings,
-        session_factory,
-        probes,
-        frozenset(required),
-        read_session_factory=read_session_factory,
-    )
-    wsgi: Any = dispatcher
+    router = Router(_with_readiness_probes(routes, probes, frozenset(required)))
+
+    wsgi: Any = Dispatcher(router, settings, session_factory, read_session_factory=read_session_factory)
     wsgi = ResponseCacheMiddleware(
-        wsgi, cache, settings.cache_ttl, settings.cache_key_prefix, min_uses=settings.cache_min_uses
+        wsgi, router.cacheable, cache, settings.cache_ttl, settings.cache_key_prefix, min_uses=settings.cache_min_uses
     )
     if limiter is not None:
         wsgi = RateLimitMiddleware(
             wsgi,
+            router.limit_scopes,
             limiter,
             limits_from(settings),
             secret=settings.secret_key,
@@ -109,10 +96,19 @@ def create_app(
             max_body=settings.max_body_bytes,
         )
     wsgi = RequestBodyMiddleware(wsgi, settings.max_body_bytes)
-    wsgi = DocsMiddleware(wsgi, openapi.build_spec())
-    wsgi = CorsMiddleware(wsgi, settings.cors_origins)
+    wsgi = DocsMiddleware(wsgi, openapi.build_spec(routes))
+    wsgi = CorsMiddleware(wsgi, settings.cors_origins, router.methods)
     if settings.trusted_proxy_hops:
         # Believe X-Forwarded-For only as deep as there are proxies of ours in front.
         wsgi = ProxyFix(wsgi, x_for=settings.trusted_proxy_hops, x_proto=settings.trusted_proxy_hops)
-    wsgi = RequestLogMiddleware(wsgi)
-    return ConduitApp(wsgi, dispatcher, engine)
+    return RequestLogMiddleware(wsgi)
+
+
+def _with_readiness_probes(
+    routes: tuple[Route, ...], probes: Mapping[str, Callable[[], bool]], required: frozenset[str]
+) -> tuple[Route, ...]:
+    """The routes with the readiness view bound to the storages it reports on (no other view needs them)."""
+    view = functools.update_wrapper(
+        functools.partial(health.get_readiness, probes=probes, required=required), health.get_readiness
+    )
+    return tuple(dataclasses.replace(r, view=view) if r.view is health.get_readiness else r for r in routes)

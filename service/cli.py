@@ -399,8 +399,8 @@ def _seed_articles(
 
 def _check_storages(settings: Settings, report: Any) -> None:
     """Rate-limit storage and response cache: reachable and writable."""
-    from service.middleware.cache import make_cache, probe
-    from service.middleware.ratelimit import make_limiter
+    from service.middleware.stores import cache_probe as probe
+    from service.middleware.stores import make_cache, make_limiter
 
     if settings.ratelimit_enabled:
         try:

@@ -2,14 +2,19 @@
 
 Every failure a client can see, from a validation message to a routing 405 or an
 unexpected 500, leaves the service as ``{"errors": {"<key>": ["<message>"]}}``.
-Leaf module: it imports only the standard library, so every layer may raise it.
+An error renders itself (``get_response``) and is a WSGI application, as
+werkzeug's HTTP exceptions are, so the dispatcher and the middleware answer
+with it the same way. Imports only ``service.wire``, so every layer may raise it.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from werkzeug.wrappers import Response
+
+from service.wire import json_response
 
 
 class ApiError(Exception):
@@ -34,9 +39,13 @@ class ApiError(Exception):
         """Return the JSON-ready RealWorld error body."""
         return {"errors": self.messages}
 
-    def to_json(self) -> bytes:
-        """The body, encoded, for layers (middleware) that answer without the dispatcher."""
-        return json.dumps(self.to_body(), separators=(",", ":")).encode()
+    def get_response(self) -> Response:
+        """The error as a response: status, RealWorld body, headers (``Retry-After``, ``Allow``...)."""
+        return json_response(self.to_body(), self.status, self.headers)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        """Answer a WSGI request with this error (how middleware refuse one)."""
+        return self.get_response()(environ, start_response)
 
     def __repr__(self) -> str:
         return f"ApiError({self.status}, {self.messages!r})"
@@ -79,9 +88,9 @@ class ApiError(Exception):
         return cls(401, {"credentials": ["invalid"]})
 
     @classmethod
-    def forbidden(cls, resource: str) -> ApiError:
-        """403: the resource exists but belongs to someone else."""
-        return cls(403, {resource: ["forbidden"]})
+    def forbidden(cls, resource: str, message: str = "forbidden") -> ApiError:
+        """403: the resource exists but belongs to someone else (or is the caller: "cannot follow yourself")."""
+        return cls(403, {resource: [message]})
 
     @classmethod
     def not_found(cls, resource: str) -> ApiError:
@@ -89,19 +98,14 @@ class ApiError(Exception):
         return cls(404, {resource: ["not found"]})
 
     @classmethod
-    def too_many_requests(cls, retry_after: int) -> ApiError:
-        """429 with the number of seconds after which a retry may succeed."""
-        return cls(429, {"rate_limit": ["exceeded"]}, {"Retry-After": str(retry_after)})
+    def too_many_requests(cls, retry_after: int, headers: Mapping[str, str] | None = None) -> ApiError:
+        """429 with the number of seconds after which a retry may succeed (and the limit's headers)."""
+        return cls(429, {"rate_limit": ["exceeded"]}, {**(headers or {}), "Retry-After": str(retry_after)})
 
     @classmethod
-    def limiter_unavailable(cls) -> ApiError:
-        """503: the rate-limit storage failed and the service is configured to fail closed."""
-        return cls(503, {"rate_limit": ["unavailable"]}, {"Retry-After": "5"})
-
-    @classmethod
-    def unavailable(cls, resource: str, retry_after: int = 5) -> ApiError:
-        """503: a backing service (the database) cannot be reached right now."""
-        return cls(503, {resource: ["unavailable"]}, {"Retry-After": str(retry_after)})
+    def unavailable(cls, resource: str, retry_after: int = 5, message: str = "unavailable") -> ApiError:
+        """503: something the request needs (the database, the rate-limit storage, the schema) is not ready."""
+        return cls(503, {resource: [message]}, {"Retry-After": str(retry_after)})
 
     @classmethod
     def internal(cls) -> ApiError:

@@ -34,7 +34,6 @@ _TAGS = {
     "tags": "Tags",
     "health": "Operations",
 }
-_FAVORITES = {"create_article_favorite", "delete_article_favorite"}
 _ERROR_DESCRIPTIONS = {
     400: "Malformed JSON",
     401: "Unauthorized: the token is missing, invalid or expired (key `token`), "
@@ -84,16 +83,14 @@ def _error_statuses(route: Route) -> list[int]:
         statuses |= {400, 413, 415, 422}
     if route.query is not None:
         statuses.add(422)
-    if route.mount == "/api":
-        statuses |= {429, 503}
-    if route.view.__name__ == "get_readiness":
-        statuses.add(503)
+    if route.limits:
+        statuses |= {429, 503}  # 503: the database, or a rate-limit storage that fails closed
     return sorted(statuses)
 
 
 def _operation(route: Route) -> dict[str, Any]:
     module = route.view.__module__.rsplit(".", 1)[-1]
-    tag = "Favorites" if route.view.__name__ in _FAVORITES else _TAGS[module]
+    tag = route.tag or _TAGS.get(module, module.title())
     _, parameters = _path(route)
     if route.query is not None:
         parameters.append({"in": "query", "schema": route.query})

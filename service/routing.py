@@ -2,12 +2,12 @@
 
 This is the single declaration the dispatcher loads and dumps with, and what
 the OpenAPI document is generated from, so the two cannot drift.
-Imports views, schemas and ``web.Route``.
+Each route also declares what the edges need: its cache policy and rate-limit
+scopes, read by the middleware through ``web.Router``. Imports views, schemas
+and ``web.Route``.
 """
 
 from __future__ import annotations
-
-from werkzeug.routing import Map, Rule, Submount
 
 from schemas import articles as s_articles
 from schemas import comments as s_comments
@@ -30,6 +30,7 @@ ROUTES: tuple[Route, ...] = (
         body=s_users.LoginUserRequestSchema,
         reply=s_users.UserResponseSchema,
         errors=(401,),
+        limits=("all", "login"),
         summary="Log in with email and password",
     ),
     Route(
@@ -41,6 +42,7 @@ ROUTES: tuple[Route, ...] = (
         reply=s_users.UserResponseSchema,
         status=201,
         errors=(409,),
+        limits=("all", "register"),
         summary="Register a new user",
     ),
     Route(
@@ -59,6 +61,7 @@ ROUTES: tuple[Route, ...] = (
         body=s_users.UpdateUserRequestSchema,
         reply=s_users.UserResponseSchema,
         errors=(409,),
+        limits=("all", "writes"),
         summary="Update the current user",
     ),
     Route(
@@ -67,6 +70,7 @@ ROUTES: tuple[Route, ...] = (
         users.logout,
         auth="required",
         status=204,
+        limits=("all", "writes"),
         summary="Sign out everywhere: revoke every token issued to the current user",
     ),
     Route(
@@ -76,6 +80,7 @@ ROUTES: tuple[Route, ...] = (
         auth="optional",
         reply=s_profiles.ProfileResponseSchema,
         errors=(404,),
+        cache=True,
         summary="Get a profile",
     ),
     Route(
@@ -85,6 +90,7 @@ ROUTES: tuple[Route, ...] = (
         auth="required",
         reply=s_profiles.ProfileResponseSchema,
         errors=(403, 404),
+        limits=("all", "writes"),
         summary="Follow a user",
     ),
     Route(
@@ -94,6 +100,7 @@ ROUTES: tuple[Route, ...] = (
         auth="required",
         reply=s_profiles.ProfileResponseSchema,
         errors=(403, 404),
+        limits=("all", "writes"),
         summary="Unfollow a user",
     ),
     Route(
@@ -112,6 +119,7 @@ ROUTES: tuple[Route, ...] = (
         auth="optional",
         query=s_articles.ArticleQuerySchema,
         reply=s_articles.MultipleArticlesResponseSchema,
+        cache=True,
         summary="Recent articles, filtered by tag, author or favoriter",
     ),
     Route(
@@ -122,6 +130,7 @@ ROUTES: tuple[Route, ...] = (
         body=s_articles.NewArticleRequestSchema,
         reply=s_articles.SingleArticleResponseSchema,
         status=201,
+        limits=("all", "writes"),
         summary="Create an article",
     ),
     Route(
@@ -131,6 +140,7 @@ ROUTES: tuple[Route, ...] = (
         auth="optional",
         reply=s_articles.SingleArticleResponseSchema,
         errors=(404,),
+        cache=True,
         summary="Get an article",
     ),
     Route(
@@ -141,6 +151,7 @@ ROUTES: tuple[Route, ...] = (
         body=s_articles.UpdateArticleRequestSchema,
         reply=s_articles.SingleArticleResponseSchema,
         errors=(403, 404),
+        limits=("all", "writes"),
         summary="Update an article",
     ),
     Route(
@@ -150,6 +161,7 @@ ROUTES: tuple[Route, ...] = (
         auth="required",
         status=204,
         errors=(403, 404),
+        limits=("all", "writes"),
         summary="Delete an article",
     ),
     Route(
@@ -159,6 +171,7 @@ ROUTES: tuple[Route, ...] = (
         auth="optional",
         reply=s_comments.MultipleCommentsResponseSchema,
         errors=(404,),
+        cache=True,
         summary="Get the comments of an article",
     ),
     Route(
@@ -170,6 +183,7 @@ ROUTES: tuple[Route, ...] = (
         reply=s_comments.SingleCommentResponseSchema,
         status=201,
         errors=(404,),
+        limits=("all", "writes"),
         summary="Comment on an article",
     ),
     Route(
@@ -179,6 +193,7 @@ ROUTES: tuple[Route, ...] = (
         auth="required",
         status=204,
         errors=(403, 404),
+        limits=("all", "writes"),
         summary="Delete a comment",
     ),
     Route(
@@ -188,6 +203,8 @@ ROUTES: tuple[Route, ...] = (
         auth="required",
         reply=s_articles.SingleArticleResponseSchema,
         errors=(404,),
+        limits=("all", "writes"),
+        tag="Favorites",
         summary="Favorite an article",
     ),
     Route(
@@ -197,9 +214,19 @@ ROUTES: tuple[Route, ...] = (
         auth="required",
         reply=s_articles.SingleArticleResponseSchema,
         errors=(404,),
+        limits=("all", "writes"),
+        tag="Favorites",
         summary="Unfavorite an article",
     ),
-    Route("GET", "/tags", tags.get_tags, auth="none", reply=s_tags.TagsResponseSchema, summary="Get every tag in use"),
+    Route(
+        "GET",
+        "/tags",
+        tags.get_tags,
+        auth="none",
+        reply=s_tags.TagsResponseSchema,
+        cache=True,
+        summary="Get every tag in use",
+    ),
 )
 
 #: Operational endpoints, outside the API: for load balancers and orchestrators.
@@ -211,6 +238,7 @@ OPS_ROUTES: tuple[Route, ...] = (
         auth="none",
         reply=s_health.HealthSchema,
         mount="",
+        limits=(),
         summary="Liveness: the process answers (no I/O)",
     ),
     Route(
@@ -220,17 +248,11 @@ OPS_ROUTES: tuple[Route, ...] = (
         auth="none",
         reply=s_health.ReadinessSchema,
         mount="",
+        errors=(503,),
+        limits=(),
         summary="Readiness: database, migrations and shared storages",
     ),
 )
 
-#: Everything the dispatcher serves.
+#: Everything the service serves.
 ALL_ROUTES: tuple[Route, ...] = ROUTES + OPS_ROUTES
-
-
-def build_map(routes: tuple[Route, ...] = ALL_ROUTES) -> Map:
-    """The werkzeug URL map, each route under its mount; a trailing slash is tolerated."""
-    mounts: dict[str, list[Rule]] = {}
-    for r in routes:
-        mounts.setdefault(r.mount, []).append(Rule(r.path, methods=[r.method], endpoint=r.endpoint))
-    return Map([Submount(mount, rules) for mount, rules in mounts.items()], strict_slashes=False, merge_slashes=False)

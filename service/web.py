@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.routing import Map, MapAdapter
+from werkzeug.routing import Map, MapAdapter, Rule, Submount
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import ClosingIterator
 
@@ -37,20 +37,24 @@ from service.config import (
 )
 from service.errors import ApiError
 from service.models import User
+from service.wire import conditional, encode_json, json_bytes_response, json_response
 
 logger = logging.getLogger(__name__)
 
-#: Every JSON response says so, with its charset.
-JSON_TYPE = "application/json; charset=utf-8"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 AuthPolicy = Literal["required", "optional", "none"]
+#: Rate-limit scopes: ``all`` (every request, per client), ``login`` (per address and per
+#: account email), ``register`` (per address), ``writes`` (per signed-in user).
+LimitScope = Literal["all", "login", "register", "writes"]
 View = Callable[..., Any]
+#: WSGI environ key: the request's match (route and URL values, or the error it earns), found once.
+ROUTE_KEY = "conduit.route"
 
 
 @dataclass(frozen=True)
 class Route:
-    """One API operation: everything the dispatcher (and the docs) need to know.
+    """One API operation: everything the dispatcher, the middleware and the docs need to know.
 
     :param auth: ``required`` (401 without a token), ``optional`` (the viewer
         personalises the answer; a bad token is still 401) or ``none`` (the
@@ -59,9 +63,16 @@ class Route:
     :param query: schema of the query string; the view gets ``query=``.
     :param reply: schema of the response body; None for an empty 204.
     :param mount: URL prefix; the API lives under ``/api``, health checks at the root.
-    :param errors: statuses of the contract's own errors (403, 404, 409) this
+    :param errors: statuses of the contract's own errors (403, 404, 409, 503) this
         operation can answer; the rest follow from the declaration (401 from
-        ``auth``, 422/400/415/413 from ``body``/``query``) and are documented without it.
+        ``auth``, 422/400/415/413 from ``body``/``query``, 429 from ``limits``)
+        and are documented without it.
+    :param cache: the answer, as an anonymous reader gets it, may be kept by the
+        response cache and served to every reader (signed-in readers get their
+        ``favorited``/``following`` flags added per request).
+    :param limits: the rate-limit scopes the request counts against; ``()`` for
+        none (health checks).
+    :param tag: the OpenAPI tag, when not the one of the view's module.
     :param summary: one line for the API documentation.
     """
 
@@ -75,12 +86,86 @@ class Route:
     status: int = 200
     mount: str = "/api"
     errors: tuple[int, ...] = ()
+    cache: bool = False
+    limits: tuple[LimitScope, ...] = ("all",)
+    tag: str = ""
     summary: str = ""
 
     @property
     def endpoint(self) -> str:
         """``"<resource>.<view>"``, e.g. ``"articles.get_article"``."""
         return f"{self.view.__module__.rsplit('.', 1)[-1]}.{self.view.__name__}"
+
+
+class Router:
+    """The route table bound to its werkzeug URL map.
+
+    Every layer asks it which route a request is for (the middleware for the
+    route's cache policy and rate-limit scopes, the dispatcher for everything
+    else); the URL is matched once per request and the result kept in the environ.
+    """
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes = {route.endpoint: route for route in routes}
+        mounts: dict[str, list[Rule]] = {}
+        for r in self.routes.values():
+            mounts.setdefault(r.mount, []).append(Rule(r.path, methods=[r.method], endpoint=r.endpoint))
+        # A trailing slash is tolerated; slashes are never merged (an empty slug is no slug).
+        rules = [Submount(mount, found) for mount, found in mounts.items()]
+        self.url_map = Map(rules, strict_slashes=False, merge_slashes=False)
+
+    @property
+    def methods(self) -> list[str]:
+        """Every method some route answers, in the table's order."""
+        return list(dict.fromkeys(route.method for route in self.routes.values()))
+
+    def match(self, environ: dict[str, Any]) -> tuple[Route, Mapping[str, Any]]:
+        """The request's route and URL values.
+
+        :raises HTTPException: 404 for no route, 405 (with the resource's methods) for another method.
+        :raises ApiError: 404 for a URL value holding a NUL (it must not reach SQL).
+        """
+        found = environ.get(ROUTE_KEY)
+        if found is None:
+            found = environ[ROUTE_KEY] = self._match(environ)
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def route_for(self, environ: dict[str, Any]) -> Route | None:
+        """The request's route; None when no route answers it."""
+        try:
+            return self.match(environ)[0]
+        except (HTTPException, ApiError):
+            return None
+
+    def cacheable(self, environ: dict[str, Any]) -> bool:
+        """Whether the request's answer may be shared through the response cache (``Route.cache``)."""
+        route = self.route_for(environ)
+        return route is not None and route.cache
+
+    def limit_scopes(self, environ: dict[str, Any]) -> tuple[LimitScope, ...]:
+        """The rate-limit scopes the request counts against (``Route.limits``).
+
+        A URL no route answers counts against the default limits (a scan is
+        traffic too); OPTIONS requests (CORS preflights) are never counted.
+        """
+        if environ.get("REQUEST_METHOD") == "OPTIONS":
+            return ()
+        route = self.route_for(environ)
+        return route.limits if route is not None else ("all",)
+
+    def _match(self, environ: dict[str, Any]) -> tuple[Route, Mapping[str, Any]] | Exception:
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            endpoint, values = adapter.match()
+        except MethodNotAllowed as exc:
+            return MethodNotAllowed(valid_methods=_resource_methods(adapter, exc.valid_methods or []))
+        except HTTPException as exc:
+            return exc
+        if any("\x00" in str(value) for value in values.values()):
+            return ApiError.not_found("resource")
+        return self.routes[endpoint], values
 
 
 @dataclass(frozen=True)
@@ -103,9 +188,6 @@ class ApiRequest(Request):
         self.max_content_length = settings.max_body_bytes
         self._session_factory = session_factory
         self.user: User | None = None
-        #: Shared storages to report in readiness, and which of them are required.
-        self.probes: Mapping[str, Callable[[], bool]] = {}
-        self.required_probes: frozenset[str] = frozenset()
 
     @cached_property
     def db(self) -> Session:
@@ -137,21 +219,6 @@ class ApiRequest(Request):
         """Release the session and the request's resources."""
         self.close_db()
         super().close()
-
-
-def encode_json(data: Any) -> bytes:
-    """Compact UTF-8 JSON, the service's one encoding of a body."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    """A compact UTF-8 JSON response."""
-    return Response(encode_json(data), status=status, headers=dict(headers or {}), content_type=JSON_TYPE)
-
-
-def error_response(error: ApiError) -> Response:
-    """The RealWorld error body for ``error``."""
-    return json_response(error.to_body(), error.status, error.headers)
 
 
 def read_json(request: Request) -> Any:
@@ -206,25 +273,19 @@ class Dispatcher:
 
     def __init__(
         self,
-        url_map: Map,
-        routes: Iterable[Route],
+        router: Router,
         settings: Settings,
         session_factory: sessionmaker[Session],
-        probes: Mapping[str, Callable[[], bool]] | None = None,
-        required_probes: frozenset[str] = frozenset(),
         *,
         read_session_factory: sessionmaker[Session] | None = None,
     ) -> None:
-        self.url_map = url_map
-        self.read_session_factory = read_session_factory or session_factory
-        self.probes = dict(probes or {})
-        self.required_probes = required_probes
-        self.routes = {route.endpoint: route for route in routes}
+        self.router = router
         self.settings = settings
         self.session_factory = session_factory
+        self.read_session_factory = read_session_factory or session_factory
         # Schemas are stateless once built; building them per request is wasted work.
         self._schemas: dict[type[Schema], Schema] = {}
-        for route in self.routes.values():
+        for route in router.routes.values():
             for cls in (route.body, route.query, route.reply):
                 if cls is not None:
                     self._schemas.setdefault(cls, cls())
@@ -232,9 +293,10 @@ class Dispatcher:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         safe = environ.get("REQUEST_METHOD", "GET") in _SAFE_METHODS
         request = ApiRequest(environ, self.settings, self.read_session_factory if safe else self.session_factory)
-        request.probes, request.required_probes = self.probes, self.required_probes
         try:
             response = self.dispatch(request)
+            if request.method in ("GET", "HEAD") and response.status_code == 200:
+                conditional(response, environ, private=bool(environ.get("HTTP_AUTHORIZATION")))
         except BaseException:
             request.close()
             raise
@@ -249,16 +311,16 @@ class Dispatcher:
             return response
         except ApiError as error:
             self._rollback(request)
-            return error_response(error)
+            return error.get_response()
         except HTTPException as exc:
             self._rollback(request)
-            return error_response(_from_http(exc))
+            return _from_http(exc).get_response()
         except (OperationalError, PoolTimeout) as exc:
             # Operational errors are the transient ones (connection lost or
             # refused, lock timeout, serialization failure): the client may retry.
             self._rollback(request)
             logger.error("database unavailable on %s %s: %s", request.method, request.path, _describe(exc))
-            return error_response(ApiError.unavailable("database"))
+            return ApiError.unavailable("database").get_response()
         except Exception:
             self._rollback(request)
             logger.exception(
@@ -267,7 +329,7 @@ class Dispatcher:
                 request.path,
                 request.environ.get(REQUEST_ID_KEY, "-"),
             )
-            return error_response(ApiError.internal())
+            return ApiError.internal().get_response()
 
     def _run_once_more_if_disconnected(self, request: ApiRequest) -> Response:
         """Run the request; if its pooled connection turned out dead, run it again on a fresh one.
@@ -288,16 +350,9 @@ class Dispatcher:
             return self._run(request)
 
     def _run(self, request: ApiRequest) -> Response:
-        adapter = self.url_map.bind_to_environ(request.environ)
-        try:
-            endpoint, values = adapter.match()
-        except MethodNotAllowed as exc:
-            raise MethodNotAllowed(valid_methods=_resource_methods(adapter, exc.valid_methods or [])) from None
-        route = self.routes[endpoint]
-        if any("\x00" in str(value) for value in values.values()):
-            raise ApiError.not_found("resource")
+        route, values = self.router.match(request.environ)
         shared = request.environ.get(SHARED_ANSWER_KEY)
-        if shared is not None and request.method == "GET" and route.reply is not None:
+        if shared is not None and route.method == "GET" and route.reply is not None:
             return self._personalize(request, route, shared)
         if request.method not in _SAFE_METHODS:
             # SQLite: take the write lock up front (BEGIN IMMEDIATE) so that
@@ -315,11 +370,11 @@ class Dispatcher:
             del empty.headers["Content-Type"]  # a 204 has no content, so no content type
             return empty
         # Dumped before the commit: committing must not be able to change what is sent.
-        dumped = self._schemas[route.reply].dump(result)
-        if request.user is not None and request.environ.get(SHARED_WANTED_KEY):
+        body = encode_json(self._schemas[route.reply].dump(result))
+        if request.environ.get(SHARED_WANTED_KEY):
             # The response cache may keep what any reader would be answered: the viewer's flags cleared.
-            request.environ[SHARED_STORE_KEY] = encode_json(_viewer_flags_cleared(dumped))
-        return json_response(dumped, route.status)
+            request.environ[SHARED_STORE_KEY] = body if request.user is None else _viewer_flags_cleared(body)
+        return json_bytes_response(body, route.status)
 
     def _personalize(self, request: ApiRequest, route: Route, shared: bytes) -> Response:
         """Answer a signed-in read from the shared (anonymous) answer the cache holds.
@@ -333,7 +388,7 @@ class Dispatcher:
         """
         claims = auth.request_claims(request.environ, self.settings.secret_key) if route.auth != "none" else None
         if claims is None:
-            return Response(shared, status=route.status, content_type=JSON_TYPE)
+            return json_bytes_response(shared, route.status)
         data = json.loads(shared)
         slugs, usernames = _mentions(data)
         flags = queries.viewer_flags(request.db, claims.user_id, sorted(slugs), sorted(usernames))
@@ -393,11 +448,11 @@ def _apply_viewer_flags(data: Any, favorited: frozenset[str], following: frozens
             obj["following"] = obj["username"] in following
 
 
-def _viewer_flags_cleared(data: Any) -> Any:
-    """A copy of an answer as an anonymous reader gets it (``favorited`` and ``following`` false)."""
-    copy = json.loads(encode_json(data))
-    _apply_viewer_flags(copy, frozenset(), frozenset())
-    return copy
+def _viewer_flags_cleared(body: bytes) -> bytes:
+    """An answer as an anonymous reader gets it (``favorited`` and ``following`` false)."""
+    data = json.loads(body)
+    _apply_viewer_flags(data, frozenset(), frozenset())
+    return encode_json(data)
 
 
 def _resource_methods(adapter: MapAdapter, methods: Iterable[str]) -> list[str]:

@@ -12,11 +12,13 @@ At the end, the run says how many tests ran on each backend.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -25,9 +27,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from webtest import TestApp
 
 from service import db as service_db
-from service.app import ConduitApp, create_app
+from service import routing
+from service.app import WSGIApp, create_app
 from service.config import Settings
 from service.models import Base
+from service.web import Route
 from tests import pg
 
 #: The signing key of every test app: long and random enough for production rules.
@@ -111,6 +115,11 @@ def session_factory(backend: str, tmp_path: Path, request: pytest.FixtureRequest
     connection.close()
 
 
+def routes_with(endpoint: str, view: Callable[..., Any]) -> tuple[Route, ...]:
+    """The service's routes, with the view of ``endpoint`` replaced (a broken view, on purpose)."""
+    return tuple(dataclasses.replace(r, view=view) if r.endpoint == endpoint else r for r in routing.ALL_ROUTES)
+
+
 @pytest.fixture
 def settings() -> Settings:
     """The test app's settings."""
@@ -118,13 +127,13 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings, session_factory: sessionmaker[Session]) -> ConduitApp:
+def app(settings: Settings, session_factory: sessionmaker[Session]) -> WSGIApp:
     """A fresh application per test."""
     return create_app(settings, session_factory=session_factory)
 
 
 @pytest.fixture
-def client(app: ConduitApp) -> TestApp:
+def client(app: WSGIApp) -> TestApp:
     """webtest client with WSGI lint on; every response is checked against the OpenAPI document."""
     from tests.openapi_check import ValidatingTestApp
 

@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from service.errors import ApiError
-from service.middleware.responses import send_error
 
 #: Bytes read from the server's input stream at a time.
 _CHUNK = 64 * 1024
@@ -44,18 +43,18 @@ class RequestBodyMiddleware:
         length: int | None = None
         if not chunked:
             if not declared.isdecimal():
-                return send_error(ApiError.bad_request("body", "has an invalid Content-Length"), start_response)
+                return ApiError.bad_request("body", "has an invalid Content-Length")(environ, start_response)
             length = int(declared)
             if length > self.max_bytes:
-                return send_error(ApiError.too_large(), start_response)  # refused unread
+                return ApiError.too_large()(environ, start_response)  # refused unread
         try:
             body = _read(environ["wsgi.input"], self.max_bytes + 1 if length is None else length)
         except Exception:  # the server's framing error (gunicorn: InvalidChunkSize, NoMoreData, ...)
-            return send_error(ApiError.bad_request("body", "could not be read"), start_response)
+            return ApiError.bad_request("body", "could not be read")(environ, start_response)
         if len(body) > self.max_bytes:
-            return send_error(ApiError.too_large(), start_response)
+            return ApiError.too_large()(environ, start_response)
         if length is not None and len(body) < length:
-            return send_error(ApiError.bad_request("body", "is shorter than its Content-Length"), start_response)
+            return ApiError.bad_request("body", "is shorter than its Content-Length")(environ, start_response)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         environ.pop("HTTP_TRANSFER_ENCODING", None)  # the body is now framed by its length

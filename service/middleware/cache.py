@@ -1,12 +1,11 @@
 """Response caching with cachelib, as WSGI middleware, never stale after a write.
 
-What is cached: ``200`` answers to ``GET`` requests for article lists, single
-articles, comments, profiles and tags, as an anonymous reader gets them. An
-anonymous request is answered from the cache directly. A signed-in request gets
-the cached answer handed to the dispatcher, which adds the viewer's
-``favorited``/``following`` flags with one small query (so they are never stale);
-on a miss, the dispatcher hands back its answer with those flags cleared, and
-that is what is stored.
+What is cached: the ``200`` answer to a ``GET`` of a route declared with
+``cache=True``, as an anonymous reader gets it (the dispatcher hands it over in
+the environ). An anonymous request is answered from the cache directly. A
+signed-in request gets the cached answer handed to the dispatcher, which adds
+the viewer's ``favorited``/``following`` flags with one small query (so they
+are never stale).
 
 Why a write is seen at once by every worker and host: every entry records the
 *generation* it was made under, a random value kept in the same shared cache,
@@ -20,34 +19,25 @@ response leaves, so no entry from before the write can be served again,
 whatever worker or host made it. A lost generation (evicted, cache restarted)
 is replaced by a new random one, which equally disowns everything before it.
 A cache that fails is bypassed.
-
-Every JSON ``GET`` also gets an ``ETag`` from its body, ``If-None-Match`` is
-answered with ``304``, and ``Cache-Control``/``Vary: Authorization`` keep shared
-proxies from storing one user's answer for another.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import redis
-from cachelib import BaseCache, FileSystemCache, NullCache, SimpleCache
-from werkzeug.wrappers import Response
+from cachelib import BaseCache
 
-from service.config import SHARED_ANSWER_KEY, SHARED_STORE_KEY, SHARED_WANTED_KEY, ConfigError, Settings
+from service.config import SHARED_ANSWER_KEY, SHARED_STORE_KEY, SHARED_WANTED_KEY
 from service.middleware.redis_cache import BatchingRedisCache
-from service.middleware.sqlite_cache import SQLiteCache
+from service.wire import conditional, json_bytes_response
 
 logger = logging.getLogger(__name__)
 
-#: Anonymous GETs worth caching: lists, articles, comments, profiles, tags (not the feed).
-_CACHEABLE = re.compile(r"^/api/(?:articles(?:/(?!feed/?$)[^/]+(?:/comments)?)?|profiles/[^/]+|tags)/?$")
 _WRITES = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 #: After a cache failure, leave the cache alone for this many seconds.
 _BACKOFF_SECONDS = 2.0
@@ -55,51 +45,12 @@ _BACKOFF_SECONDS = 2.0
 _TRACKED_URLS = 10000
 
 
-#: Seconds to wait for Redis before treating it as down (the request goes on without the cache).
-REDIS_TIMEOUT = 0.25
-
-
-def make_cache(settings: Settings) -> BaseCache:
-    """The cache named by ``settings.cache_url``.
-
-    ``sqlitefile`` (default): a SQLite file in the instance folder, shared by
-    the host's workers; ``filesystem``: cachelib's file-per-entry cache there
-    (slower on misses, see bench/README.md); ``redis://...``: shared by every
-    host; ``simple``: one process only (tests); ``null``: nothing is cached.
-    """
-    url = settings.cache_url
-    if url == "null":
-        return NullCache()
-    if url == "sqlitefile":
-        return SQLiteCache(
-            settings.instance_path / "cache.db", default_timeout=settings.cache_ttl, threshold=settings.cache_threshold
-        )
-    if url == "filesystem":
-        return FileSystemCache(
-            str(settings.instance_path / "cache"),
-            default_timeout=settings.cache_ttl,
-            threshold=settings.cache_threshold,
-        )
-    if url == "simple":
-        return SimpleCache(default_timeout=settings.cache_ttl)
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        client = redis.Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
-        return BatchingRedisCache(
-            host=client, key_prefix=f"{settings.cache_key_prefix}:", default_timeout=settings.cache_ttl
-        )
-    raise ConfigError("CONDUIT_CACHE_URL must be sqlitefile, filesystem, redis://..., simple or null")
-
-
-def probe(cache: BaseCache) -> bool:
-    """Whether the cache accepts a write right now."""
-    return cache.set("conduit:probe", "1", 10) is not False
-
-
 class ResponseCacheMiddleware:
-    """Serve repeated anonymous reads from a shared cache; validate every JSON GET.
+    """Serve repeated reads from a shared cache; forget everything on a write.
 
-    :param cache: a cachelib cache shared by every worker (FileSystemCache,
-        RedisCache), or NullCache to cache nothing (ETags still apply).
+    :param cacheable: whether a GET is for a route whose answer may be shared.
+    :param cache: a cachelib cache shared by every worker (SQLite file, Redis),
+        or NullCache to cache nothing.
     :param ttl: seconds an entry may be served.
     :param min_uses: store an answer once this process has missed its URL this
         many times (nginx's ``proxy_cache_min_uses``). With 2, a URL asked for
@@ -109,8 +60,17 @@ class ResponseCacheMiddleware:
         worker.
     """
 
-    def __init__(self, app: Any, cache: BaseCache, ttl: int, key_prefix: str = "conduit", min_uses: int = 2) -> None:
+    def __init__(
+        self,
+        app: Any,
+        cacheable: Callable[[dict[str, Any]], bool],
+        cache: BaseCache,
+        ttl: int,
+        key_prefix: str = "conduit",
+        min_uses: int = 2,
+    ) -> None:
         self.app = app
+        self.cacheable = cacheable
         self.cache = cache
         self.ttl = ttl
         self.min_uses = min_uses
@@ -123,66 +83,37 @@ class ResponseCacheMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
-        path = environ.get("PATH_INFO", "")
-        if not path.startswith("/api/"):
-            return self.app(environ, start_response)  # type: ignore[no-any-return]
-        if method in ("GET", "HEAD"):
-            return self._read(environ, start_response, path)
+        if method in ("GET", "HEAD") and self.cacheable(environ):
+            return self._read(environ, start_response, method)
         if method in _WRITES:
             return self._write(environ, start_response)
         return self.app(environ, start_response)  # type: ignore[no-any-return]
 
-    # -- reads ----------------------------------------------------------------
-
-    def _read(self, environ: dict[str, Any], start_response: Any, path: str) -> Iterable[bytes]:
-        anonymous = not environ.get("HTTP_AUTHORIZATION")
-        key = generation = None
-        cached: Any = None
-        if _CACHEABLE.match(path):
-            key = f"{self.prefix}:{path.rstrip('/')}?{_query_key(environ.get('QUERY_STRING', ''))}"
-            generation, cached = self._lookup(key)
-        if cached is not None and anonymous:
-            status, headers, body = cached
-            response = Response(body, status=status, headers=headers)
+    def _read(self, environ: dict[str, Any], start_response: Any, method: str) -> Iterable[bytes]:
+        key = f"{self.prefix}:{environ.get('PATH_INFO', '').rstrip('/')}?{_query_key(environ.get('QUERY_STRING', ''))}"
+        generation, body = self._lookup(key)
+        if generation is None:  # the cache is down: answer without it
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        if body is not None and not environ.get("HTTP_AUTHORIZATION"):
+            response = conditional(json_bytes_response(body), environ, private=False)
             response.headers["X-Cache"] = "hit"
+            return response(environ, start_response)
+        if body is not None:
+            # Signed in: the dispatcher adds the viewer's flags to the shared answer (one small query).
+            environ[SHARED_ANSWER_KEY] = body
         else:
-            if cached is not None:
-                # Signed in: the dispatcher adds the viewer's flags to the shared answer (one small query).
-                environ[SHARED_ANSWER_KEY] = cached[2]
-            elif key and generation and not anonymous:
-                environ[SHARED_WANTED_KEY] = True  # and hands back the shared part of what it computes
-            response = _buffered_get(self.app, environ)
-            if response.mimetype == "application/json":
-                self._annotate(response, anonymous)
-            if key and generation:
-                response.headers["X-Cache"] = "hit" if cached is not None else "miss"
-                shared = response.get_data() if anonymous else environ.pop(SHARED_STORE_KEY, None)
-                # Only a GET stores (a HEAD is answered, never remembered), and only a whole 200.
-                storable = (
-                    cached is None
-                    and shared is not None
-                    and environ.get("REQUEST_METHOD") == "GET"
-                    and response.status_code == 200
-                    and response.mimetype == "application/json"
-                )
-                if storable and self._worth_storing(key):
-                    stored = response
-                    if not anonymous:  # the headers an anonymous reader gets with the shared answer
-                        stored = Response(shared, status=200, content_type=response.content_type)
-                        self._annotate(stored, anonymous=True)
-                    entry = (generation, 200, list(stored.headers.items()), shared)
-                    self._safely(self._store, key, entry, self.ttl)
-        response.make_conditional(environ)
-        return response(environ, start_response)
+            environ[SHARED_WANTED_KEY] = True  # and it hands back what any reader may be answered
+        outcome = "hit" if body is not None else "miss"
 
-    @staticmethod
-    def _annotate(response: Response, anonymous: bool) -> None:
-        if response.status_code != 200:
-            return
-        response.add_etag()
-        # Always revalidate (the ETag makes that cheap); only anonymous answers may be shared.
-        response.headers["Cache-Control"] = "no-cache" if anonymous else "private, no-cache"
-        response.vary.add("Authorization")
+        def start_with_outcome(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, [*headers, ("X-Cache", outcome)], exc_info)
+
+        answer = self.app(environ, start_with_outcome)
+        shared = environ.pop(SHARED_STORE_KEY, None)
+        # Only a GET stores (a HEAD is answered, never remembered).
+        if shared is not None and method == "GET" and self._worth_storing(key):
+            self._safely(self._store, key, (generation, shared), self.ttl)
+        return answer  # type: ignore[no-any-return]
 
     def _worth_storing(self, key: str) -> bool:
         """Count a miss of ``key``; whether it has now been missed ``min_uses`` times here."""
@@ -194,8 +125,8 @@ class ResponseCacheMiddleware:
             del self._misses[next(iter(self._misses))]
         return misses >= self.min_uses
 
-    def _lookup(self, key: str) -> tuple[str | None, Any]:
-        """The current generation and, if it was made under it, the entry for ``key``."""
+    def _lookup(self, key: str) -> tuple[str | None, bytes | None]:
+        """The current generation and, if it was made under it, the answer stored for ``key``."""
         found = self._safely(self.cache.get_many, self.generation_key, key)
         if not found:
             return None, None
@@ -206,11 +137,9 @@ class ResponseCacheMiddleware:
             generation, entry = self._safely(self.cache.get, self.generation_key), None
         if not isinstance(generation, str):
             return None, None
-        if isinstance(entry, tuple) and len(entry) == 4 and entry[0] == generation:
-            return generation, entry[1:]
+        if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == generation:
+            return generation, entry[1]
         return generation, None
-
-    # -- writes ---------------------------------------------------------------
 
     def _write(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         statuses: list[str] = []
@@ -225,8 +154,6 @@ class ResponseCacheMiddleware:
             # Tried even while reads back off: a skipped bump could leave stale entries reachable.
             self._safely(self.cache.set, self.generation_key, uuid.uuid4().hex, 0, force=True)
         return body  # type: ignore[no-any-return]
-
-    # -- helpers -----------------------------------------------------
 
     def _safely(self, operation: Any, *args: Any, force: bool = False) -> Any:
         """Run a cache operation; on failure, log, back off, and act as a miss."""
@@ -252,32 +179,3 @@ def _query_key(query_string: str) -> str:
     for name, value in parse_qsl(query_string, keep_blank_values=True):
         first.setdefault(name, value)
     return urlencode(sorted(first.items()))
-
-
-def _buffered_get(app: Any, environ: dict[str, Any]) -> Response:
-    """Run ``app`` as a GET and collect its whole response.
-
-    A HEAD is computed as the GET it stands for, so its ``Content-Length`` and
-    ``ETag`` are the GET's; the body is dropped when the response is sent.
-    (werkzeug's ``Response.from_app`` would run it on a *copy* of the environ,
-    hiding what inner layers record there, such as the user id for the log.)
-    """
-    started: list[Any] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        started[:] = [status, headers]
-        return lambda data: None
-
-    method = environ.get("REQUEST_METHOD")
-    environ["REQUEST_METHOD"] = "GET"
-    try:
-        chunks = app(environ, start_response)
-        try:
-            body = b"".join(chunks)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-    finally:
-        environ["REQUEST_METHOD"] = method
-    return Response(body, status=started[0], headers=started[1])

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-#: Methods the API answers; sent in preflight responses.
-ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 #: Request headers browsers may send.
 ALLOWED_HEADERS = "Authorization, Content-Type, If-None-Match, X-Request-ID"
 #: Response headers scripts may read.
@@ -24,10 +22,12 @@ class CorsMiddleware:
     """Answer preflight requests and add CORS headers for allowed origins.
 
     :param origins: allowed origins (``https://app.example``), or ``("*",)``.
+    :param methods: the methods the routes answer, sent in preflight responses.
     """
 
-    def __init__(self, app: Any, origins: Iterable[str]) -> None:
+    def __init__(self, app: Any, origins: Iterable[str], methods: Iterable[str]) -> None:
         self.app = app
+        self.methods = ", ".join([*methods, "OPTIONS"])
         self.origins = frozenset(origins)
         self.any_origin = "*" in self.origins
 
@@ -48,7 +48,7 @@ class CorsMiddleware:
             if allow:
                 headers += [
                     *allow,
-                    ("Access-Control-Allow-Methods", ALLOWED_METHODS),
+                    ("Access-Control-Allow-Methods", self.methods),
                     ("Access-Control-Allow-Headers", ALLOWED_HEADERS),
                     ("Access-Control-Max-Age", MAX_AGE),
                 ]

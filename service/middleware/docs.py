@@ -21,7 +21,6 @@ from werkzeug.middleware.shared_data import SharedDataMiddleware
 from werkzeug.wrappers import Request, Response
 
 from service.errors import ApiError
-from service.middleware.responses import send_error
 
 #: Where the vendored Swagger UI and ReDoc files live.
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "docs"
@@ -89,7 +88,7 @@ class DocsMiddleware:
         if page is None:
             return self.app(environ, start_response)
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-            return send_error(ApiError.from_http(405, None, {"Allow": "GET"}), start_response)
+            return ApiError.from_http(405, None, {"Allow": "GET"})(environ, start_response)
         body, content_type, policy = page
         response = Response(body, content_type=content_type)
         if policy:

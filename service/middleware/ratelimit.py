@@ -2,10 +2,12 @@
 
 Who is counted: the user id when the request carries a valid token, else the
 client address (``REMOTE_ADDR``, after ``ProxyFix`` for the configured number of
-trusted proxies). What is counted: every API request against the default
-limits, plus stricter limits for the operations attackers like: login (per
-client address *and* per account email, to slow password guessing from many
-addresses), registration (per client address) and writes (per user).
+trusted proxies). What is counted: the scopes the request's route declares
+(``Route.limits``): ``all`` against the default limits, and stricter limits for
+the operations attackers like: ``login`` (per client address *and* per account
+email, to slow password guessing from many addresses), ``register`` (per
+client address) and ``writes`` (per user). A request no route answers counts
+against the default limits; health checks declare no scope.
 
 The counters live in a storage shared by every worker (a SQLite file on one
 host, Redis for several), so N workers never allow N times the limit. When the
@@ -21,48 +23,21 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from limits import RateLimitItem, parse_many
-from limits.storage import storage_from_string
-from limits.strategies import STRATEGIES, RateLimiter
+from limits.strategies import RateLimiter
 
 from service import auth
-from service.config import ConfigError, Settings
+from service.config import Settings
 from service.errors import ApiError
-from service.middleware import sqlite_storage
-from service.middleware.responses import send_error
 
 logger = logging.getLogger(__name__)
 
-#: Paths of the operations with limits of their own (trailing slash tolerated).
-LOGIN_PATH = "/api/users/login"
-REGISTER_PATH = "/api/users"
-_WRITES = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 #: After a storage failure, do not try the storage again for this many seconds.
 _BACKOFF_SECONDS = 2.0
-
-
-#: Seconds to wait for a networked storage before treating it as down.
-STORAGE_TIMEOUT = 0.25
-
-
-def make_limiter(settings: Settings) -> RateLimiter:
-    """The configured strategy on the configured storage (nothing is connected yet)."""
-    uri = settings.ratelimit_storage_uri
-    options: dict[str, Any] = {}
-    if uri.startswith(("redis", "rediss")):
-        options = {"socket_connect_timeout": STORAGE_TIMEOUT, "socket_timeout": STORAGE_TIMEOUT}
-    elif uri.startswith("sqlitefile"):
-        options = {"timeout": 5.0}
-    assert sqlite_storage.SQLiteFileStorage.STORAGE_SCHEME  # importing it registered sqlitefile://
-    try:
-        storage = storage_from_string(uri, **options)
-        return STRATEGIES[settings.ratelimit_strategy](storage)
-    except (ValueError, NotImplementedError, TypeError) as exc:
-        raise ConfigError(f"CONDUIT_RATELIMIT_STORAGE_URI/STRATEGY cannot be used: {exc}") from None
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -90,6 +65,7 @@ class Limits:
 class RateLimitMiddleware:
     """Count each API request against its limits; 429 with RealWorld body when over.
 
+    :param scopes: the rate-limit scopes of a request (its route's ``limits``).
     :param limiter: a ``limits`` strategy bound to the shared storage.
     :param secret: the token secret, to key authenticated requests by user id.
     :param max_body: bodies larger than this are not read for the login email.
@@ -98,6 +74,7 @@ class RateLimitMiddleware:
     def __init__(
         self,
         app: Any,
+        scopes: Callable[[dict[str, Any]], Sequence[str]],
         limiter: RateLimiter,
         limits: Limits,
         *,
@@ -108,6 +85,7 @@ class RateLimitMiddleware:
         max_body: int = 1024 * 1024,
     ) -> None:
         self.app = app
+        self.scopes = scopes
         self.limiter = limiter
         self.limits = limits
         self.secret = secret
@@ -118,15 +96,13 @@ class RateLimitMiddleware:
         self._skip_until = 0.0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        method = environ.get("REQUEST_METHOD", "GET")
-        # Health checks and CORS preflights are never limited.
-        if method == "OPTIONS" or not path.startswith("/api/"):
+        scopes = self.scopes(environ)
+        if not scopes:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         if time.monotonic() < self._skip_until:
             return self._storage_down(environ, start_response)
         try:
-            verdict = self._check(environ, path.rstrip("/") or "/", method)
+            verdict = self._check(environ, scopes)
         except Exception:
             self._skip_until = time.monotonic() + _BACKOFF_SECONDS
             logger.warning("rate-limit storage failed; %s", "serving anyway" if self.swallow_errors else "refusing")
@@ -143,7 +119,7 @@ class RateLimitMiddleware:
             ]
         if exceeded:
             retry_after = max(1, math.ceil(reset - time.time()))
-            return send_error(ApiError.too_many_requests(retry_after), start_response, headers)
+            return ApiError.too_many_requests(retry_after, dict(headers))(environ, start_response)
 
         def start_with_headers(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, [*response_headers, *headers], exc_info)
@@ -153,25 +129,27 @@ class RateLimitMiddleware:
     def _storage_down(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if self.swallow_errors:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
-        return send_error(ApiError.limiter_unavailable(), start_response)
+        return ApiError.unavailable("rate_limit")(environ, start_response)
 
-    def _check(self, environ: dict[str, Any], path: str, method: str) -> tuple[bool, RateLimitItem, int, float] | None:
-        """Hit every applicable limit; stop at the first one exceeded.
+    def _check(self, environ: dict[str, Any], scopes: Sequence[str]) -> tuple[bool, RateLimitItem, int, float] | None:
+        """Hit every limit of the request's scopes; stop at the first one exceeded.
 
         :returns: (exceeded, the limit to report, remaining, reset time), or None when no limit applies.
         """
         client = f"ip:{environ.get('REMOTE_ADDR') or 'unknown'}"
         user_id = self._user_id(environ)
         subject = f"user:{user_id}" if user_id is not None else client
-        checks = [(item, "all", subject) for item in self.limits.default]
-        if method == "POST" and path == LOGIN_PATH:
+        checks: list[tuple[RateLimitItem, str, str]] = []
+        if "all" in scopes:
+            checks += [(item, "all", subject) for item in self.limits.default]
+        if "login" in scopes:
             checks += [(item, "login", client) for item in self.limits.login]
             email = self._login_email(environ)
             if email:
                 checks += [(item, "login-account", email) for item in self.limits.login]
-        elif method == "POST" and path == REGISTER_PATH:
+        if "register" in scopes:
             checks += [(item, "register", client) for item in self.limits.register]
-        elif method in _WRITES and user_id is not None:
+        if "writes" in scopes and user_id is not None:
             checks += [(item, "writes", subject) for item in self.limits.writes]
         if not checks:
             return None

@@ -15,29 +15,34 @@ a later miss; correctness never depended on an entry being there.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import deque
 from typing import Any
 
+import redis
 from cachelib import RedisCache
 
 
 class BatchingRedisCache(RedisCache):
     """A RedisCache whose ``set_later`` entries are sent with the next ``get_many``.
 
+    :param client: the Redis client (its timeouts decide when Redis counts as down).
+    :param key_prefix: prefix of every key, as in ``RedisCache``.
+    :param default_timeout: seconds an entry lives; 0 = forever.
     :param max_pending: entries that may wait; beyond that the oldest are dropped.
     """
 
-    def __init__(self, *args: Any, max_pending: int = 32, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, client: redis.Redis, *, key_prefix: str, default_timeout: int = 300, max_pending: int = 32
+    ) -> None:
+        super().__init__(host=client, key_prefix=key_prefix, default_timeout=default_timeout)
+        self.client = client
+        self.prefix = key_prefix
         self._pending: deque[tuple[str, bytes, int | None]] = deque(maxlen=max_pending)
 
-    def set_later(self, key: str, value: Any, timeout: int | dt.timedelta | None = None) -> None:
+    def set_later(self, key: str, value: Any, timeout: int | None = None) -> None:
         """Queue ``key`` to be stored with this process's next read."""
-        seconds = self._normalize_timeout(timeout)
-        self._pending.append(
-            (f"{self._get_prefix()}{key}", self.serializer.dumps(value), None if seconds == -1 else seconds)
-        )
+        seconds = self.default_timeout if timeout is None else timeout
+        self._pending.append((f"{self.prefix}{key}", self.serializer.dumps(value), seconds or None))
 
     def get_many(self, *keys: str) -> list[Any]:
         """The values of ``keys``, after storing what was queued, in one round trip."""
@@ -49,9 +54,9 @@ class BatchingRedisCache(RedisCache):
                 break
         if not pending:
             return super().get_many(*keys)
-        pipe = self._write_client.pipeline(transaction=False)
+        pipe = self.client.pipeline(transaction=False)
         for name, dump, seconds in pending:
             pipe.set(name=name, value=dump, ex=seconds)
-        pipe.mget([f"{self._get_prefix()}{key}" for key in keys])
+        pipe.mget([f"{self.prefix}{key}" for key in keys])
         values = pipe.execute()[-1]
         return [self.serializer.loads(value) for value in values]

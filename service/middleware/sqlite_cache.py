@@ -52,7 +52,9 @@ class SQLiteCache(BaseCache):
         self._writes = 0
 
     def _expires_at(self, timeout: int | timedelta | None) -> float:
-        seconds = self._normalize_timeout(timeout)
+        if timeout is None:
+            timeout = self.default_timeout
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         return _NEVER if seconds == 0 else time.time() + seconds
 
     def get(self, key: str) -> Any:

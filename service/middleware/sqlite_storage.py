@@ -6,7 +6,7 @@ would allow N times the limit. This storage keeps the counters in a SQLite file
 atomic statement (an UPSERT with RETURNING), so concurrent workers never lose an
 increment, and needs no server. For several hosts, use ``redis://``.
 
-Importing this module registers the ``sqlitefile`` scheme with ``limits``.
+``stores.make_limiter`` builds it for ``sqlitefile://`` URIs.
 """
 
 from __future__ import annotations

@@ -164,7 +164,7 @@ def _flush_with_fresh_slug(session: Session, article: Article) -> None:
         except IntegrityError:
             if session.scalar(select(Article.id).where(Article.slug == slug)) is None:
                 raise  # not a slug collision: let the dispatcher report it
-    raise ApiError(503, {"slug": ["could not be generated, try again"]}, {"Retry-After": "1"})
+    raise ApiError.unavailable("slug", retry_after=1, message="could not be generated, try again")
 
 
 def _tags(session: Session, names: Sequence[str]) -> list[Tag]:

@@ -41,9 +41,9 @@ def readiness(
     try:
         expected = db.expected_head()
     except db.MigrationsMissing as missing:
-        raise ApiError(503, {"migrations": [str(missing)]}, {"Retry-After": "30"}) from None
+        raise ApiError.unavailable("migrations", retry_after=30, message=str(missing)) from None
     if current != expected:
-        raise ApiError(503, {"migrations": [f"at {current}, expected {expected}"]}, {"Retry-After": "30"})
+        raise ApiError.unavailable("migrations", retry_after=30, message=f"at {current}, expected {expected}")
     checks = {"database": "ok", "migrations": "ok"}
     for name, probe in (probes or {}).items():
         try:
@@ -52,5 +52,5 @@ def readiness(
             healthy = False
         checks[name] = "ok" if healthy else "unavailable"
         if not healthy and name in required:
-            raise ApiError(503, {name: ["unavailable"]}, {"Retry-After": "5"})
+            raise ApiError.unavailable(name)
     return checks

@@ -26,7 +26,7 @@ def follow(session: Session, actor: User, *, username: str) -> queries.ProfileRo
     """
     target = queries.profile_by_username(session, username, actor.id)
     if target.id == actor.id:
-        raise ApiError(403, {"profile": ["cannot follow yourself"]})
+        raise ApiError.forbidden("profile", "cannot follow yourself")
     if not target.following:
         try:
             with session.begin_nested():
@@ -43,6 +43,6 @@ def unfollow(session: Session, actor: User, *, username: str) -> queries.Profile
     """
     target = queries.profile_by_username(session, username, actor.id)
     if target.id == actor.id:
-        raise ApiError(403, {"profile": ["cannot follow yourself"]})
+        raise ApiError.forbidden("profile", "cannot follow yourself")
     session.execute(delete(follows).where(follows.c.follower_id == actor.id, follows.c.followed_id == target.id))
     return queries.profile_row(session, username, actor.id)

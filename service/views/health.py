@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from service.ops import health as ops
@@ -13,9 +14,17 @@ def get_health(request: ApiRequest) -> dict[str, Any]:
     return {"status": "ok"}
 
 
-def get_readiness(request: ApiRequest) -> dict[str, Any]:
+def get_readiness(
+    request: ApiRequest,
+    *,
+    probes: Mapping[str, Callable[[], bool]] | None = None,
+    required: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
     """GET /readyz: the database answers and its schema is at the code's revision.
+
+    ``create_app`` binds ``probes`` (the shared storages to report on) and
+    ``required`` (those whose failure makes the host unready).
 
     :raises ApiError: 503 naming the check that failed.
     """
-    return {"status": "ok", "checks": ops.readiness(request.db, request.probes, request.required_probes)}
+    return {"status": "ok", "checks": ops.readiness(request.db, probes, required)}

@@ -13,7 +13,7 @@ from webtest import TestApp
 from service import routing
 from service.app import create_app
 from service.web import Route
-from tests.conftest import TEST_SECRET, make_settings
+from tests.conftest import TEST_SECRET, make_settings, routes_with
 from tests.factories import auth_header, make_user, token_for
 
 PROTECTED = [r for r in routing.ROUTES if r.auth == "required"]
@@ -165,13 +165,10 @@ def test_nul_in_path_returns_404_not_500(client: TestApp) -> None:
 def test_unexpected_error_is_a_500_json_without_details(
     session_factory: sessionmaker[Session], caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = create_app(make_settings(), session_factory=session_factory)
-
     def explode(request: object) -> None:
         raise RuntimeError("secret internal detail")
 
-    route = Route("GET", "/tags", explode, auth="none")
-    app.dispatcher.routes["tags.get_tags"] = route
+    app = create_app(make_settings(), routes=routes_with("tags.get_tags", explode), session_factory=session_factory)
 
     with caplog.at_level(logging.ERROR, logger="service.web"):
         response = TestApp(app).get("/api/tags", status=500)

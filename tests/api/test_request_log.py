@@ -8,11 +8,13 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from webtest import TestApp
 
+from service.app import create_app
+from service.config import Settings
 from service.logs import ROOT_LOGGER, configure_logging
-from tests.conftest import make_settings
+from tests.conftest import make_settings, routes_with
 from tests.factories import PASSWORD, auth_header, make_user, token_for
 
 
@@ -63,15 +65,16 @@ def test_no_token_or_password_reaches_the_log(client: TestApp, db: Session, capl
     assert token not in caplog.text and PASSWORD not in caplog.text and "forged.token" not in caplog.text
 
 
-def test_an_unexpected_error_is_logged_once_with_its_request_id(app: object, caplog: pytest.LogCaptureFixture) -> None:
-    client = TestApp(app)  # a broken view on purpose: outside the documented contract
-
+def test_an_unexpected_error_is_logged_once_with_its_request_id(
+    settings: Settings, session_factory: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
     def explode(request: object) -> None:
         raise RuntimeError("boom")
 
-    from service.web import Route
-
-    app.dispatcher.routes["tags.get_tags"] = Route("GET", "/tags", explode, auth="none")  # type: ignore[attr-defined]
+    # A broken view on purpose: outside the documented contract.
+    client = TestApp(
+        create_app(settings, routes=routes_with("tags.get_tags", explode), session_factory=session_factory)
+    )
 
     with caplog.at_level(logging.ERROR):
         response = client.get("/api/tags", headers={"X-Request-ID": "req-42"}, status=500)

@@ -171,12 +171,14 @@ def test_help_lists_every_command() -> None:
 def test_revoke_tokens_and_set_password_sign_the_user_out_and_delete_frees_no_id(cli_env: str, tmp_path: Path) -> None:
     from webtest import TestApp
 
+    from service import db
     from service.app import create_app
     from tests.conftest import make_settings
 
     run("db", "upgrade")
-    app = create_app(make_settings(database_url=cli_env, instance_path=tmp_path))
-    client = TestApp(app)
+    settings = make_settings(database_url=cli_env, instance_path=tmp_path)
+    engine = db.make_engine(settings)
+    client = TestApp(create_app(settings, engine=engine))
 
     def token(name: str) -> str:
         body = {"user": {"username": name, "email": f"{name}@x.org", "password": "password1"}}
@@ -194,8 +196,7 @@ def test_revoke_tokens_and_set_password_sign_the_user_out_and_delete_frees_no_id
     run("users", "delete", "last", "--yes")
     token("next")  # would have been given the deleted account's id on SQLite before AUTOINCREMENT
     outcome = (signed_in(jake), signed_in(anne), signed_in(last))
-    assert app.engine is not None
-    app.engine.dispose()
+    engine.dispose()
 
     assert revoked.exit_code == 0 and "every token of JAKE revoked" in revoked.output  # type: ignore[attr-defined]
     assert outcome == (False, False, False)

@@ -10,20 +10,21 @@ import pytest
 from sqlalchemy import Engine, create_engine, event, text
 from webtest import TestApp
 
-from service.app import ConduitApp, create_app
+from service import db
+from service.app import create_app
 from tests.conftest import make_settings
 
 REGISTRATION = {"user": {"username": "jake", "email": "jake@x.org", "password": "password1"}}
 
 
 @pytest.fixture
-def own_engine_app(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ConduitApp]:
-    """The app building its own engine, as wsgi.py does, on a migrated database of the backend under test."""
+def served(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[TestApp, Engine]]:
+    """The app on an engine of its own, as wsgi.py builds it, on a migrated database of the backend under test."""
     url = f"sqlite:///{tmp_path / 'own.db'}" if backend == "sqlite" else request.getfixturevalue("throwaway_pg_url")
-    app = create_app(make_settings(database_url=url, instance_path=tmp_path, auto_migrate=True))
-    yield app
-    assert app.engine is not None
-    app.engine.dispose()
+    settings = make_settings(database_url=url, instance_path=tmp_path, auto_migrate=True)
+    engine = db.make_engine(settings)
+    yield TestApp(create_app(settings, engine=engine)), engine
+    engine.dispose()
 
 
 def _statements(engine: Engine) -> tuple[list[str], list[bool], Any]:
@@ -39,11 +40,9 @@ def _statements(engine: Engine) -> tuple[list[str], list[bool], Any]:
     return seen, autocommit, record
 
 
-def test_a_read_is_one_statement_with_no_begin_or_commit(own_engine_app: ConduitApp) -> None:
-    client = TestApp(own_engine_app)
+def test_a_read_is_one_statement_with_no_begin_or_commit(served: tuple[TestApp, Engine]) -> None:
+    client, engine = served
     client.post_json("/api/users", REGISTRATION, status=201)
-    engine = own_engine_app.engine
-    assert engine is not None
     seen, autocommit, record = _statements(engine)
 
     event.listen(engine, "before_cursor_execute", record)
@@ -56,12 +55,10 @@ def test_a_read_is_one_statement_with_no_begin_or_commit(own_engine_app: Conduit
 
 
 @pytest.mark.parametrize("backend", [pytest.param("pg", marks=pytest.mark.pg)])  # killing backends is PostgreSQL's
-def test_requests_survive_the_loss_of_their_pooled_connections(own_engine_app: ConduitApp) -> None:
-    client = TestApp(own_engine_app)
+def test_requests_survive_the_loss_of_their_pooled_connections(served: tuple[TestApp, Engine]) -> None:
+    client, engine = served
     client.post_json("/api/users", REGISTRATION, status=201)
     client.get("/api/tags")  # the pool now holds connections that the next step kills
-    engine = own_engine_app.engine
-    assert engine is not None
     admin = create_engine(engine.url)
     with admin.connect() as connection:
         killed = connection.execute(

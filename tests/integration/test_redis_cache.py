@@ -52,7 +52,7 @@ class CountingPipeline:
 
 def test_a_deferred_entry_is_stored_with_the_next_read_in_the_same_round_trip(client: redis.Redis) -> None:
     counting = CountingClient(client)
-    cache = BatchingRedisCache(host=counting, key_prefix="t:", default_timeout=60)
+    cache = BatchingRedisCache(counting, key_prefix="t:", default_timeout=60)
 
     cache.set_later("entry", ("gen", 200, [], b"body"))
     assert client.get("t:entry") is None and counting.trips == 0  # nothing sent yet
@@ -63,8 +63,8 @@ def test_a_deferred_entry_is_stored_with_the_next_read_in_the_same_round_trip(cl
 
 
 def test_another_process_sees_the_entry_once_it_was_sent(client: redis.Redis) -> None:
-    writer = BatchingRedisCache(host=client, key_prefix="t:")
-    reader = BatchingRedisCache(host=redis.Redis(connection_pool=client.connection_pool), key_prefix="t:")
+    writer = BatchingRedisCache(client, key_prefix="t:")
+    reader = BatchingRedisCache(redis.Redis(connection_pool=client.connection_pool), key_prefix="t:")
 
     writer.set_later("entry", "value")
     assert reader.get_many("entry") == [None]
@@ -74,7 +74,7 @@ def test_another_process_sees_the_entry_once_it_was_sent(client: redis.Redis) ->
 
 
 def test_entries_without_a_timeout_never_expire_and_the_queue_is_bounded(client: redis.Redis) -> None:
-    cache = BatchingRedisCache(host=client, key_prefix="t:", max_pending=2)
+    cache = BatchingRedisCache(client, key_prefix="t:", max_pending=2)
 
     for n in range(3):
         cache.set_later(f"k{n}", n, timeout=0)
@@ -87,7 +87,7 @@ def test_entries_without_a_timeout_never_expire_and_the_queue_is_bounded(client:
 def test_a_failed_round_trip_raises_so_the_middleware_can_bypass_the_cache(tmp_path: Path) -> None:
     with redis_server(tmp_path) as node:
         cache = BatchingRedisCache(
-            host=redis.Redis.from_url(node.url, socket_timeout=0.25, socket_connect_timeout=0.25), key_prefix="t:"
+            redis.Redis.from_url(node.url, socket_timeout=0.25, socket_connect_timeout=0.25), key_prefix="t:"
         )
         cache.set_later("k", "v")
         node.stop()

@@ -13,8 +13,7 @@ from service.app import create_app
 from service.errors import ApiError
 from service.models import User
 from service.ops import users as user_ops
-from service.routing import build_map
-from service.web import ApiRequest, Dispatcher, Route
+from service.web import ApiRequest, Dispatcher, Route, Router
 from tests.conftest import make_settings
 from tests.factories import auth_header, make_article, make_user
 
@@ -22,7 +21,7 @@ from tests.factories import auth_header, make_article, make_user
 def _app_with_view(factory: sessionmaker[Session], view: object) -> TestApp:
     """A dispatcher whose only route is ``POST /api/tags`` → ``view``, status 204."""
     routes = (Route("POST", "/tags", view, auth="none", status=204),)  # type: ignore[arg-type]
-    return TestApp(Dispatcher(build_map(routes), routes, make_settings(), factory))
+    return TestApp(Dispatcher(Router(routes), make_settings(), factory))
 
 
 def _count_users(factory: sessionmaker[Session]) -> int:

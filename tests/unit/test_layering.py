@@ -18,13 +18,26 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.db",
         "service.config",
         "service.openapi",
+        "service.views.health",  # to bind the readiness view to the storages it reports on
     ),
     "service.routing": ("service.views", "schemas", "service.web"),
     "service.views": ("service.ops", "service.web", "service.errors"),
-    "service.web": ("service.errors", "service.auth", "service.queries", "service.models", "service.config"),
-    "service.middleware": ("service.errors", "service.config", "service.middleware"),
+    "service.web": (
+        "service.errors",
+        "service.wire",
+        "service.auth",
+        "service.queries",
+        "service.models",
+        "service.config",
+    ),
+    "service.middleware": ("service.errors", "service.wire", "service.config", "service.middleware"),
     # Keys authenticated requests by user id: reads the token, never the database.
-    "service.middleware.ratelimit": ("service.errors", "service.config", "service.middleware", "service.auth"),
+    "service.middleware.ratelimit": (
+        "service.errors",
+        "service.config",
+        "service.middleware",
+        "service.auth",
+    ),
     "service.logs": ("service.config",),
     "service.openapi": ("service", "service.routing", "schemas", "service.web"),
     # Composition roots: they see every layer.
@@ -37,7 +50,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "service.db": ("service.config",),
     "service.config": (),
     "service.models": ("service.models",),
-    "service.errors": (),
+    "service.errors": ("service.wire",),
+    "service.wire": (),
     "schemas": ("schemas", "service.models"),
 }
 PROJECT = ("service", "schemas")

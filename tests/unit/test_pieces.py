@@ -12,7 +12,7 @@ from service import routing
 from service.errors import ApiError
 from service.models import later_than
 from service.ops.articles import make_slug
-from service.web import flatten
+from service.web import Router, flatten
 
 
 def test_make_slug_is_kebab_case_with_a_random_suffix() -> None:
@@ -106,6 +106,6 @@ def test_routing_table_covers_the_nineteen_realworld_operations_and_logout_once(
     ],
 )
 def test_url_map_matches_feed_before_slug(path: str, endpoint: str) -> None:
-    adapter = routing.build_map().bind("localhost")
+    adapter = Router(routing.ALL_ROUTES).url_map.bind("localhost")
 
     assert adapter.match(path, method="GET")[0] == endpoint

@@ -10,14 +10,18 @@ from typing import Any
 
 import pytest
 from limits import parse
-from limits.storage import MemoryStorage, storage_from_string
+from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 from webtest import TestApp
 
-from service import auth
-from service.middleware import sqlite_storage  # noqa: F401 - registers sqlitefile://
+from service import auth, routing
 from service.middleware.ratelimit import Limits, RateLimitMiddleware
+from service.middleware.sqlite_storage import SQLiteFileStorage
+from service.web import Router
 from tests.conftest import TEST_SECRET
+
+#: The service's own route table decides which scopes a request counts against.
+ROUTER = Router(routing.ALL_ROUTES)
 
 
 def stub(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -35,7 +39,12 @@ def client(
 ) -> TestApp:
     limiter = options.pop("limiter", None) or FixedWindowRateLimiter(MemoryStorage())
     app = RateLimitMiddleware(
-        stub, limiter, Limits.parse(default, login, register, writes), secret=TEST_SECRET, **options
+        stub,
+        ROUTER.limit_scopes,
+        limiter,
+        Limits.parse(default, login, register, writes),
+        secret=TEST_SECRET,
+        **options,
     )
     return TestApp(app)
 
@@ -159,7 +168,7 @@ def test_a_failing_storage_gives_503_when_configured_to_fail_closed() -> None:
 
 
 def test_sqlitefile_storage_counts_expires_and_clears(tmp_path: Path) -> None:
-    storage = storage_from_string(f"sqlitefile://{tmp_path / 'rl.db'}")
+    storage = SQLiteFileStorage(f"sqlitefile://{tmp_path / 'rl.db'}")
     limiter = FixedWindowRateLimiter(storage)
     item = parse("2/second")
 
@@ -175,7 +184,7 @@ def test_sqlitefile_storage_counts_expires_and_clears(tmp_path: Path) -> None:
 
 
 def _hammer(path: str) -> int:
-    limiter = FixedWindowRateLimiter(storage_from_string(f"sqlitefile://{path}"))
+    limiter = FixedWindowRateLimiter(SQLiteFileStorage(f"sqlitefile://{path}"))
     return sum(limiter.hit(parse("250/minute"), "shared") for _ in range(100))
 
 
@@ -188,4 +197,4 @@ def test_sqlitefile_storage_is_exact_across_processes(tmp_path: Path) -> None:
 
 def test_sqlitefile_storage_needs_a_path() -> None:
     with pytest.raises(ValueError, match="file path"):
-        storage_from_string("sqlitefile://")
+        SQLiteFileStorage("sqlitefile://")

@@ -1,0 +1,73 @@
+"""The shared storages the settings name: the response cache and the rate-limit counters.
+
+Both are built here (and nowhere else), so ``create_app``, the readiness probe
+and ``conduit check`` all talk to the same storages the same way. Nothing is
+connected until first use, so building them before gunicorn forks is safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from cachelib import BaseCache, FileSystemCache, NullCache, SimpleCache
+from limits.storage import storage_from_string
+from limits.strategies import STRATEGIES, RateLimiter
+
+from service.config import ConfigError, Settings
+from service.middleware.redis_cache import BatchingRedisCache
+from service.middleware.sqlite_cache import SQLiteCache
+from service.middleware.sqlite_storage import SQLiteFileStorage
+
+#: Seconds to wait for Redis (cache or counters) before treating it as down.
+NETWORK_TIMEOUT = 0.25
+
+
+def make_cache(settings: Settings) -> BaseCache:
+    """The cache named by ``settings.cache_url``.
+
+    ``sqlitefile`` (default): a SQLite file in the instance folder, shared by
+    the host's workers; ``filesystem``: cachelib's file-per-entry cache there
+    (slower on misses, see bench/README.md); ``redis://...``: shared by every
+    host; ``simple``: one process only (tests); ``null``: nothing is cached.
+    """
+    url = settings.cache_url
+    if url == "null":
+        return NullCache()
+    if url == "sqlitefile":
+        return SQLiteCache(
+            settings.instance_path / "cache.db", default_timeout=settings.cache_ttl, threshold=settings.cache_threshold
+        )
+    if url == "filesystem":
+        return FileSystemCache(
+            str(settings.instance_path / "cache"),
+            default_timeout=settings.cache_ttl,
+            threshold=settings.cache_threshold,
+        )
+    if url == "simple":
+        return SimpleCache(default_timeout=settings.cache_ttl)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        client = redis.Redis.from_url(url, socket_connect_timeout=NETWORK_TIMEOUT, socket_timeout=NETWORK_TIMEOUT)
+        return BatchingRedisCache(
+            client, key_prefix=f"{settings.cache_key_prefix}:", default_timeout=settings.cache_ttl
+        )
+    raise ConfigError("CONDUIT_CACHE_URL must be sqlitefile, filesystem, redis://..., simple or null")
+
+
+def cache_probe(cache: BaseCache) -> bool:
+    """Whether the cache accepts a write right now."""
+    return cache.set("conduit:probe", "1", 10) is not False
+
+
+def make_limiter(settings: Settings) -> RateLimiter:
+    """The configured strategy on the configured counter storage."""
+    uri = settings.ratelimit_storage_uri
+    try:
+        if uri.startswith("sqlitefile://"):
+            return STRATEGIES[settings.ratelimit_strategy](SQLiteFileStorage(uri, timeout=5.0))
+        options: dict[str, Any] = {}
+        if uri.startswith(("redis", "rediss")):
+            options = {"socket_connect_timeout": NETWORK_TIMEOUT, "socket_timeout": NETWORK_TIMEOUT}
+        return STRATEGIES[settings.ratelimit_strategy](storage_from_string(uri, **options))
+    except (ValueError, NotImplementedError, TypeError) as exc:
+        raise ConfigError(f"CONDUIT_RATELIMIT_STORAGE_URI/STRATEGY cannot be used: {exc}") from None
