@@ -28,7 +28,7 @@ from service.middleware.cors import CorsMiddleware
 from service.middleware.docs import DocsMiddleware
 from service.middleware.ratelimit import RateLimitMiddleware, limits_from
 from service.middleware.requestlog import RequestLogMiddleware
-from service.middleware.stores import cache_probe, make_cache, make_limiter
+from service.middleware.stores import make_cache, make_limiter, readiness_probes
 from service.views import health
 from service.web import Dispatcher, Route, Router
 
@@ -70,14 +70,10 @@ def create_app(
         session_factory = db.make_session_factory(engine)
         read_session_factory = db.make_read_session_factory(engine)
     cache = cache if cache is not None else make_cache(settings)
-    probes: dict[str, Callable[[], bool]] = {"cache": lambda: cache_probe(cache)}
-    required: set[str] = set()
-    if settings.ratelimit_enabled:
-        limiter = limiter if limiter is not None else make_limiter(settings)
-        probes["rate_limit_storage"] = limiter.storage.check
-        if not settings.ratelimit_swallow_errors:
-            required.add("rate_limit_storage")  # failing closed: no storage, no service
-    router = Router(_with_readiness_probes(routes, probes, frozenset(required)))
+    if settings.ratelimit_enabled and limiter is None:
+        limiter = make_limiter(settings)
+    probes, required = readiness_probes(cache, limiter, settings)
+    router = Router(_with_readiness_probes(routes, probes, required))
 
     wsgi: Any = Dispatcher(router, settings, session_factory, read_session_factory=read_session_factory)
     wsgi = ResponseCacheMiddleware(

@@ -7,6 +7,7 @@ connected until first use, so building them before gunicorn forks is safe.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -54,9 +55,19 @@ def make_cache(settings: Settings) -> BaseCache:
     raise ConfigError("CONDUIT_CACHE_URL must be sqlitefile, filesystem, redis://..., simple or null")
 
 
-def cache_probe(cache: BaseCache) -> bool:
-    """Whether the cache accepts a write right now."""
-    return cache.set("conduit:probe", "1", 10) is not False
+def readiness_probes(
+    cache: BaseCache, limiter: RateLimiter | None, settings: Settings
+) -> tuple[dict[str, Callable[[], bool]], frozenset[str]]:
+    """What readiness reports on besides the database, and which of it the host cannot serve without.
+
+    :returns: name → check (the cache accepts a write; the counters answer), and
+        the names that are required: the counters when the limiter fails closed.
+    """
+    probes: dict[str, Callable[[], bool]] = {"cache": lambda: cache.set("conduit:probe", "1", 10) is not False}
+    if limiter is None:
+        return probes, frozenset()
+    probes["rate_limit_storage"] = limiter.storage.check
+    return probes, frozenset() if settings.ratelimit_swallow_errors else frozenset({"rate_limit_storage"})
 
 
 def make_limiter(settings: Settings) -> RateLimiter:

@@ -1,5 +1,6 @@
 """Readiness: can this process serve requests right now?
 
+One set of checks serves both the ``/readyz`` view and ``conduit check``.
 Imports ``service.db`` (for the expected Alembic head) besides the usual ops
 dependencies: knowing which revision the code needs is a deployment fact.
 """
@@ -15,42 +16,58 @@ from sqlalchemy.orm import Session
 from service import db
 from service.errors import ApiError
 
+#: Seconds a client should wait before asking again, by what is not ready (a migration takes a while).
+_RETRY_AFTER = {"migrations": 30}
+
+
+def checks(session: Session, probes: Mapping[str, Callable[[], bool]] | None = None) -> dict[str, str]:
+    """Run every check: the database, its schema revision, each shared storage.
+
+    :param probes: name → zero-argument check of a shared storage.
+    :returns: ``{"database": ..., "migrations": ..., <probe>: ...}``, each ``"ok"``
+        or what is wrong (``"unavailable"``, ``"at <revision>, expected <head>"``).
+    """
+    found: dict[str, str] = {}
+    try:
+        session.execute(text("SELECT 1"))
+        found["database"] = "ok"
+        current = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:
+        session.rollback()
+        found.setdefault("database", "unavailable")
+        current = None
+    if found["database"] == "ok":
+        try:
+            expected = db.expected_head()
+        except db.MigrationsMissing as missing:
+            found["migrations"] = str(missing)
+        else:
+            found["migrations"] = "ok" if current == expected else f"at {current}, expected {expected}"
+    for name, probe in (probes or {}).items():
+        try:
+            healthy = probe()
+        except Exception:
+            healthy = False
+        found[name] = "ok" if healthy else "unavailable"
+    return found
+
 
 def readiness(
     session: Session,
     probes: Mapping[str, Callable[[], bool]] | None = None,
     required: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
-    """Check the database, its schema revision, and the shared storages.
+    """The checks, for a load balancer: 503 when the host cannot serve.
 
     A storage the service can do without (a fail-open rate limiter, the cache)
     is reported but does not make the host unready: draining every host
     because Redis blinked would turn a degraded service into an outage.
 
-    :param probes: name → zero-argument check of a shared storage.
     :param required: names of probes whose failure makes the host unready.
-    :returns: ``{"database": "ok", "migrations": "ok", <probe>: "ok"|"unavailable"}``.
-    :raises ApiError: 503 naming what is not ready.
+    :raises ApiError: 503 naming the first check that failed (database, migrations, a required storage).
     """
-    try:
-        session.execute(text("SELECT 1"))
-        current = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except SQLAlchemyError:
-        session.rollback()
-        raise ApiError.unavailable("database") from None
-    try:
-        expected = db.expected_head()
-    except db.MigrationsMissing as missing:
-        raise ApiError.unavailable("migrations", retry_after=30, message=str(missing)) from None
-    if current != expected:
-        raise ApiError.unavailable("migrations", retry_after=30, message=f"at {current}, expected {expected}")
-    checks = {"database": "ok", "migrations": "ok"}
-    for name, probe in (probes or {}).items():
-        try:
-            healthy = probe()
-        except Exception:
-            healthy = False
-        checks[name] = "ok" if healthy else "unavailable"
-        if not healthy and name in required:
-            raise ApiError.unavailable(name)
-    return checks
+    found = checks(session, probes)
+    for name in ("database", "migrations", *sorted(required)):
+        if name in found and found[name] != "ok":
+            raise ApiError.unavailable(name, retry_after=_RETRY_AFTER.get(name, 5), message=found[name])
+    return found

@@ -1,7 +1,10 @@
-"""Registration, login and account updates."""
+"""Registration, login, account updates, and the admin's account operations."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -91,6 +94,28 @@ def revoke_tokens(actor: User) -> None:
     image does not (tokens name the account by its id, which never changes).
     """
     actor.token_stamp = new_token_stamp()
+
+
+def by_username(session: Session, username: str) -> User:
+    """The account named ``username`` (in any case).
+
+    :raises ApiError: 404 ``profile``.
+    """
+    user = session.scalars(select(User).where(queries.named(username))).one_or_none()
+    if user is None:
+        raise ApiError.not_found("profile")
+    return user
+
+
+def newest(session: Session, limit: int) -> tuple[Sequence[User], int]:
+    """The ``limit`` newest accounts, and how many there are in all."""
+    users = session.scalars(select(User).order_by(User.id.desc()).limit(limit)).all()
+    return users, session.scalar(select(func.count()).select_from(User)) or 0
+
+
+def delete_user(session: Session, user: User) -> None:
+    """Delete an account with everything it wrote (the foreign keys cascade)."""
+    session.execute(delete(User).where(User.id == user.id))
 
 
 def _refuse_taken(session: Session, user_id: int | None, **values: str) -> None:

@@ -116,7 +116,7 @@ def test_check_reports_an_unreachable_database_with_exit_1(monkeypatch: pytest.M
     result = subprocess.run([CONDUIT, "check"], capture_output=True, text=True, env=os.environ, timeout=60)
 
     assert result.returncode == 1
-    assert "FAIL  database: unreachable" in result.stderr
+    assert "FAIL  database: unavailable" in result.stderr
 
 
 def test_check_refuses_production_without_a_secret(monkeypatch: pytest.MonkeyPatch, cli_env: str) -> None:
