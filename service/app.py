@@ -28,7 +28,7 @@ from service.middleware.cors import CorsMiddleware
 from service.middleware.docs import DocsMiddleware
 from service.middleware.ratelimit import RateLimitMiddleware, limits_from
 from service.middleware.requestlog import RequestLogMiddleware
-from service.middleware.stores import make_cache, make_limiter, readiness_probes
+from service.stores import make_cache, make_limiter, readiness_probes
 from service.views import health
 from service.web import Dispatcher, Route, Router
 

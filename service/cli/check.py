@@ -9,8 +9,8 @@ import click
 from service import db
 from service.cli.base import database_settings
 from service.config import ConfigError, Settings, secret_problem
-from service.middleware.stores import make_cache, make_limiter, readiness_probes
 from service.ops import health
+from service.stores import make_cache, make_limiter, readiness_probes
 
 
 @click.command()

@@ -12,7 +12,7 @@ Why a write is seen at once by every worker and host: every entry records the
 and an entry is served only while its generation is the current one. A reader
 fetches the generation and the entry together (one round trip) before it
 computes an answer, and stores what it computed with the generation it read
-(on Redis, with its next lookup: ``redis_cache.BatchingRedisCache``).
+(on Redis, with its next lookup: ``stores.redis_cache.BatchingRedisCache``).
 Every successful write (2xx to POST, PUT or DELETE) replaces the generation
 with a new random value after its transaction committed and before its
 response leaves, so no entry from before the write can be served again,
@@ -33,7 +33,6 @@ from urllib.parse import parse_qsl, urlencode
 from cachelib import BaseCache
 
 from service.config import SHARED_ANSWER_KEY, SHARED_STORE_KEY, SHARED_WANTED_KEY
-from service.middleware.redis_cache import BatchingRedisCache
 from service.wire import conditional, json_bytes_response
 
 logger = logging.getLogger(__name__)
@@ -78,8 +77,9 @@ class ResponseCacheMiddleware:
         self.generation_key = f"{key_prefix}:generation"
         self.prefix = key_prefix
         self._skip_until = 0.0
-        # A Redis cache sends an entry with the next lookup instead of on a round trip of its own.
-        self._store = cache.set_later if isinstance(cache, BatchingRedisCache) else cache.set
+        # A cache that can (stores.BatchingRedisCache) sends an entry with its next lookup
+        # instead of on a round trip of its own.
+        self._store = getattr(cache, "set_later", cache.set)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")

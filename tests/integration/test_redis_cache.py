@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from service.middleware.redis_cache import BatchingRedisCache
+from service.stores.redis_cache import BatchingRedisCache
 from tests.integration.servers import redis_server
 
 

@@ -15,6 +15,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.routing",
         "service.web",
         "service.middleware",
+        "service.stores",
         "service.db",
         "service.config",
         "service.openapi",
@@ -38,6 +39,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.middleware",
         "service.auth",
     ),
+    "service.stores": ("service.config", "service.stores"),
     "service.logs": ("service.config",),
     "service.openapi": ("service", "service.routing", "schemas", "service.web"),
     # Composition roots: they see every layer.

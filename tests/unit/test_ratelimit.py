@@ -16,7 +16,7 @@ from webtest import TestApp
 
 from service import auth, routing
 from service.middleware.ratelimit import Limits, RateLimitMiddleware
-from service.middleware.sqlite_storage import SQLiteFileStorage
+from service.stores.sqlite_counters import SQLiteFileStorage
 from service.web import Router
 from tests.conftest import TEST_SECRET
 

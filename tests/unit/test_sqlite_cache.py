@@ -6,7 +6,7 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from service.middleware.sqlite_cache import SQLiteCache
+from service.stores.sqlite_cache import SQLiteCache
 
 
 def test_set_get_delete_round_trip(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from limits.storage import Storage
 
-from service.middleware.sqlite_file import SharedSQLiteFile
+from service.stores.sqlite_file import SharedSQLiteFile
 
 #: One hit in this many also deletes expired counters, so the file stays small.
 _PURGE_ONE_IN = 500

@@ -18,7 +18,7 @@ from typing import Any
 
 from cachelib import BaseCache
 
-from service.middleware.sqlite_file import SharedSQLiteFile
+from service.stores.sqlite_file import SharedSQLiteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (

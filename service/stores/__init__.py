@@ -16,9 +16,9 @@ from limits.storage import storage_from_string
 from limits.strategies import STRATEGIES, RateLimiter
 
 from service.config import ConfigError, Settings
-from service.middleware.redis_cache import BatchingRedisCache
-from service.middleware.sqlite_cache import SQLiteCache
-from service.middleware.sqlite_storage import SQLiteFileStorage
+from service.stores.redis_cache import BatchingRedisCache
+from service.stores.sqlite_cache import SQLiteCache
+from service.stores.sqlite_counters import SQLiteFileStorage
 
 #: Seconds to wait for Redis (cache or counters) before treating it as down.
 NETWORK_TIMEOUT = 0.25
