@@ -1,4 +1,4 @@
-"""Settings: one frozen dataclass, read from ``CONDUIT_*`` environment variables.
+"""Settings: one frozen dataclass that declares every ``CONDUIT_*`` variable once.
 
 Only ``wsgi.py`` (and the admin entry points) call :meth:`Settings.from_env`;
 everything else receives a ``Settings`` instance, so tests build their own.
@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from limits import parse_many
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 #: Prefix of every environment variable the service reads.
 ENV_PREFIX = "CONDUIT_"
@@ -76,83 +79,77 @@ def secret_problem(secret: str) -> str | None:
     return None
 
 
+#: The instance folder when none is set, relative to the working directory.
+_INSTANCE = Path("instance")
+
+
+def _setting(default: Any, meaning: str, normalize: Callable[[str], str] | None = None) -> Any:
+    """Declare a setting: its default and what it means (its name and type are the field's).
+
+    :param normalize: applied to the environment's text before parsing (``str.lower``
+        for the settings whose values are case-insensitive).
+    """
+    return field(default=default, metadata={"meaning": meaning, "normalize": normalize})
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything the service needs to know about its environment.
+    """Everything the service needs to know about its environment: the one declaration of every setting.
 
-    :param env: ``development`` (default), ``production`` or ``testing``.
-    :param database_url: SQLAlchemy URL; SQLite file in the instance folder by default.
-    :param secret_key: HS256 signing key for tokens.
-    :param token_ttl: token lifetime in seconds.
-    :param instance_path: folder for the SQLite file and the development secret.
-    :param cors_origins: origins allowed by CORS; ``("*",)`` allows any.
-    :param auto_migrate: run ``alembic upgrade head`` when the app is created.
-    :param max_body_bytes: larger request bodies are refused with 413.
-    :param db_pool_size: connections per worker process (PostgreSQL).
-    :param db_connect_timeout: seconds to wait for a database connection.
-    :param log_format: ``text`` or ``json`` lines on stderr.
-    :param log_level: level name for the service's loggers.
-    :param ratelimit_enabled: apply the rate limits below.
-    :param ratelimit_default: limits per client (user id, or address when
-        anonymous) on every API request, flask-limiter notation (``"100/minute;2000/hour"``).
-    :param ratelimit_login: limits on ``POST /api/users/login`` per client address and per email.
-    :param ratelimit_register: limits on ``POST /api/users`` per client address.
-    :param ratelimit_writes: limits on writes (POST/PUT/DELETE) per authenticated user.
-        These four default (``""``) to the environment's :data:`RATELIMIT_DEFAULTS`.
-    :param ratelimit_storage_uri: ``limits`` storage; a SQLite file shared by the host's
-        workers by default, ``redis://`` (or ``memcached://``) for several hosts.
-    :param ratelimit_strategy: ``fixed-window``, ``moving-window`` or ``sliding-window-counter``.
-    :param ratelimit_headers_enabled: send ``X-RateLimit-*`` headers on allowed responses
-        too (off by default, as in flask-limiter: it costs two storage reads per request).
-    :param ratelimit_swallow_errors: when the storage fails, serve the request (true) or 503 (false).
-    :param ratelimit_key_prefix: prefix of every counter key (share a Redis between services).
-    :param trusted_proxy_hops: how many reverse proxies' ``X-Forwarded-For`` entries to believe.
-    :param cache_url: ``sqlitefile`` (a SQLite file in the instance folder, shared
-        by the host's workers), ``filesystem``, ``redis://...`` for several hosts,
-        or ``null`` to disable.
-    :param cache_ttl: seconds a cached response may be served.
-    :param cache_threshold: at most about this many entries in a host-local cache
-        (``sqlitefile``, ``filesystem``); the soonest to expire go first. A Redis
-        cache is bounded by Redis's own ``maxmemory``.
-    :param cache_min_uses: a worker stores an answer once it has missed its URL
-        this many times (nginx's ``proxy_cache_min_uses``); 2 keeps one-off URLs out.
-    :param cache_key_prefix: prefix of every cache key.
+    Each field is ``CONDUIT_<NAME>``: its type says how the text is parsed
+    (``int``, ``bool``: true/false/1/0/yes/no/on/off, ``tuple``: comma-separated),
+    its default is the default, and its ``meaning`` the line of the README's
+    settings table (a test holds the table to these fields). Defaults that
+    depend on another setting are resolved in ``__post_init__``: ``""`` or
+    ``None`` below means "see there".
     """
 
-    secret_key: str
-    env: str = "development"
-    database_url: str = ""
-    token_ttl: int = 7 * 24 * 3600
-    instance_path: Path = Path("instance")
-    cors_origins: tuple[str, ...] = ("*",)
-    auto_migrate: bool = False
-    max_body_bytes: int = 1024 * 1024
-    db_pool_size: int = 5
-    db_connect_timeout: int = 5
-    log_format: str = "text"
-    log_level: str = "INFO"
-    ratelimit_enabled: bool = True
-    ratelimit_default: str = ""
-    ratelimit_login: str = ""
-    ratelimit_register: str = ""
-    ratelimit_writes: str = ""
-    ratelimit_storage_uri: str = ""
-    ratelimit_strategy: str = "fixed-window"
-    ratelimit_headers_enabled: bool = False
-    ratelimit_swallow_errors: bool = True
-    ratelimit_key_prefix: str = "conduit"
-    trusted_proxy_hops: int = 0
-    cache_url: str = "sqlitefile"
-    cache_ttl: int = 60
-    cache_threshold: int = 10000
-    cache_min_uses: int = 2
-    cache_key_prefix: str = "conduit"
+    secret_key: str = _setting("", "HS256 signing key for tokens; generated once in development")
+    env: str = _setting("development", "development, production or testing", str.lower)
+    database_url: str = _setting("", "SQLAlchemy URL; a SQLite file in the instance folder by default")
+    instance_path: Path = _setting(_INSTANCE, "folder for the SQLite file, the development secret, the locks")  # noqa: RUF009
+    auto_migrate: bool | None = _setting(None, "run alembic upgrade head at start; by default on SQLite only")
+    token_ttl: int = _setting(7 * 24 * 3600, "token lifetime in seconds")
+    cors_origins: tuple[str, ...] = _setting(("*",), "origins allowed by CORS, comma-separated; * for any")
+    max_body_bytes: int = _setting(1024 * 1024, "larger request bodies are refused with 413")
+    db_pool_size: int = _setting(5, "database connections per worker process (PostgreSQL)")
+    db_connect_timeout: int = _setting(5, "seconds to wait for a database connection")
+    log_format: str = _setting("text", "text or json lines on stderr", str.lower)
+    log_level: str = _setting("INFO", "level name for the service's loggers", str.upper)
+    ratelimit_enabled: bool = _setting(True, "apply the rate limits")
+    ratelimit_default: str = _setting("", "limits per client on every API request (by default per environment)")
+    ratelimit_login: str = _setting("", "limits on logins per client address and per email (by environment)")
+    ratelimit_register: str = _setting("", "limits on registrations per client address (by environment)")
+    ratelimit_writes: str = _setting("", "limits on writes per signed-in user (by environment)")
+    ratelimit_storage_uri: str = _setting("", "limits storage; a SQLite file in the instance folder by default")
+    ratelimit_strategy: str = _setting(
+        "fixed-window", "fixed-window, moving-window or sliding-window-counter", str.lower
+    )
+    ratelimit_headers_enabled: bool = _setting(False, "X-RateLimit-* headers on allowed responses too")
+    ratelimit_swallow_errors: bool = _setting(True, "when the storage fails, serve (true) or 503 (false)")
+    ratelimit_key_prefix: str = _setting("conduit", "prefix of every counter key")
+    trusted_proxy_hops: int = _setting(0, "how many reverse proxies' X-Forwarded-For entries to believe")
+    cache_url: str = _setting("sqlitefile", "sqlitefile, filesystem, redis://..., simple or null")
+    cache_ttl: int = _setting(60, "seconds a cached response may be served")
+    cache_threshold: int = _setting(10000, "about how many entries a host-local cache keeps")
+    cache_min_uses: int = _setting(2, "a worker stores an answer at this miss of its URL")
+    cache_key_prefix: str = _setting("conduit", "prefix of every cache key")
+    # Read by service.gunicorn_conf, not by the application.
+    bind: str = _setting("127.0.0.1:8000", "gunicorn's listen address")
+    workers: int = _setting(0, "gunicorn sync workers; 0 for 2 x cores + 1")
+    worker_timeout: int = _setting(30, "seconds before a silent worker is replaced")
+    graceful_timeout: int = _setting(30, "seconds a worker gets to finish on reload or stop")
+    max_requests: int = _setting(2000, "requests after which a worker is recycled")
+    max_requests_jitter: int = _setting(200, "random extra requests, so workers do not recycle together")
+    forwarded_allow_ips: str = _setting("127.0.0.1", "proxies whose X-Forwarded-* headers gunicorn believes")
 
     def __post_init__(self) -> None:
         if self.env not in _ENVIRONMENTS:
             raise ConfigError(f"CONDUIT_ENV must be one of {', '.join(_ENVIRONMENTS)}, not {self.env!r}")
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.instance_path / 'conduit.db'}")
+        if self.auto_migrate is None:
+            object.__setattr__(self, "auto_migrate", self.database_url.startswith("sqlite"))
         if self.env == "production":
             problem = secret_problem(self.secret_key)
             if problem:
@@ -184,14 +181,14 @@ class Settings:
     def __repr__(self) -> str:
         # Never let the secret (or a password inside a URL) reach a log line through a repr.
         return (
-            f"Settings(env={self.env!r}, database_url={_redact_url(self.database_url)!r}, "
-            f"ratelimit_storage_uri={_redact_url(self.ratelimit_storage_uri)!r}, "
-            f"cache_url={_redact_url(self.cache_url)!r})"
+            f"Settings(env={self.env!r}, database_url={_redacted(self.database_url)!r}, "
+            f"ratelimit_storage_uri={_redacted(self.ratelimit_storage_uri)!r}, "
+            f"cache_url={_redacted(self.cache_url)!r})"
         )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``CONDUIT_*`` variables.
+        """Build settings from ``CONDUIT_*`` variables; those not set keep their declared defaults.
 
         In development, with no secret given, a random one is generated once and
         kept in the instance folder so that restarts keep issued tokens valid.
@@ -199,81 +196,65 @@ class Settings:
         :raises ConfigError: if a value is malformed, or production lacks a strong secret.
         """
         env = os.environ if environ is None else environ
+        values = {f.name: cls.read(f.name, env) for f in fields(cls)}
+        if not values["secret_key"] and values["env"] == "development":
+            values["secret_key"] = _instance_secret(values["instance_path"])
+        return cls(**values)
 
-        def get(name: str, default: str = "") -> str:
-            return env.get(ENV_PREFIX + name, default).strip()
+    @classmethod
+    def read(cls, name: str, environ: Mapping[str, str] | None = None) -> Any:
+        """One setting, parsed from ``CONDUIT_<NAME>`` as declared, or its default when unset.
 
-        mode = get("ENV", "development").lower()
-        instance = instance_path_from_env(env)
-        database_url = get("DATABASE_URL")
-        secret = get("SECRET_KEY")
-        if not secret and mode == "development":
-            secret = _instance_secret(instance)
-        is_sqlite = not database_url or database_url.startswith("sqlite")
-        return cls(
-            env=mode,
-            database_url=database_url,
-            secret_key=secret,
-            token_ttl=_int(get, "TOKEN_TTL", 7 * 24 * 3600),
-            instance_path=instance,
-            cors_origins=tuple(o.strip() for o in get("CORS_ORIGINS", "*").split(",") if o.strip()),
-            auto_migrate=_bool(get, "AUTO_MIGRATE", is_sqlite),
-            max_body_bytes=_int(get, "MAX_BODY_BYTES", 1024 * 1024),
-            db_pool_size=_int(get, "DB_POOL_SIZE", 5),
-            db_connect_timeout=_int(get, "DB_CONNECT_TIMEOUT", 5),
-            log_format=get("LOG_FORMAT", "text").lower(),
-            log_level=get("LOG_LEVEL", "INFO").upper(),
-            ratelimit_enabled=_bool(get, "RATELIMIT_ENABLED", True),
-            ratelimit_default=get("RATELIMIT_DEFAULT"),
-            ratelimit_login=get("RATELIMIT_LOGIN"),
-            ratelimit_register=get("RATELIMIT_REGISTER"),
-            ratelimit_writes=get("RATELIMIT_WRITES"),
-            ratelimit_storage_uri=get("RATELIMIT_STORAGE_URI"),
-            ratelimit_strategy=get("RATELIMIT_STRATEGY", "fixed-window").lower(),
-            ratelimit_headers_enabled=_bool(get, "RATELIMIT_HEADERS_ENABLED", False),
-            ratelimit_swallow_errors=_bool(get, "RATELIMIT_SWALLOW_ERRORS", True),
-            ratelimit_key_prefix=get("RATELIMIT_KEY_PREFIX", "conduit"),
-            trusted_proxy_hops=_int(get, "TRUSTED_PROXY_HOPS", 0),
-            cache_url=get("CACHE_URL", "sqlitefile"),
-            cache_ttl=_int(get, "CACHE_TTL", 60),
-            cache_threshold=_int(get, "CACHE_THRESHOLD", 10000),
-            cache_min_uses=_int(get, "CACHE_MIN_USES", 2),
-            cache_key_prefix=get("CACHE_KEY_PREFIX", "conduit"),
-        )
+        For readers that need one value without the rest (gunicorn's settings,
+        Alembic's database URL): no secret is required to read them.
+
+        :raises ConfigError: naming the variable, when its value cannot be parsed.
+        """
+        declared = _FIELDS[name]
+        env = os.environ if environ is None else environ
+        raw = env.get(ENV_PREFIX + name.upper(), "").strip()
+        if declared.metadata["normalize"] and raw:
+            raw = declared.metadata["normalize"](raw)
+        if not raw:
+            return _INSTANCE.resolve() if name == "instance_path" else declared.default
+        try:
+            return _PARSERS[str(declared.type)](raw)
+        except ValueError:
+            raise ConfigError(
+                f"{ENV_PREFIX}{name.upper()} must be {_EXPECTED[str(declared.type)]}, not {raw!r}"
+            ) from None
+
+
+def _bool(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+#: How the text of a variable becomes a value, by the field's declared type.
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "str": str,
+    "int": int,
+    "bool": _bool,
+    "bool | None": _bool,
+    "Path": lambda raw: Path(raw).resolve(),
+    "tuple[str, ...]": lambda raw: tuple(part.strip() for part in raw.split(",") if part.strip()),
+}
+_EXPECTED = {"int": "an integer", "bool": "true or false", "bool | None": "true or false"}
+_FIELDS = {f.name: f for f in fields(Settings)}
 
 
 def instance_path_from_env(environ: Mapping[str, str] | None = None) -> Path:
     """The instance folder: ``CONDUIT_INSTANCE_PATH``, or ``./instance``."""
-    env = os.environ if environ is None else environ
-    return Path(env.get(ENV_PREFIX + "INSTANCE_PATH", "").strip() or "instance").resolve()
+    return Settings.read("instance_path", environ)  # type: ignore[no-any-return]
 
 
 def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
     """The database URL alone, for tools (Alembic) that must not need the secret."""
-    env = os.environ if environ is None else environ
-    url = env.get(ENV_PREFIX + "DATABASE_URL", "").strip()
-    return url or f"sqlite:///{instance_path_from_env(env) / 'conduit.db'}"
-
-
-def _int(get: object, name: str, default: int) -> int:
-    raw = get(name)  # type: ignore[operator]
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{ENV_PREFIX}{name} must be an integer, not {raw!r}") from None
-
-
-def _bool(get: object, name: str, default: bool) -> bool:
-    raw = str(get(name)).lower()  # type: ignore[operator]
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{ENV_PREFIX}{name} must be true or false, not {raw!r}")
+    url = Settings.read("database_url", environ)
+    return url or f"sqlite:///{instance_path_from_env(environ) / 'conduit.db'}"
 
 
 def _instance_secret(instance: Path) -> str:
@@ -299,11 +280,9 @@ def _instance_secret(instance: Path) -> str:
     return path.read_text().strip()
 
 
-def _redact_url(url: str) -> str:
-    """Hide the password of a database URL."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}"
+def _redacted(url: str) -> str:
+    """A URL with its password hidden (SQLAlchemy's rendering); a value that is no URL as it is."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url  # e.g. "sqlitefile": nothing to hide

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
+import re
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,28 @@ def test_a_limit_set_explicitly_wins_over_the_environments_default(tmp_path: Pat
     settings = Settings.from_env({"CONDUIT_INSTANCE_PATH": str(tmp_path), "CONDUIT_RATELIMIT_LOGIN": "3/minute"})
 
     assert settings.ratelimit_login == "3/minute"
+
+
+def _readme_settings() -> dict[str, str]:
+    """``CONDUIT_<NAME>`` → its default cell, from the README's settings table."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    return dict(re.findall(r"^\| `CONDUIT_(\w+)` \| ([^|]*) \|", readme, flags=re.MULTILINE))
+
+
+def test_the_readme_table_lists_exactly_the_declared_settings() -> None:
+    declared = {f.name.upper() for f in dataclasses.fields(Settings)}
+
+    assert set(_readme_settings()) == declared
+
+
+@pytest.mark.parametrize("setting", dataclasses.fields(Settings), ids=lambda f: f.name)
+def test_the_readme_states_each_declared_default(setting: dataclasses.Field[object]) -> None:
+    cell = _readme_settings()[setting.name.upper()]
+    default = setting.default
+    if isinstance(default, tuple):
+        default = ",".join(default)
+    if isinstance(default, bool):
+        default = str(default).lower()
+
+    # Defaults resolved from other settings ("" or None: the environment, the instance folder) are described instead.
+    assert f"`{default}`" in cell or default in ("", None) or str(default) in cell

@@ -44,7 +44,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "service.openapi": ("service", "service.routing", "schemas", "service.web"),
     # Composition roots: they see every layer.
     "service.cli": ("service", "schemas"),
-    "service.gunicorn_conf": (),
+    "service.gunicorn_conf": ("service.config",),
     "service.ops": ("service.queries", "service.models", "service.auth", "service.errors", "service.ops"),
     "service.ops.health": ("service.db", "service.errors"),
     "service.queries": ("service.models", "service.errors"),
