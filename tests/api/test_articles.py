@@ -258,12 +258,24 @@ def test_list_articles_with_invalid_paging_returns_422(client: TestApp, query: s
     assert client.get(f"/api/articles?{query}", status=422).json == {"errors": errors}
 
 
-def test_list_articles_accepts_the_largest_page(client: TestApp) -> None:
-    client.get("/api/articles?limit=100")
+def test_list_articles_accepts_the_largest_page(client: TestApp, db: Session) -> None:
+    author = make_user(db, "jake")
+    for n in range(3):
+        make_article(db, author, title=f"Article {n}")
+
+    response = client.get("/api/articles?limit=100")
+
+    assert response.status_int == 200
+    assert response.json["articlesCount"] == 3 and len(response.json["articles"]) == 3
 
 
-def test_list_articles_ignores_unknown_query_parameters(client: TestApp) -> None:
-    client.get("/api/articles?_=12345")
+def test_list_articles_ignores_unknown_query_parameters(client: TestApp, db: Session) -> None:
+    make_article(db, make_user(db, "jake"), title="Only one")
+
+    response = client.get("/api/articles?_=12345")
+
+    assert response.status_int == 200
+    assert [a["title"] for a in response.json["articles"]] == ["Only one"]
 
 
 # -- feed -----------------------------------------------------------------

@@ -86,7 +86,9 @@ def test_malformed_authorization_header_returns_401_is_invalid(client: TestApp, 
 def test_bearer_scheme_is_accepted(client: TestApp, db: Session) -> None:
     jake = make_user(db, "jake")
 
-    client.get("/api/user", headers={"Authorization": f"Bearer {token_for(jake)}"})
+    response = client.get("/api/user", headers={"Authorization": f"Bearer {token_for(jake)}"})
+
+    assert response.status_int == 200 and response.json["user"]["username"] == "jake"
 
 
 @pytest.mark.parametrize("route", OPTIONAL, ids=lambda r: r.endpoint)

@@ -108,7 +108,10 @@ def test_login_returns_user_with_token(client: TestApp, db: Session) -> None:
 def test_login_ignores_email_case(client: TestApp, db: Session) -> None:
     make_user(db, "jake")
 
-    client.post_json("/api/users/login", {"user": {"email": "Jake@Example.ORG", "password": PASSWORD}})
+    response = client.post_json("/api/users/login", {"user": {"email": "Jake@Example.ORG", "password": PASSWORD}})
+
+    assert response.status_int == 200
+    assert response.json["user"]["username"] == "jake" and response.json["user"]["email"] == "jake@example.org"
 
 
 @pytest.mark.parametrize(
