@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,9 +20,12 @@ from werkzeug.middleware.shared_data import SharedDataMiddleware
 from werkzeug.wrappers import Request, Response
 
 from service.errors import ApiError
+from service.wire import JSON_TYPE, encode_json
 
 #: Where the vendored Swagger UI and ReDoc files live.
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "docs"
+#: Where the document, the two pages and their assets are served.
+SPEC_PATH, SWAGGER_PATH, REDOC_PATH, ASSETS_PATH = "/api/openapi.json", "/docs", "/redoc", "/static/docs"
 #: Seconds browsers and proxies may keep the (versioned) assets.
 ASSET_MAX_AGE = 365 * 24 * 3600
 
@@ -32,14 +34,14 @@ _SWAGGER_PAGE = """<!doctype html>
 <head>
   <meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
   <title>Conduit API: Swagger UI</title>
-  <link rel="stylesheet" href="/static/docs/swagger-ui.css?v={version}">
+  <link rel="stylesheet" href="{assets}/swagger-ui.css?v={version}">
 </head>
 <body>
   <div id="swagger-ui"></div>
-  <script src="/static/docs/swagger-ui-bundle.js?v={version}"></script>
+  <script src="{assets}/swagger-ui-bundle.js?v={version}"></script>
   <script>
     window.ui = SwaggerUIBundle({{
-      url: "/api/openapi.json",
+      url: "{spec}",
       dom_id: "#swagger-ui",
       presets: [SwaggerUIBundle.presets.apis],
       layout: "BaseLayout",
@@ -58,8 +60,8 @@ _REDOC_PAGE = """<!doctype html>
   <title>Conduit API: ReDoc</title>
 </head>
 <body>
-  <redoc spec-url="/api/openapi.json"></redoc>
-  <script src="/static/docs/redoc.standalone.js?v={version}"></script>
+  <redoc spec-url="{spec}"></redoc>
+  <script src="{assets}/redoc.standalone.js?v={version}"></script>
 </body>
 </html>
 """
@@ -72,14 +74,14 @@ class DocsMiddleware:
     """
 
     def __init__(self, app: Any, document: dict[str, Any]) -> None:
-        self.app = SharedDataMiddleware(app, {"/static/docs": str(STATIC_DIR)}, cache_timeout=ASSET_MAX_AGE)
-        version = quote(_versions())
-        self.document = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
-        swagger = _SWAGGER_PAGE.format(version=version)
+        self.app = SharedDataMiddleware(app, {ASSETS_PATH: str(STATIC_DIR)}, cache_timeout=ASSET_MAX_AGE)
+        links = {"version": quote(_versions()), "spec": SPEC_PATH, "assets": ASSETS_PATH}
+        self.document = encode_json(document)
+        swagger, redoc = _SWAGGER_PAGE.format(**links), _REDOC_PAGE.format(**links)
         self.pages = {
-            "/api/openapi.json": (self.document, "application/json; charset=utf-8", None),
-            "/docs": (swagger.encode(), "text/html; charset=utf-8", _csp(_inline_script_hashes(swagger))),
-            "/redoc": (_REDOC_PAGE.format(version=version).encode(), "text/html; charset=utf-8", _csp(["blob:"])),
+            SPEC_PATH: (self.document, JSON_TYPE, None),
+            SWAGGER_PATH: (swagger.encode(), "text/html; charset=utf-8", _csp(_inline_script_hashes(swagger))),
+            REDOC_PATH: (redoc.encode(), "text/html; charset=utf-8", _csp(["blob:"])),
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.models.base import Base, Timestamps
+from service.models.base import Base, Timestamps, link_table
 from service.models.user import User
 
 #: Tags of an article; the index serves the ``?tag=`` filter.
-article_tags = Table(
-    "article_tags",
-    Base.metadata,
-    Column("article_id", ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
-    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
-    Index(None, "tag_id"),
-)
+article_tags = link_table("article_tags", ("article_id", "articles.id"), ("tag_id", "tags.id"))
 
 #: Who favorited what; the index serves favorite counts per article.
-favorites = Table(
-    "favorites",
-    Base.metadata,
-    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Column("article_id", ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
-    Index(None, "article_id"),
-)
+favorites = link_table("favorites", ("user_id", "users.id"), ("article_id", "articles.id"))
 
 
 class Tag(Base):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import Column, DateTime, ForeignKey, Index, MetaData, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -81,4 +81,21 @@ class Timestamps:
     # A new row's updated_at equals its created_at to the microsecond.
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=lambda ctx: ctx.get_current_parameters()["created_at"]
+    )
+
+
+def link_table(name: str, first: tuple[str, str], second: tuple[str, str]) -> Table:
+    """A many-to-many link: ``(column, "table.id")`` twice.
+
+    Both columns form the primary key (which serves lookups by the first) and
+    cascade on delete; the second has an index of its own (lookups by it).
+    """
+    return Table(
+        name,
+        Base.metadata,
+        *(
+            Column(column, ForeignKey(target, ondelete="CASCADE"), primary_key=True)
+            for column, target in (first, second)
+        ),
+        Index(None, second[0]),
     )

@@ -5,21 +5,15 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, false
+from sqlalchemy import String, Text, false
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column, query_expression, validates
 
-from service.models.base import Base, Timestamps
+from service.models.base import Base, Timestamps, link_table
 
 #: Who follows whom. The primary key serves "does A follow B" and the feed's
 #: "whom does A follow"; the index serves "who follows B".
-follows = Table(
-    "follows",
-    Base.metadata,
-    Column("follower_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Column("followed_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Index(None, "followed_id"),
-)
+follows = link_table("follows", ("follower_id", "users.id"), ("followed_id", "users.id"))
 
 
 def new_token_stamp() -> str:
