@@ -113,6 +113,9 @@ class Router:
         # A trailing slash is tolerated; slashes are never merged (an empty slug is no slug).
         rules = [Submount(mount, found) for mount, found in mounts.items()]
         self.url_map = Map(rules, strict_slashes=False, merge_slashes=False)
+        # Bound once: the rules match on path and method alone (no host, no redirects),
+        # so a request needs none of what binding to its environ would parse.
+        self._adapter = self.url_map.bind("localhost")
 
     @property
     def methods(self) -> list[str]:
@@ -156,11 +159,12 @@ class Router:
         return route.limits if route is not None else ("all",)
 
     def _match(self, environ: dict[str, Any]) -> tuple[Route, Mapping[str, Any]] | Exception:
-        adapter = self.url_map.bind_to_environ(environ)
+        # PATH_INFO is the URL's bytes as latin-1 (PEP 3333); rules are text (werkzeug decodes the same way).
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode(errors="replace")
         try:
-            endpoint, values = adapter.match()
+            endpoint, values = self._adapter.match(path, environ.get("REQUEST_METHOD", "GET"))
         except MethodNotAllowed as exc:
-            return MethodNotAllowed(valid_methods=_resource_methods(adapter, exc.valid_methods or []))
+            return MethodNotAllowed(valid_methods=_resource_methods(self._adapter, path, exc.valid_methods or []))
         except HTTPException as exc:
             return exc
         if any("\x00" in str(value) for value in values.values()):
@@ -455,7 +459,7 @@ def _viewer_flags_cleared(body: bytes) -> bytes:
     return encode_json(data)
 
 
-def _resource_methods(adapter: MapAdapter, methods: Iterable[str]) -> list[str]:
+def _resource_methods(adapter: MapAdapter, path: str, methods: Iterable[str]) -> list[str]:
     """The methods of the most specific resource at the URL.
 
     werkzeug lists every rule's methods for a URL, so ``/api/articles/feed``
@@ -464,7 +468,7 @@ def _resource_methods(adapter: MapAdapter, methods: Iterable[str]) -> list[str]:
     """
     rules: dict[str, int] = {}
     for method in methods:
-        rule, _ = adapter.match(method=method, return_rule=True)
+        rule, _ = adapter.match(path, method, return_rule=True)
         rules[method] = len(rule.arguments)
     fewest = min(rules.values(), default=0)
     return sorted(method for method, arguments in rules.items() if arguments == fewest)

@@ -41,5 +41,5 @@ def conditional(response: Response, environ: dict[str, Any], *, private: bool) -
     """
     response.add_etag()
     response.headers["Cache-Control"] = "private, no-cache" if private else "no-cache"
-    response.vary.add("Authorization")
+    response.headers["Vary"] = "Authorization"  # set, not merged: nothing before varies it (CORS adds its own line)
     return response.make_conditional(environ)
