@@ -394,12 +394,12 @@ class Dispatcher:
         if claims is None:
             return json_bytes_response(shared, route.status)
         data = json.loads(shared)
-        slugs, usernames = _mentions(data)
-        flags = queries.viewer_flags(request.db, claims.user_id, sorted(slugs), sorted(usernames))
+        holders = _ViewerFlagHolders(data)
+        flags = queries.viewer_flags(request.db, claims.user_id, holders.slugs(), holders.usernames())
         if flags is None or not claims.still_valid_for(flags.token_stamp, flags.created_at):
             raise ApiError.unauthorized("is invalid")
         request.environ[USER_ID_KEY] = claims.user_id  # for the request log line
-        _apply_viewer_flags(data, flags.favorited, flags.following)
+        holders.apply(flags.favorited, flags.following)
         return json_response(data, route.status)
 
     def _authenticate(self, request: ApiRequest, policy: AuthPolicy) -> User | None:
@@ -426,36 +426,45 @@ class Dispatcher:
                 logger.warning("rollback failed", exc_info=True)
 
 
-def _walk(data: Any) -> Iterable[dict[str, Any]]:
-    """Every JSON object in ``data``, depth first."""
-    if isinstance(data, dict):
-        yield data
-        for value in data.values():
-            yield from _walk(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from _walk(value)
+class _ViewerFlagHolders:
+    """The objects of an answer that carry a viewer's flags, found in one walk.
 
+    Articles (``slug`` + ``favorited``) and profiles (``username`` + ``following``),
+    at any depth: a list's articles, an article's author, a comment's author.
+    """
 
-def _mentions(data: Any) -> tuple[set[str], set[str]]:
-    """The slugs of the articles and the usernames of the profiles in an answer."""
-    slugs = {obj["slug"] for obj in _walk(data) if "favorited" in obj and "slug" in obj}
-    usernames = {obj["username"] for obj in _walk(data) if "following" in obj and "username" in obj}
-    return slugs, usernames
+    def __init__(self, data: Any) -> None:
+        self.articles: list[dict[str, Any]] = []
+        self.profiles: list[dict[str, Any]] = []
+        stack = [data]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                if "favorited" in node and "slug" in node:
+                    self.articles.append(node)
+                if "following" in node and "username" in node:
+                    self.profiles.append(node)
+                stack.extend(value for value in node.values() if isinstance(value, dict | list))
+            elif isinstance(node, list):
+                stack.extend(node)
 
+    def slugs(self) -> list[str]:
+        return sorted({article["slug"] for article in self.articles})
 
-def _apply_viewer_flags(data: Any, favorited: frozenset[str], following: frozenset[str]) -> None:
-    for obj in _walk(data):
-        if "favorited" in obj and "slug" in obj:
-            obj["favorited"] = obj["slug"] in favorited
-        if "following" in obj and "username" in obj:
-            obj["following"] = obj["username"] in following
+    def usernames(self) -> list[str]:
+        return sorted({profile["username"] for profile in self.profiles})
+
+    def apply(self, favorited: frozenset[str], following: frozenset[str]) -> None:
+        for article in self.articles:
+            article["favorited"] = article["slug"] in favorited
+        for profile in self.profiles:
+            profile["following"] = profile["username"] in following
 
 
 def _viewer_flags_cleared(body: bytes) -> bytes:
     """An answer as an anonymous reader gets it (``favorited`` and ``following`` false)."""
     data = json.loads(body)
-    _apply_viewer_flags(data, frozenset(), frozenset())
+    _ViewerFlagHolders(data).apply(frozenset(), frozenset())
     return encode_json(data)
 
 
