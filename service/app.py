@@ -28,9 +28,10 @@ from service.middleware.cors import CorsMiddleware
 from service.middleware.docs import DocsMiddleware
 from service.middleware.ratelimit import RateLimitMiddleware, limits_from
 from service.middleware.requestlog import RequestLogMiddleware
+from service.router import Route, Router
 from service.stores import make_cache, make_limiter, readiness_probes
 from service.views import health
-from service.web import Dispatcher, Route, Router
+from service.web import Dispatcher
 
 WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 

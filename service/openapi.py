@@ -23,7 +23,7 @@ from marshmallow import Schema
 
 from schemas.errors import GenericErrorModelSchema
 from service import __version__, routing
-from service.web import Route
+from service.router import Route
 
 #: OpenAPI tag of each view module (RealWorld's own tag names).
 _TAGS = {

@@ -3,8 +3,8 @@
 This is the single declaration the dispatcher loads and dumps with, and what
 the OpenAPI document is generated from, so the two cannot drift.
 Each route also declares what the edges need: its cache policy and rate-limit
-scopes, read by the middleware through ``web.Router``. Imports views, schemas
-and ``web.Route``.
+scopes, read by the middleware through ``router.Router``. Imports views, schemas
+and ``router.Route``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from schemas import health as s_health
 from schemas import profiles as s_profiles
 from schemas import tags as s_tags
 from schemas import users as s_users
+from service.router import Route
 from service.views import articles, comments, health, profiles, tags, users
-from service.web import Route
 
 #: Comment ids are 32-bit in the database; larger ones cannot exist (and must not reach SQL).
 _COMMENT_ID = "<int(max=2147483647):id>"

@@ -1,4 +1,4 @@
-"""The HTTP edge: request type, route record, JSON in and out, and the dispatcher.
+"""The HTTP edge: the request type, JSON in, and the dispatcher.
 
 The request lifecycle is decided here, once: match the URL, authenticate per
 the route's policy, load the query and body with the route's schemas, call the
@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
 from marshmallow import Schema, ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.routing import Map, MapAdapter, Rule, Submount
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import ClosingIterator
 
@@ -37,139 +36,12 @@ from service.config import (
 )
 from service.errors import ApiError
 from service.models import User
+from service.router import AuthPolicy, Route, Router
 from service.wire import conditional, encode_json, json_bytes_response, json_response
 
 logger = logging.getLogger(__name__)
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-AuthPolicy = Literal["required", "optional", "none"]
-#: Rate-limit scopes: ``all`` (every request, per client), ``login`` (per address and per
-#: account email), ``register`` (per address), ``writes`` (per signed-in user).
-LimitScope = Literal["all", "login", "register", "writes"]
-View = Callable[..., Any]
-#: WSGI environ key: the request's match (route and URL values, or the error it earns), found once.
-ROUTE_KEY = "conduit.route"
-
-
-@dataclass(frozen=True)
-class Route:
-    """One API operation: everything the dispatcher, the middleware and the docs need to know.
-
-    :param auth: ``required`` (401 without a token), ``optional`` (the viewer
-        personalises the answer; a bad token is still 401) or ``none`` (the
-        header is not looked at, so a stale token never blocks a login).
-    :param body: schema of the JSON body; the view gets ``body=``.
-    :param query: schema of the query string; the view gets ``query=``.
-    :param reply: schema of the response body; None for an empty 204.
-    :param mount: URL prefix; the API lives under ``/api``, health checks at the root.
-    :param errors: statuses of the contract's own errors (403, 404, 409, 503) this
-        operation can answer; the rest follow from the declaration (401 from
-        ``auth``, 422/400/415/413 from ``body``/``query``, 429 from ``limits``)
-        and are documented without it.
-    :param cache: the answer, as an anonymous reader gets it, may be kept by the
-        response cache and served to every reader (signed-in readers get their
-        ``favorited``/``following`` flags added per request).
-    :param limits: the rate-limit scopes the request counts against; ``()`` for
-        none (health checks).
-    :param tag: the OpenAPI tag, when not the one of the view's module.
-    :param summary: one line for the API documentation.
-    """
-
-    method: str
-    path: str
-    view: View
-    auth: AuthPolicy
-    body: type[Schema] | None = None
-    query: type[Schema] | None = None
-    reply: type[Schema] | None = None
-    status: int = 200
-    mount: str = "/api"
-    errors: tuple[int, ...] = ()
-    cache: bool = False
-    limits: tuple[LimitScope, ...] = ("all",)
-    tag: str = ""
-    summary: str = ""
-
-    @property
-    def endpoint(self) -> str:
-        """``"<resource>.<view>"``, e.g. ``"articles.get_article"``."""
-        return f"{self.view.__module__.rsplit('.', 1)[-1]}.{self.view.__name__}"
-
-
-class Router:
-    """The route table bound to its werkzeug URL map.
-
-    Every layer asks it which route a request is for (the middleware for the
-    route's cache policy and rate-limit scopes, the dispatcher for everything
-    else); the URL is matched once per request and the result kept in the environ.
-    """
-
-    def __init__(self, routes: Iterable[Route]) -> None:
-        self.routes = {route.endpoint: route for route in routes}
-        mounts: dict[str, list[Rule]] = {}
-        for r in self.routes.values():
-            mounts.setdefault(r.mount, []).append(Rule(r.path, methods=[r.method], endpoint=r.endpoint))
-        # A trailing slash is tolerated; slashes are never merged (an empty slug is no slug).
-        rules = [Submount(mount, found) for mount, found in mounts.items()]
-        self.url_map = Map(rules, strict_slashes=False, merge_slashes=False)
-        # Bound once: the rules match on path and method alone (no host, no redirects),
-        # so a request needs none of what binding to its environ would parse.
-        self._adapter = self.url_map.bind("localhost")
-
-    @property
-    def methods(self) -> list[str]:
-        """Every method some route answers, in the table's order."""
-        return list(dict.fromkeys(route.method for route in self.routes.values()))
-
-    def match(self, environ: dict[str, Any]) -> tuple[Route, Mapping[str, Any]]:
-        """The request's route and URL values.
-
-        :raises HTTPException: 404 for no route, 405 (with the resource's methods) for another method.
-        :raises ApiError: 404 for a URL value holding a NUL (it must not reach SQL).
-        """
-        found = environ.get(ROUTE_KEY)
-        if found is None:
-            found = environ[ROUTE_KEY] = self._match(environ)
-        if isinstance(found, Exception):
-            raise found
-        return found
-
-    def route_for(self, environ: dict[str, Any]) -> Route | None:
-        """The request's route; None when no route answers it."""
-        try:
-            return self.match(environ)[0]
-        except (HTTPException, ApiError):
-            return None
-
-    def cacheable(self, environ: dict[str, Any]) -> bool:
-        """Whether the request's answer may be shared through the response cache (``Route.cache``)."""
-        route = self.route_for(environ)
-        return route is not None and route.cache
-
-    def limit_scopes(self, environ: dict[str, Any]) -> tuple[LimitScope, ...]:
-        """The rate-limit scopes the request counts against (``Route.limits``).
-
-        A URL no route answers counts against the default limits (a scan is
-        traffic too); OPTIONS requests (CORS preflights) are never counted.
-        """
-        if environ.get("REQUEST_METHOD") == "OPTIONS":
-            return ()
-        route = self.route_for(environ)
-        return route.limits if route is not None else ("all",)
-
-    def _match(self, environ: dict[str, Any]) -> tuple[Route, Mapping[str, Any]] | Exception:
-        # PATH_INFO is the URL's bytes as latin-1 (PEP 3333); rules are text (werkzeug decodes the same way).
-        path = environ.get("PATH_INFO", "").encode("latin-1").decode(errors="replace")
-        try:
-            endpoint, values = self._adapter.match(path, environ.get("REQUEST_METHOD", "GET"))
-        except MethodNotAllowed as exc:
-            return MethodNotAllowed(valid_methods=_resource_methods(self._adapter, path, exc.valid_methods or []))
-        except HTTPException as exc:
-            return exc
-        if any("\x00" in str(value) for value in values.values()):
-            return ApiError.not_found("resource")
-        return self.routes[endpoint], values
 
 
 @dataclass(frozen=True)
@@ -466,21 +338,6 @@ def _viewer_flags_cleared(body: bytes) -> bytes:
     data = json.loads(body)
     _ViewerFlagHolders(data).apply(frozenset(), frozenset())
     return encode_json(data)
-
-
-def _resource_methods(adapter: MapAdapter, path: str, methods: Iterable[str]) -> list[str]:
-    """The methods of the most specific resource at the URL.
-
-    werkzeug lists every rule's methods for a URL, so ``/api/articles/feed``
-    would advertise ``/api/articles/<slug>``'s PUT and DELETE too; the static
-    rule (fewest converters) is the resource the client addressed.
-    """
-    rules: dict[str, int] = {}
-    for method in methods:
-        rule, _ = adapter.match(path, method, return_rule=True)
-        rules[method] = len(rule.arguments)
-    fewest = min(rules.values(), default=0)
-    return sorted(method for method, arguments in rules.items() if arguments == fewest)
 
 
 def _from_http(exc: HTTPException) -> ApiError:

@@ -31,7 +31,7 @@ from service import routing
 from service.app import WSGIApp, create_app
 from service.config import Settings
 from service.models import Base
-from service.web import Route
+from service.router import Route
 from tests import pg
 
 #: The signing key of every test app: long and random enough for production rules.

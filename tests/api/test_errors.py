@@ -12,7 +12,7 @@ from webtest import TestApp
 
 from service import routing
 from service.app import create_app
-from service.web import Route
+from service.router import Route
 from tests.conftest import TEST_SECRET, make_settings, routes_with
 from tests.factories import auth_header, make_user, token_for
 

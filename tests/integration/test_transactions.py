@@ -13,7 +13,8 @@ from service.app import create_app
 from service.errors import ApiError
 from service.models import User
 from service.ops import users as user_ops
-from service.web import ApiRequest, Dispatcher, Route, Router
+from service.router import Route, Router
+from service.web import ApiRequest, Dispatcher
 from tests.conftest import make_settings
 from tests.factories import auth_header, make_article, make_user
 

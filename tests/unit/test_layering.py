@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ALLOWED: dict[str, tuple[str, ...]] = {
     "service.app": (
         "service.routing",
+        "service.router",
         "service.web",
         "service.middleware",
         "service.stores",
@@ -21,10 +22,12 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.openapi",
         "service.views.health",  # to bind the readiness view to the storages it reports on
     ),
-    "service.routing": ("service.views", "schemas", "service.web"),
+    "service.routing": ("service.views", "schemas", "service.router"),
+    "service.router": ("service.errors",),
     "service.views": ("service.ops", "service.web", "service.errors"),
     "service.web": (
         "service.errors",
+        "service.router",
         "service.wire",
         "service.auth",
         "service.queries",
@@ -41,13 +44,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     ),
     "service.stores": ("service.config", "service.stores"),
     "service.logs": ("service.config",),
-    "service.openapi": ("service", "service.routing", "schemas", "service.web"),
+    "service.openapi": ("service", "service.routing", "schemas", "service.router"),
     # Composition roots: they see every layer.
     "service.cli": ("service", "schemas"),
     "service.gunicorn_conf": ("service.config",),
     "service.ops": ("service.queries", "service.models", "service.auth", "service.errors", "service.ops"),
     "service.ops.health": ("service.db", "service.errors"),
-    "service.queries": ("service.models", "service.errors"),
+    "service.queries": ("service.models", "service.errors", "service.queries"),
     "service.auth": ("service.errors", "service.config"),
     "service.db": ("service.config",),
     "service.config": (),

@@ -16,8 +16,8 @@ from webtest import TestApp
 
 from service import auth, routing
 from service.middleware.ratelimit import Limits, RateLimitMiddleware
+from service.router import Router
 from service.stores.sqlite_counters import SQLiteFileStorage
-from service.web import Router
 from tests.conftest import TEST_SECRET
 
 #: The service's own route table decides which scopes a request counts against.

@@ -8,7 +8,7 @@ import pytest
 from werkzeug.test import EnvironBuilder
 
 from service import routing
-from service.web import Router
+from service.router import Router
 
 ROUTER = Router(routing.ALL_ROUTES)
 

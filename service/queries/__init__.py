@@ -1,0 +1,52 @@
+"""Read-side queries and get-or-404 helpers shared by the ops.
+
+Every read a client can make is ONE SQL statement that returns plain rows: the
+page of articles together with its total (a window count), each article's
+author, tags (aggregated as a JSON array) and favorites count, and the viewer's
+``favorited``/``following`` flags. The rows become small frozen records
+(:class:`ArticleRow`, :class:`ProfileRow`, :class:`CommentRow`) that the reply
+schemas (generated from the ORM models) dump like model objects; no ORM object
+is built and nothing enters an identity map. Statements are built once per
+shape (dialect, filters, signed in or not) and cached, so a request only binds
+values. Writes keep using the ORM.
+One module per resource; this package exports what the ops use.
+Imports models and errors only; knows nothing about HTTP requests.
+"""
+
+from service.queries.articles import article_by_slug, article_id_by_slug, articles_page, feed_page
+from service.queries.comments import comment_by_id, comment_row, comments_by_slug
+from service.queries.rows import ArticleRow, CommentRow, ProfileRow
+from service.queries.tags import tag_names
+from service.queries.users import (
+    following_expr,
+    named,
+    profile_by_username,
+    profile_row,
+    taken_fields,
+    user_by_email,
+    user_by_id,
+)
+from service.queries.viewer import ViewerFlags, viewer_flags
+
+__all__ = [
+    "ArticleRow",
+    "CommentRow",
+    "ProfileRow",
+    "ViewerFlags",
+    "article_by_slug",
+    "article_id_by_slug",
+    "articles_page",
+    "comment_by_id",
+    "comment_row",
+    "comments_by_slug",
+    "feed_page",
+    "following_expr",
+    "named",
+    "profile_by_username",
+    "profile_row",
+    "tag_names",
+    "taken_fields",
+    "user_by_email",
+    "user_by_id",
+    "viewer_flags",
+]

@@ -1,0 +1,75 @@
+"""The records reads return, and what every read statement shares: the connection and the viewer's follow test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    bindparam,
+    exists,
+    false,
+)
+from sqlalchemy.orm import Session
+
+from service.models import User, follows
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRow:
+    """A profile as a viewer sees it (the wire's ``Profile``)."""
+
+    username: str
+    bio: str | None
+    image: str | None
+    following: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRow:
+    """An article as a viewer sees it (the wire's ``Article``); ``body`` is None in lists."""
+
+    slug: str
+    title: str
+    description: str
+    body: str | None
+    tag_list: list[str]
+    created_at: datetime
+    updated_at: datetime
+    favorited: bool
+    favorites_count: int
+    author: ProfileRow
+
+
+@dataclass(frozen=True, slots=True)
+class CommentRow:
+    """A comment as a viewer sees it (the wire's ``Comment``)."""
+
+    id: int
+    created_at: datetime
+    updated_at: datetime
+    body: str
+    author: ProfileRow
+
+
+def follows_user(signed_in: bool) -> ColumnElement[bool]:
+    """SQL for "the viewer (bound as ``viewer``) follows ``User``"; false when nobody is signed in."""
+    if not signed_in:
+        return false()
+    return exists().where(follows.c.follower_id == bindparam("viewer", type_=Integer), follows.c.followed_id == User.id)
+
+
+def connection_of(session: Session) -> Connection:
+    """The session's connection, for the read statements: rows, not ORM objects.
+
+    Executed as Core statements, a read skips the ORM's execution machinery
+    (identity map, loading, execution events), which cost more than the
+    statement itself (bench/README.md). Pending ORM changes are flushed first,
+    so a write reads its own work, as the ORM's autoflush would have.
+    """
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    return session.connection()

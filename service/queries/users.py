@@ -1,0 +1,93 @@
+"""Users and profiles: lookups for authentication and uniqueness, and the profile as a viewer sees it."""
+
+from __future__ import annotations
+
+import functools
+
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    bindparam,
+    exists,
+    false,
+    select,
+)
+from sqlalchemy.orm import Session, with_expression
+
+from service.errors import ApiError
+from service.models import User, follows
+from service.queries.rows import ProfileRow, connection_of, follows_user
+
+#: Loads of objects that carry viewer-dependent expressions must overwrite what
+#: the identity map already holds (e.g. the author after a follow in the same request).
+_FRESH = {"populate_existing": True}
+
+
+def following_expr(viewer_id: int | None) -> ColumnElement[bool]:
+    """SQL for "the viewer follows ``User``"; constant false for anonymous viewers."""
+    if viewer_id is None:
+        return false()
+    return exists().where(follows.c.follower_id == viewer_id, follows.c.followed_id == User.id)
+
+
+def user_by_id(session: Session, user_id: int) -> User | None:
+    """The user with that id, or None."""
+    return session.get(User, user_id)
+
+
+def user_by_email(session: Session, email: str) -> User | None:
+    """The user with that (lower-case) email, or None."""
+    return session.scalars(select(User).where(User.email == email)).one_or_none()
+
+
+def named(username: str) -> ColumnElement[bool]:
+    """SQL for "``User`` has this name": usernames are one whatever their case."""
+    return User.username_lower == username.lower()
+
+
+def taken_fields(session: Session, exclude_id: int | None = None, **values: str) -> list[str]:
+    """Which of ``username``/``email`` already belong to another user (a username in any case)."""
+    taken = []
+    for field, value in values.items():
+        stmt = select(User.id).where(named(value) if field == "username" else getattr(User, field) == value)
+        if exclude_id is not None:
+            stmt = stmt.where(User.id != exclude_id)
+        if session.scalars(stmt.limit(1)).first() is not None:
+            taken.append(field)
+    return taken
+
+
+def profile_by_username(session: Session, username: str, viewer_id: int | None) -> User:
+    """The user as a profile seen by the viewer; ``JAKE`` finds ``jake``.
+
+    :raises ApiError: 404 ``profile`` if there is no such user.
+    """
+    stmt = (
+        select(User)
+        .where(named(username))
+        .options(with_expression(User.following, following_expr(viewer_id)))
+        .execution_options(**_FRESH)
+    )
+    user = session.scalars(stmt).one_or_none()
+    if user is None:
+        raise ApiError.not_found("profile")
+    return user
+
+
+@functools.cache
+def _profile_statement(signed_in: bool) -> Executable:
+    return select(User.username, User.bio, User.image, follows_user(signed_in).label("following")).where(
+        User.username_lower == bindparam("name")
+    )
+
+
+def profile_row(session: Session, username: str, viewer_id: int | None) -> ProfileRow:
+    """The profile as the viewer sees it, in one statement; ``JAKE`` finds ``jake``.
+
+    :raises ApiError: 404 ``profile`` if there is no such user.
+    """
+    stmt = _profile_statement(viewer_id is not None)
+    row = connection_of(session).execute(stmt, {"name": username.lower(), "viewer": viewer_id}).one_or_none()
+    if row is None:
+        raise ApiError.not_found("profile")
+    return ProfileRow(row.username, row.bio, row.image, bool(row.following))

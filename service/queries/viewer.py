@@ -1,0 +1,81 @@
+"""The viewer's flags over an answer shared through the cache: one indexed statement."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Executable,
+    bindparam,
+    func,
+    select,
+    type_coerce,
+)
+from sqlalchemy.orm import Session
+
+from service.models import Article, User, favorites, follows
+from service.queries.rows import connection_of
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerFlags:
+    """What a signed-in viewer's answer adds to the shared one, read with the viewer's row."""
+
+    token_stamp: str
+    created_at: datetime
+    favorited: frozenset[str]  # slugs, among those asked about
+    following: frozenset[str]  # usernames, among those asked about
+
+
+def _names_json(column: Any, dialect: str) -> ColumnElement[Any]:
+    """A JSON array of ``column``'s values (in no particular order)."""
+    return func.json_agg(column) if dialect == "postgresql" else func.json_group_array(column)
+
+
+@functools.cache
+def _viewer_flags_statement(dialect: str) -> Executable:
+    viewer = User.__table__.alias("viewer")
+    favorite_slugs = (
+        select(_names_json(Article.slug, dialect))
+        .join_from(favorites, Article, Article.id == favorites.c.article_id)
+        .where(favorites.c.user_id == viewer.c.id, Article.slug.in_(bindparam("slugs", expanding=True)))
+        .scalar_subquery()
+    )
+    followed_names = (
+        select(_names_json(User.username, dialect))
+        .join_from(follows, User, User.id == follows.c.followed_id)
+        .where(follows.c.follower_id == viewer.c.id, User.username.in_(bindparam("names", expanding=True)))
+        .scalar_subquery()
+    )
+    return select(
+        viewer.c.token_stamp,
+        viewer.c.created_at,
+        type_coerce(favorite_slugs, JSON).label("favorited"),
+        type_coerce(followed_names, JSON).label("following"),
+    ).where(viewer.c.id == bindparam("viewer"))
+
+
+def viewer_flags(session: Session, viewer_id: int, slugs: list[str], usernames: list[str]) -> ViewerFlags | None:
+    """The viewer's token stamp and which of ``slugs`` they favorited and ``usernames`` they follow, in one statement.
+
+    Indexed lookups over the few slugs and names of one answer (the favorites and
+    follows primary keys), so a shared answer from the cache becomes the viewer's.
+
+    :returns: None if there is no such user.
+    """
+    connection = connection_of(session)
+    params = {"viewer": viewer_id, "slugs": slugs, "names": usernames}
+    row = connection.execute(_viewer_flags_statement(connection.dialect.name), params).one_or_none()
+    if row is None:
+        return None
+    return ViewerFlags(
+        row.token_stamp,
+        row.created_at,
+        frozenset(row.favorited if isinstance(row.favorited, list) else ()),
+        frozenset(row.following if isinstance(row.following, list) else ()),
+    )
