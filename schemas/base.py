@@ -153,6 +153,17 @@ class CamelCaseSchema(Schema):
                 break
         field_obj.error_messages = {**field_obj.error_messages, **messages}
 
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        """Read a value to dump: envelopes are dicts, everything else (records, models) has attributes.
+
+        marshmallow's default tries ``obj[attr]`` and then ``getattr`` for every
+        field of every object, and splits dotted names; answers are dumped on
+        every read, so one direct lookup is worth its four lines.
+        """
+        if type(obj) is dict:
+            return obj.get(attr, default)
+        return getattr(obj, attr, default)
+
 
 class Echoed(fields.Raw):
     """A read-only field of the resource, accepted in a request body and never applied.
