@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hmac
 import re
+import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -95,7 +96,7 @@ def issue_token(user_id: int, stamp: str, secret: str, ttl: int, now: datetime |
 
 
 def read_token(token: str, secret: str, now: datetime | None = None) -> Claims:
-    """Return what a token says, if it is one this service could have issued.
+    """Return what a token says, if it is one this service could have issued and it has not expired.
 
     Beyond the signature and expiry, every claim must have exactly the shape
     :func:`issue_token` gives it: a claim we never issue (an id past the
@@ -105,11 +106,24 @@ def read_token(token: str, secret: str, now: datetime | None = None) -> Claims:
     :raises ApiError: 401 "has expired" or "is invalid" (bad signature, wrong
         algorithm, missing or malformed claims).
     """
-    options = {"require": sorted(_CLAIMS), "verify_exp": now is None}
+    claims, expires_at = _verified(token, secret)
+    if expires_at <= (now.timestamp() if now is not None else time.time()):
+        raise ApiError.unauthorized("has expired")
+    return claims
+
+
+@functools.lru_cache(maxsize=4096)
+def _verified(token: str, secret: str) -> tuple[Claims, int]:
+    """The claims of a token whose signature and shape are valid, and when it expires.
+
+    Kept per process for the tokens seen lately: a client sends the same token
+    with every request, and checking its signature and claims again would give
+    the same answer (only expiry changes with time, and :func:`read_token`
+    checks it on every use). A refused token raises and is not kept.
+    """
+    options = {"require": sorted(_CLAIMS), "verify_exp": False}
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options=options)  # type: ignore[arg-type]
-    except jwt.ExpiredSignatureError:
-        raise ApiError.unauthorized("has expired") from None
     except jwt.InvalidTokenError:
         raise ApiError.unauthorized("is invalid") from None
     sub, stamp, iat, exp = claims.get("sub"), claims.get("stamp"), claims.get("iat"), claims.get("exp")
@@ -125,10 +139,7 @@ def read_token(token: str, secret: str, now: datetime | None = None) -> Claims:
         or not iat < exp
     ):
         raise ApiError.unauthorized("is invalid")
-    if now is not None and exp <= int(now.timestamp()):
-        # An injected clock (tests) replaces PyJWT's own expiry check.
-        raise ApiError.unauthorized("has expired")
-    return Claims(int(sub), stamp, iat)
+    return Claims(int(sub), stamp, iat), exp
 
 
 def token_from_header(header: str | None) -> str | None:

@@ -122,3 +122,25 @@ def test_a_token_issued_before_the_account_was_created_is_not_for_that_account()
 
     assert claims.still_valid_for(STAMP, NOW + timedelta(milliseconds=999))  # same second: the registration token
     assert not claims.still_valid_for(STAMP, NOW + timedelta(seconds=1))
+
+
+def test_a_token_read_before_keeps_expiring_on_time() -> None:
+    token = auth.issue_token(7, STAMP, SECRET, 60, now=NOW)
+    assert auth.read_token(token, SECRET, now=NOW).user_id == 7  # verified, and kept by this process
+
+    with pytest.raises(ApiError) as expired:
+        auth.read_token(token, SECRET, now=NOW + timedelta(seconds=60))
+
+    assert expired.value.messages == {"token": ["has expired"]}
+
+
+def test_a_kept_token_does_not_vouch_for_another_secret_or_a_tampered_copy() -> None:
+    token = auth.issue_token(7, STAMP, SECRET, 60, now=NOW)
+    auth.read_token(token, SECRET, now=NOW)
+    head, payload, signature = token.split(".")
+    tampered = f"{head}.{payload}.{signature[:-2]}{'AA' if not signature.endswith('AA') else 'BB'}"
+
+    for other, secret in ((token, "another-secret-another-secret-0123456789"), (tampered, SECRET)):
+        with pytest.raises(ApiError) as refused:
+            auth.read_token(other, secret, now=NOW)
+        assert refused.value.messages == {"token": ["is invalid"]}
