@@ -41,6 +41,7 @@ def create_app(
     *,
     routes: tuple[Route, ...] = routing.ALL_ROUTES,
     engine: Engine | None = None,
+    read_engine: Engine | None = None,
     session_factory: sessionmaker[Session] | None = None,
     limiter: RateLimiter | None = None,
     cache: BaseCache | None = None,
@@ -55,21 +56,28 @@ def create_app(
     :param settings: the configuration.
     :param routes: the operations served (tests serve a broken view this way).
     :param engine: the database engine; by default a new one for ``settings.database_url``.
-    :param session_factory: sessions for requests; by default bound to the engine
-        (and, for read-only requests, its autocommit twin: no BEGIN/COMMIT round trips).
+    :param read_engine: the engine read-only requests run on, in autocommit (no
+        BEGIN/COMMIT round trips): by default ``db.make_read_engine`` when
+        ``engine`` is create_app's own, else ``engine``'s autocommit twin. Whoever
+        passes an engine disposes of it.
+    :param session_factory: sessions for requests; by default bound to the engines.
     :param limiter: a ``limits`` strategy; by default from the settings.
     :param cache: a cachelib cache; by default from the settings.
     """
     read_session_factory = None
     if session_factory is None:
-        engine = engine if engine is not None else db.make_engine(settings)
+        if engine is None:
+            engine = db.make_engine(settings)
+            read_engine = read_engine if read_engine is not None else db.make_read_engine(engine, settings)
         if settings.auto_migrate:
             db.upgrade_to_head(engine, settings)
             # Drop the migration's pooled connection: a server that forks after
             # create_app (gunicorn --preload) must not share it between workers.
             engine.dispose()
         session_factory = db.make_session_factory(engine)
-        read_session_factory = db.make_read_session_factory(engine)
+        # With the caller's engine and no read engine: its autocommit twin, so no pool here outlives the caller's.
+        reads = read_engine if read_engine is not None else engine.execution_options(isolation_level="AUTOCOMMIT")
+        read_session_factory = db.make_session_factory(reads)
     cache = cache if cache is not None else make_cache(settings)
     if settings.ratelimit_enabled and limiter is None:
         limiter = make_limiter(settings)

@@ -112,7 +112,7 @@ class Settings:
     token_ttl: int = _setting(7 * 24 * 3600, "token lifetime in seconds")
     cors_origins: tuple[str, ...] = _setting(("*",), "origins allowed by CORS, comma-separated; * for any")
     max_body_bytes: int = _setting(1024 * 1024, "larger request bodies are refused with 413")
-    db_pool_size: int = _setting(5, "database connections per worker process (PostgreSQL)")
+    db_pool_size: int = _setting(5, "database connections per pool (PostgreSQL; a worker has two: writes, reads)")
     db_connect_timeout: int = _setting(5, "seconds to wait for a database connection")
     log_format: str = _setting("text", "text or json lines on stderr", str.lower)
     log_level: str = _setting("INFO", "level name for the service's loggers", str.upper)

@@ -23,7 +23,9 @@ def served(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iter
     url = f"sqlite:///{tmp_path / 'own.db'}" if backend == "sqlite" else request.getfixturevalue("throwaway_pg_url")
     settings = make_settings(database_url=url, instance_path=tmp_path, auto_migrate=True)
     engine = db.make_engine(settings)
-    yield TestApp(create_app(settings, engine=engine)), engine
+    reads = db.make_read_engine(engine, settings)  # as create_app makes them for wsgi.py
+    yield TestApp(create_app(settings, engine=engine, read_engine=reads)), engine
+    reads.dispose()
     engine.dispose()
 
 
@@ -45,11 +47,11 @@ def test_a_read_is_one_statement_with_no_begin_or_commit(served: tuple[TestApp, 
     client.post_json("/api/users", REGISTRATION, status=201)
     seen, autocommit, record = _statements(engine)
 
-    event.listen(engine, "before_cursor_execute", record)
+    event.listen(Engine, "before_cursor_execute", record)  # the app's engines, reads' own pool included
     try:
         client.get("/api/profiles/jake")
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        event.remove(Engine, "before_cursor_execute", record)
 
     assert seen == ["SELECT"] and autocommit == [True]
 
