@@ -24,6 +24,8 @@ AuthPolicy = Literal["required", "optional", "none"]
 #: account email), ``register`` (per address), ``writes`` (per signed-in user).
 LimitScope = Literal["all", "login", "register", "writes"]
 View = Callable[..., Any]
+#: How many URLs' matches a router remembers (per process) before it starts over.
+_RECENT_MATCHES = 2048
 #: WSGI environ key: the request's match (route and URL values, or the error it earns), found once.
 ROUTE_KEY = "conduit.route"
 
@@ -92,6 +94,8 @@ class Router:
         # Bound once: the rules match on path and method alone (no host, no redirects),
         # so a request needs none of what binding to its environ would parse.
         self._adapter = self.url_map.bind("localhost")
+        # The matches of recent URLs: popular ones repeat, and a match depends on path and method alone.
+        self._recent: dict[tuple[str, str], tuple[Route, Mapping[str, Any]]] = {}
 
     @property
     def methods(self) -> list[str]:
@@ -135,10 +139,22 @@ class Router:
         return route.limits if route is not None else ("all",)
 
     def _match(self, environ: dict[str, Any]) -> tuple[Route, Mapping[str, Any]] | Exception:
+        key = (environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET"))
+        recent = self._recent.get(key)
+        if recent is not None:
+            return recent
+        found = self._match_path(*key)
+        if not isinstance(found, Exception):  # a raised exception keeps its traceback: never reuse one
+            if len(self._recent) >= _RECENT_MATCHES:
+                self._recent.clear()
+            self._recent[key] = found
+        return found
+
+    def _match_path(self, path_info: str, method: str) -> tuple[Route, Mapping[str, Any]] | Exception:
         # PATH_INFO is the URL's bytes as latin-1 (PEP 3333); rules are text (werkzeug decodes the same way).
-        path = environ.get("PATH_INFO", "").encode("latin-1").decode(errors="replace")
+        path = path_info.encode("latin-1").decode(errors="replace")
         try:
-            endpoint, values = self._adapter.match(path, environ.get("REQUEST_METHOD", "GET"))
+            endpoint, values = self._adapter.match(path, method)
         except MethodNotAllowed as exc:
             return MethodNotAllowed(valid_methods=_resource_methods(self._adapter, path, exc.valid_methods or []))
         except HTTPException as exc:

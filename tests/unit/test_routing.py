@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from werkzeug.exceptions import HTTPException
 from werkzeug.test import EnvironBuilder
 
 from service import routing
@@ -83,3 +84,25 @@ def test_a_url_is_matched_once_per_request() -> None:
     env["PATH_INFO"] = "/api/tags"  # a later layer sees the first match, not a new one
 
     assert ROUTER.route_for(env) is not None and ROUTER.route_for(env).endpoint == "articles.get_article"  # type: ignore[union-attr]
+
+
+def test_a_remembered_match_answers_only_the_same_path_and_method() -> None:
+    router = Router(routing.ALL_ROUTES)
+    first = router.match(environ("GET", "/api/articles/a-slug"))
+    again = router.match(environ("GET", "/api/articles/a-slug"))
+
+    assert again == first and router.route_for(environ("DELETE", "/api/articles/a-slug")).endpoint == (  # type: ignore[union-attr]
+        "articles.delete_article"
+    )
+    assert router.match(environ("GET", "/api/articles/other"))[1] == {"slug": "other"}
+
+
+def test_a_refusal_is_never_remembered_so_its_traceback_never_grows() -> None:
+    router = Router(routing.ALL_ROUTES)
+    refusals = []
+    for _ in range(2):
+        with pytest.raises(HTTPException) as refused:
+            router.match(environ("GET", "/api/nowhere"))
+        refusals.append(refused.value)
+
+    assert refusals[0] is not refusals[1] and refusals[0].code == refusals[1].code == 404
