@@ -23,4 +23,4 @@ def _tags_statement() -> Executable:
 
 def tag_names(session: Session) -> list[str]:
     """Every tag carried by at least one article, alphabetical, in one statement."""
-    return list(connection_of(session).scalars(_tags_statement()))
+    return list(connection_of(session).scalars(_tags_statement()).all())  # one fetch, not one per row
