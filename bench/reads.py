@@ -44,7 +44,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.throughput import free_port, wait_for  # noqa: E402
+from bench.throughput import free_port, run_wrk, wait_for  # noqa: E402
 from tests import pg  # noqa: E402
 
 #: Endpoints: name -> (path template, signed in?, raw's reference endpoint).
@@ -116,16 +116,10 @@ def drive(server: Server, path: str, token: str | None, seconds: int, connection
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", server.base + path]
     if token:
         argv[1:1] = ["-H", f"Authorization: Token {token}"]
-    before = server.cpu_seconds()
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    cpu = server.cpu_seconds() - before
-    if "Non-2xx" in out or "Socket errors" in out:
-        raise RuntimeError(f"{server.name} {path}: errors during the run:\n{out}")
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    out, rps, cpu_ms = run_wrk(argv, server.cpu_seconds)
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    return Sample(rps, 1000 * cpu / requests, p50, p99)
+    return Sample(rps, cpu_ms, p50, p99)
 
 
 @dataclass

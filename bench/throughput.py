@@ -153,19 +153,28 @@ class Run:
     cpu_ms_per_request: float
 
 
+def run_wrk(argv: list[str], cpu_seconds: Callable[[], float]) -> tuple[str, float, float]:
+    """Run wrk; any error response fails the run.
+
+    :param cpu_seconds: the server's CPU time so far, read before and after.
+    :returns: wrk's output, requests per second, and the server's CPU milliseconds per request.
+    """
+    before = cpu_seconds()
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds() - before
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"errors during {' '.join(argv)}:\n{out}")
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return out, rps, 1000 * cpu / requests
+
+
 def wrk(server: Server, lua: Path | None, seconds: int, connections: int) -> Run:
     """Drive ``server`` for ``seconds`` with ``connections`` connections on one wrk thread."""
     url = server.base + "/api/articles"
     script = ["-s", str(lua), url, "--", uuid.uuid4().hex] if lua else [url]
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", *script]
-    cpu_before = server.cpu_seconds()
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    cpu = server.cpu_seconds() - cpu_before
-    if "Non-2xx" in out or "Socket errors" in out:
-        raise RuntimeError(f"errors during the run:\n{out}")
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return Run(rps, 1000 * cpu / requests)
+    _, rps, cpu_ms = run_wrk(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", *script], server.cpu_seconds)
+    return Run(rps, cpu_ms)
 
 
 def seed(env: dict[str, str]) -> None:
