@@ -31,8 +31,8 @@ def _comment_columns(signed_in: bool) -> list[Any]:
 
 
 def _comment_row(row: Any) -> CommentRow:
-    author = ProfileRow(row.username, row.bio, row.image, bool(row.following))
-    return CommentRow(row.id, row.created_at, row.updated_at, row.body, author)
+    comment_id, created_at, updated_at, body, username, bio, image, following = row  # by position: see _article_row
+    return CommentRow(comment_id, created_at, updated_at, body, ProfileRow(username, bio, image, bool(following)))
 
 
 @functools.cache
@@ -60,7 +60,7 @@ def comments_by_slug(session: Session, slug: str, viewer_id: int | None) -> list
     )
     if not rows:
         raise ApiError.not_found("article")
-    return [_comment_row(row) for row in rows if row.id is not None]
+    return [_comment_row(row) for row in rows if row[0] is not None]
 
 
 @functools.cache

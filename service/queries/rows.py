@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -18,9 +18,12 @@ from sqlalchemy.orm import Session
 from service.models import User, follows
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileRow:
-    """A profile as a viewer sees it (the wire's ``Profile``)."""
+class ProfileRow(NamedTuple):
+    """A profile as a viewer sees it (the wire's ``Profile``).
+
+    Records are named tuples: built per row of every read, they cost a third of a
+    frozen dataclass to make, and the reply schemas read them by attribute alike.
+    """
 
     username: str
     bio: str | None
@@ -28,8 +31,7 @@ class ProfileRow:
     following: bool
 
 
-@dataclass(frozen=True, slots=True)
-class ArticleRow:
+class ArticleRow(NamedTuple):
     """An article as a viewer sees it (the wire's ``Article``); ``body`` is None in lists."""
 
     slug: str
@@ -44,8 +46,7 @@ class ArticleRow:
     author: ProfileRow
 
 
-@dataclass(frozen=True, slots=True)
-class CommentRow:
+class CommentRow(NamedTuple):
     """A comment as a viewer sees it (the wire's ``Comment``)."""
 
     id: int

@@ -90,4 +90,5 @@ def profile_row(session: Session, username: str, viewer_id: int | None) -> Profi
     row = connection_of(session).execute(stmt, {"name": username.lower(), "viewer": viewer_id}).one_or_none()
     if row is None:
         raise ApiError.not_found("profile")
-    return ProfileRow(row.username, row.bio, row.image, bool(row.following))
+    name, bio, image, following = row
+    return ProfileRow(name, bio, image, bool(following))
