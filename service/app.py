@@ -59,12 +59,12 @@ def create_app(
     :param read_engine: the engine read-only requests run on, in autocommit (no
         BEGIN/COMMIT round trips): by default ``db.make_read_engine`` when
         ``engine`` is create_app's own, else ``engine``'s autocommit twin. Whoever
-        passes an engine disposes of it.
+        passes an engine disposes of it. With a ``session_factory`` and no read
+        engine, reads run in the factory's sessions (tests inside one transaction).
     :param session_factory: sessions for requests; by default bound to the engines.
     :param limiter: a ``limits`` strategy; by default from the settings.
     :param cache: a cachelib cache; by default from the settings.
     """
-    read_session_factory = None
     if session_factory is None:
         if engine is None:
             engine = db.make_engine(settings)
@@ -75,16 +75,16 @@ def create_app(
             # create_app (gunicorn --preload) must not share it between workers.
             engine.dispose()
         session_factory = db.make_session_factory(engine)
-        # With the caller's engine and no read engine: its autocommit twin, so no pool here outlives the caller's.
-        reads = read_engine if read_engine is not None else engine.execution_options(isolation_level="AUTOCOMMIT")
-        read_session_factory = db.make_session_factory(reads)
+        if read_engine is None:
+            # The caller's engine: its autocommit twin, so no pool here outlives the caller's.
+            read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     cache = cache if cache is not None else make_cache(settings)
     if settings.ratelimit_enabled and limiter is None:
         limiter = make_limiter(settings)
     probes, required = readiness_probes(cache, limiter, settings)
     router = Router(_with_readiness_probes(routes, probes, required))
 
-    wsgi: Any = Dispatcher(router, settings, session_factory, read_session_factory=read_session_factory)
+    wsgi: Any = Dispatcher(router, settings, session_factory, read_engine=read_engine)
     wsgi = ResponseCacheMiddleware(
         wsgi, router.cacheable, cache, settings.cache_ttl, settings.cache_key_prefix, min_uses=settings.cache_min_uses
     )

@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import Any
 
 from marshmallow import Schema, ValidationError
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -58,17 +59,39 @@ class SignedIn:
 class ApiRequest(Request):
     """A request with its database session, settings and authenticated user."""
 
-    def __init__(self, environ: dict[str, Any], settings: Settings, session_factory: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        environ: dict[str, Any],
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        read_engine: Engine | None = None,
+    ) -> None:
         super().__init__(environ)
         self.settings = settings
         self.max_content_length = settings.max_body_bytes
         self._session_factory = session_factory
+        self._read_engine = read_engine
         self.user: User | None = None
 
     @cached_property
+    def reads(self) -> queries.Reads:
+        """What this request's read statements run on, opened on first use.
+
+        A safe request given a read engine gets one of its connections (autocommit)
+        and no Session: a Session's transaction bookkeeping cost more than the
+        read's own share of SQLAlchemy (65 against 19 µs of CPU, bench/README.md).
+        Otherwise the session, so that a write's reads see its pending changes.
+        """
+        if self._read_engine is None:
+            return self.db
+        return self._read_engine.connect()
+
+    @cached_property
     def db(self) -> Session:
-        """This request's session, opened on first use."""
-        return self._session_factory()
+        """This request's ORM session, opened on first use; a safe request's shares its read connection."""
+        if self._read_engine is None:
+            return self._session_factory()
+        return self._session_factory(bind=self.reads)
 
     @property
     def authenticated_user(self) -> User:
@@ -86,10 +109,13 @@ class ApiRequest(Request):
         return SignedIn(user, token)
 
     def close_db(self) -> None:
-        """Release the session (and its connection), if one was opened; the next use opens another."""
+        """Release the session and the read connection, if opened; the next use opens others."""
         session = self.__dict__.pop("db", None)
+        reads = self.__dict__.pop("reads", None)
         if session is not None:
             session.close()
+        if isinstance(reads, Connection):
+            reads.close()
 
     def close(self) -> None:
         """Release the session and the request's resources."""
@@ -153,12 +179,12 @@ class Dispatcher:
         settings: Settings,
         session_factory: sessionmaker[Session],
         *,
-        read_session_factory: sessionmaker[Session] | None = None,
+        read_engine: Engine | None = None,
     ) -> None:
         self.router = router
         self.settings = settings
         self.session_factory = session_factory
-        self.read_session_factory = read_session_factory or session_factory
+        self.read_engine = read_engine
         # Schemas are stateless once built; building them per request is wasted work.
         self._schemas: dict[type[Schema], Schema] = {}
         for route in router.routes.values():
@@ -168,7 +194,7 @@ class Dispatcher:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         safe = environ.get("REQUEST_METHOD", "GET") in _SAFE_METHODS
-        request = ApiRequest(environ, self.settings, self.read_session_factory if safe else self.session_factory)
+        request = ApiRequest(environ, self.settings, self.session_factory, self.read_engine if safe else None)
         try:
             response = self.dispatch(request)
             if request.method in ("GET", "HEAD") and response.status_code == 200:
@@ -267,7 +293,7 @@ class Dispatcher:
             return json_bytes_response(shared, route.status)
         data = json.loads(shared)
         holders = _ViewerFlagHolders(data)
-        flags = queries.viewer_flags(request.db, claims.user_id, holders.slugs(), holders.usernames())
+        flags = queries.viewer_flags(request.reads, claims.user_id, holders.slugs(), holders.usernames())
         if flags is None or not claims.still_valid_for(flags.token_stamp, flags.created_at):
             raise ApiError.unauthorized("is invalid")
         request.environ[USER_ID_KEY] = claims.user_id  # for the request log line

@@ -128,8 +128,16 @@ def settings() -> Settings:
 
 @pytest.fixture
 def app(settings: Settings, session_factory: sessionmaker[Session]) -> WSGIApp:
-    """A fresh application per test."""
-    return create_app(settings, session_factory=session_factory)
+    """A fresh application per test.
+
+    On SQLite reads run as in production, on connections of the engine's
+    autocommit twin; on PostgreSQL every test is one transaction that other
+    connections cannot see, so reads run in the test's sessions there (the
+    servers of tests/integration cover PostgreSQL's read connections).
+    """
+    bind = session_factory.kw["bind"]
+    read_engine = bind.execution_options(isolation_level="AUTOCOMMIT") if isinstance(bind, Engine) else None
+    return create_app(settings, session_factory=session_factory, read_engine=read_engine)
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ def make_slug(title: str) -> str:
 
 
 def list_articles(
-    session: Session,
+    reads: queries.Reads,
     actor: User | None,
     *,
     tag: str | None = None,
@@ -48,21 +48,23 @@ def list_articles(
 ) -> tuple[list[queries.ArticleRow], int]:
     """A page of articles matching all given filters, and the total number of matches."""
     return queries.articles_page(
-        session, actor.id if actor else None, tag=tag, author=author, favorited=favorited, limit=limit, offset=offset
+        reads, actor.id if actor else None, tag=tag, author=author, favorited=favorited, limit=limit, offset=offset
     )
 
 
-def feed(session: Session, actor: User, *, limit: int = 20, offset: int = 0) -> tuple[list[queries.ArticleRow], int]:
+def feed(
+    reads: queries.Reads, actor: User, *, limit: int = 20, offset: int = 0
+) -> tuple[list[queries.ArticleRow], int]:
     """A page of articles by the authors the actor follows, and their total."""
-    return queries.feed_page(session, actor.id, limit=limit, offset=offset)
+    return queries.feed_page(reads, actor.id, limit=limit, offset=offset)
 
 
-def get_article(session: Session, actor: User | None, *, slug: str) -> queries.ArticleRow:
+def get_article(reads: queries.Reads, actor: User | None, *, slug: str) -> queries.ArticleRow:
     """One article as the actor sees it.
 
     :raises ApiError: 404 ``article``.
     """
-    return queries.article_by_slug(session, slug, actor.id if actor else None)
+    return queries.article_by_slug(reads, slug, actor.id if actor else None)
 
 
 def create_article(

@@ -11,12 +11,12 @@ from service.errors import ApiError
 from service.models import User, follows
 
 
-def get_profile(session: Session, actor: User | None, *, username: str) -> queries.ProfileRow:
+def get_profile(reads: queries.Reads, actor: User | None, *, username: str) -> queries.ProfileRow:
     """The profile as the actor sees it.
 
     :raises ApiError: 404 ``profile``.
     """
-    return queries.profile_row(session, username, actor.id if actor else None)
+    return queries.profile_row(reads, username, actor.id if actor else None)
 
 
 def follow(session: Session, actor: User, *, username: str) -> queries.ProfileRow:

@@ -15,7 +15,7 @@ Imports models and errors only; knows nothing about HTTP requests.
 
 from service.queries.articles import article_by_slug, article_id_by_slug, articles_page, feed_page
 from service.queries.comments import comment_by_id, comment_row, comments_by_slug
-from service.queries.rows import ArticleRow, CommentRow, ProfileRow
+from service.queries.rows import ArticleRow, CommentRow, ProfileRow, Reads
 from service.queries.tags import tag_names
 from service.queries.users import (
     following_expr,
@@ -32,6 +32,7 @@ __all__ = [
     "ArticleRow",
     "CommentRow",
     "ProfileRow",
+    "Reads",
     "ViewerFlags",
     "article_by_slug",
     "article_id_by_slug",

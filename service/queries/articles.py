@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from service.errors import ApiError
 from service.models import Article, Tag, User, article_tags, favorites, follows
-from service.queries.rows import ArticleRow, ProfileRow, connection_of, follows_user
+from service.queries.rows import ArticleRow, ProfileRow, Reads, connection_of, follows_user
 
 
 def article_id_by_slug(session: Session, slug: str) -> tuple[int, int]:
@@ -105,12 +105,12 @@ def _single_article_statement(dialect: str, signed_in: bool) -> Executable:
     )
 
 
-def article_by_slug(session: Session, slug: str, viewer_id: int | None) -> ArticleRow:
+def article_by_slug(reads: Reads, slug: str, viewer_id: int | None) -> ArticleRow:
     """The article as the viewer sees it, in one statement.
 
     :raises ApiError: 404 ``article`` if there is no such article.
     """
-    connection = connection_of(session)
+    connection = connection_of(reads)
     dialect = connection.dialect.name
     stmt = _single_article_statement(dialect, viewer_id is not None)
     row = connection.execute(stmt, {"slug": slug, "viewer": viewer_id}).one_or_none()
@@ -156,9 +156,9 @@ def _page_statement(dialect: str, filters: frozenset[str], signed_in: bool) -> E
 
 
 def _articles_page(
-    session: Session, viewer_id: int | None, filters: dict[str, Any], limit: int, offset: int
+    reads: Reads, viewer_id: int | None, filters: dict[str, Any], limit: int, offset: int
 ) -> tuple[list[ArticleRow], int]:
-    connection = connection_of(session)
+    connection = connection_of(reads)
     dialect = connection.dialect.name
     stmt = _page_statement(dialect, frozenset(filters), viewer_id is not None)
     rows = connection.execute(stmt, {**filters, "viewer": viewer_id, "limit": limit, "offset": offset}).all()
@@ -176,7 +176,7 @@ def _articles_page(
 
 
 def articles_page(
-    session: Session,
+    reads: Reads,
     viewer_id: int | None,
     *,
     tag: str | None = None,
@@ -197,9 +197,9 @@ def articles_page(
         filters["author"] = author.lower()
     if favorited is not None:
         filters["favorited"] = favorited.lower()
-    return _articles_page(session, viewer_id, filters, limit, offset)
+    return _articles_page(reads, viewer_id, filters, limit, offset)
 
 
-def feed_page(session: Session, viewer_id: int, *, limit: int = 20, offset: int = 0) -> tuple[list[ArticleRow], int]:
+def feed_page(reads: Reads, viewer_id: int, *, limit: int = 20, offset: int = 0) -> tuple[list[ArticleRow], int]:
     """A page of articles by authors the viewer follows, newest first, and the total, in one statement."""
-    return _articles_page(session, viewer_id, {"feed": True}, limit, offset)
+    return _articles_page(reads, viewer_id, {"feed": True}, limit, offset)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from service.errors import ApiError
 from service.models import Article, Comment, User
-from service.queries.rows import CommentRow, ProfileRow, connection_of, follows_user
+from service.queries.rows import CommentRow, ProfileRow, Reads, connection_of, follows_user
 
 
 def _comment_columns(signed_in: bool) -> list[Any]:
@@ -48,13 +48,13 @@ def _comments_statement(signed_in: bool) -> Executable:
     )
 
 
-def comments_by_slug(session: Session, slug: str, viewer_id: int | None) -> list[CommentRow]:
+def comments_by_slug(reads: Reads, slug: str, viewer_id: int | None) -> list[CommentRow]:
     """The article's comments, newest first, with authors as the viewer sees them, in one statement.
 
     :raises ApiError: 404 ``article`` if there is no such article.
     """
     rows = (
-        connection_of(session)
+        connection_of(reads)
         .execute(_comments_statement(viewer_id is not None), {"slug": slug, "viewer": viewer_id})
         .all()
     )

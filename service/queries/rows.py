@@ -63,14 +63,21 @@ def follows_user(signed_in: bool) -> ColumnElement[bool]:
     return exists().where(follows.c.follower_id == bindparam("viewer", type_=Integer), follows.c.followed_id == User.id)
 
 
-def connection_of(session: Session) -> Connection:
-    """The session's connection, for the read statements: rows, not ORM objects.
+#: What a read statement runs on: a connection of the read engine (a safe request needs no
+#: Session), or a write's session, whose pending changes the read must see.
+Reads = Session | Connection
+
+
+def connection_of(reads: Reads) -> Connection:
+    """The connection the read statements run on: rows, not ORM objects.
 
     Executed as Core statements, a read skips the ORM's execution machinery
     (identity map, loading, execution events), which cost more than the
-    statement itself (bench/README.md). Pending ORM changes are flushed first,
-    so a write reads its own work, as the ORM's autoflush would have.
+    statement itself (bench/README.md). A session's pending ORM changes are
+    flushed first, so a write reads its own work, as the ORM's autoflush would have.
     """
-    if session.new or session.dirty or session.deleted:
-        session.flush()
-    return session.connection()
+    if isinstance(reads, Connection):
+        return reads
+    if reads.new or reads.dirty or reads.deleted:
+        reads.flush()
+    return reads.connection()

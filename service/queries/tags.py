@@ -9,10 +9,9 @@ from sqlalchemy import (
     exists,
     select,
 )
-from sqlalchemy.orm import Session
 
 from service.models import Tag, article_tags
-from service.queries.rows import connection_of
+from service.queries.rows import Reads, connection_of
 
 
 @functools.cache
@@ -21,6 +20,6 @@ def _tags_statement() -> Executable:
     return select(Tag.name).where(in_use).order_by(Tag.name)
 
 
-def tag_names(session: Session) -> list[str]:
+def tag_names(reads: Reads) -> list[str]:
     """Every tag carried by at least one article, alphabetical, in one statement."""
-    return list(connection_of(session).scalars(_tags_statement()).all())  # one fetch, not one per row
+    return list(connection_of(reads).scalars(_tags_statement()).all())  # one fetch, not one per row

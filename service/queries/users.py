@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, with_expression
 
 from service.errors import ApiError
 from service.models import User, follows
-from service.queries.rows import ProfileRow, connection_of, follows_user
+from service.queries.rows import ProfileRow, Reads, connection_of, follows_user
 
 #: Loads of objects that carry viewer-dependent expressions must overwrite what
 #: the identity map already holds (e.g. the author after a follow in the same request).
@@ -81,13 +81,13 @@ def _profile_statement(signed_in: bool) -> Executable:
     )
 
 
-def profile_row(session: Session, username: str, viewer_id: int | None) -> ProfileRow:
+def profile_row(reads: Reads, username: str, viewer_id: int | None) -> ProfileRow:
     """The profile as the viewer sees it, in one statement; ``JAKE`` finds ``jake``.
 
     :raises ApiError: 404 ``profile`` if there is no such user.
     """
     stmt = _profile_statement(viewer_id is not None)
-    row = connection_of(session).execute(stmt, {"name": username.lower(), "viewer": viewer_id}).one_or_none()
+    row = connection_of(reads).execute(stmt, {"name": username.lower(), "viewer": viewer_id}).one_or_none()
     if row is None:
         raise ApiError.not_found("profile")
     name, bio, image, following = row

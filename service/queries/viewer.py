@@ -16,10 +16,9 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
-from sqlalchemy.orm import Session
 
 from service.models import Article, User, favorites, follows
-from service.queries.rows import connection_of
+from service.queries.rows import Reads, connection_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +59,7 @@ def _viewer_flags_statement(dialect: str) -> Executable:
     ).where(viewer.c.id == bindparam("viewer"))
 
 
-def viewer_flags(session: Session, viewer_id: int, slugs: list[str], usernames: list[str]) -> ViewerFlags | None:
+def viewer_flags(reads: Reads, viewer_id: int, slugs: list[str], usernames: list[str]) -> ViewerFlags | None:
     """The viewer's token stamp and which of ``slugs`` they favorited and ``usernames`` they follow, in one statement.
 
     Indexed lookups over the few slugs and names of one answer (the favorites and
@@ -68,7 +67,7 @@ def viewer_flags(session: Session, viewer_id: int, slugs: list[str], usernames: 
 
     :returns: None if there is no such user.
     """
-    connection = connection_of(session)
+    connection = connection_of(reads)
     params = {"viewer": viewer_id, "slugs": slugs, "names": usernames}
     row = connection.execute(_viewer_flags_statement(connection.dialect.name), params).one_or_none()
     if row is None:

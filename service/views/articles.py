@@ -10,13 +10,13 @@ from service.web import ApiRequest
 
 def get_articles(request: ApiRequest, query: dict[str, Any]) -> dict[str, Any]:
     """GetArticles: GET /api/articles (auth optional); filters tag, author, favorited."""
-    articles, total = ops.list_articles(request.db, request.user, **query)
+    articles, total = ops.list_articles(request.reads, request.user, **query)
     return {"articles": articles, "articles_count": total}
 
 
 def get_articles_feed(request: ApiRequest, query: dict[str, Any]) -> dict[str, Any]:
     """GetArticlesFeed: GET /api/articles/feed (auth required)."""
-    articles, total = ops.feed(request.db, request.authenticated_user, **query)
+    articles, total = ops.feed(request.reads, request.authenticated_user, **query)
     return {"articles": articles, "articles_count": total}
 
 
@@ -25,7 +25,7 @@ def get_article(request: ApiRequest, slug: str) -> dict[str, Any]:
 
     :raises ApiError: 404 ``article``.
     """
-    return {"article": ops.get_article(request.db, request.user, slug=slug)}
+    return {"article": ops.get_article(request.reads, request.user, slug=slug)}
 
 
 def create_article(request: ApiRequest, body: dict[str, Any]) -> dict[str, Any]:

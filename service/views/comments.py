@@ -13,7 +13,7 @@ def get_article_comments(request: ApiRequest, slug: str) -> dict[str, Any]:
 
     :raises ApiError: 404 ``article``.
     """
-    return {"comments": ops.list_comments(request.db, request.user, slug=slug)}
+    return {"comments": ops.list_comments(request.reads, request.user, slug=slug)}
 
 
 def create_article_comment(request: ApiRequest, slug: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ def get_profile_by_username(request: ApiRequest, username: str) -> dict[str, Any
 
     :raises ApiError: 404 ``profile``.
     """
-    return {"profile": ops.get_profile(request.db, request.user, username=username)}
+    return {"profile": ops.get_profile(request.reads, request.user, username=username)}
 
 
 def follow_user_by_username(request: ApiRequest, username: str) -> dict[str, Any]:

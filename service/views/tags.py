@@ -10,4 +10,4 @@ from service.web import ApiRequest
 
 def get_tags(request: ApiRequest) -> dict[str, Any]:
     """GetTags: GET /api/tags (no auth)."""
-    return {"tags": ops.list_tags(request.db)}
+    return {"tags": ops.list_tags(request.reads)}
