@@ -38,7 +38,7 @@ from service.config import (
 from service.errors import ApiError
 from service.models import User
 from service.router import AuthPolicy, Route, Router
-from service.wire import conditional, encode_json, json_bytes_response, json_response
+from service.wire import Answer, encode_json, json_bytes_response
 
 logger = logging.getLogger(__name__)
 
@@ -197,14 +197,12 @@ class Dispatcher:
         request = ApiRequest(environ, self.settings, self.session_factory, self.read_engine if safe else None)
         try:
             response = self.dispatch(request)
-            if request.method in ("GET", "HEAD") and response.status_code == 200:
-                conditional(response, environ, private=bool(environ.get("HTTP_AUTHORIZATION")))
         except BaseException:
             request.close()
             raise
         return ClosingIterator(response(environ, start_response), request.close)
 
-    def dispatch(self, request: ApiRequest) -> Response:
+    def dispatch(self, request: ApiRequest) -> Response | Answer:
         """Run one request to a response; never raises for a client's error."""
         try:
             response = self._run_once_more_if_disconnected(request)
@@ -233,7 +231,7 @@ class Dispatcher:
             )
             return ApiError.internal().get_response()
 
-    def _run_once_more_if_disconnected(self, request: ApiRequest) -> Response:
+    def _run_once_more_if_disconnected(self, request: ApiRequest) -> Response | Answer:
         """Run the request; if its pooled connection turned out dead, run it again on a fresh one.
 
         Pooled connections are not pinged before use (a round trip per request).
@@ -251,7 +249,7 @@ class Dispatcher:
             request.close_db()
             return self._run(request)
 
-    def _run(self, request: ApiRequest) -> Response:
+    def _run(self, request: ApiRequest) -> Response | Answer:
         route, values = self.router.match(request.environ)
         shared = request.environ.get(SHARED_ANSWER_KEY)
         if shared is not None and route.method == "GET" and route.reply is not None:
@@ -276,9 +274,11 @@ class Dispatcher:
         if request.environ.get(SHARED_WANTED_KEY):
             # The response cache may keep what any reader would be answered: the viewer's flags cleared.
             request.environ[SHARED_STORE_KEY] = body if request.user is None else _viewer_flags_cleared(body)
+        if route.method == "GET" and route.status == 200:
+            return Answer(body, private=bool(request.environ.get("HTTP_AUTHORIZATION")))
         return json_bytes_response(body, route.status)
 
-    def _personalize(self, request: ApiRequest, route: Route, shared: bytes) -> Response:
+    def _personalize(self, request: ApiRequest, route: Route, shared: bytes) -> Answer:
         """Answer a signed-in read from the shared (anonymous) answer the cache holds.
 
         One statement reads the viewer's row (the token's stamp is checked
@@ -290,7 +290,7 @@ class Dispatcher:
         """
         claims = auth.request_claims(request.environ, self.settings.secret_key) if route.auth != "none" else None
         if claims is None:
-            return json_bytes_response(shared, route.status)
+            return Answer(shared, private=True)
         data = json.loads(shared)
         holders = _ViewerFlagHolders(data)
         flags = queries.viewer_flags(request.reads, claims.user_id, holders.slugs(), holders.usernames())
@@ -298,7 +298,7 @@ class Dispatcher:
             raise ApiError.unauthorized("is invalid")
         request.environ[USER_ID_KEY] = claims.user_id  # for the request log line
         holders.apply(flags.favorited, flags.following)
-        return json_response(data, route.status)
+        return Answer(encode_json(data), private=True)
 
     def _authenticate(self, request: ApiRequest, policy: AuthPolicy) -> User | None:
         if policy == "none":

@@ -18,7 +18,8 @@ with a new random value after its transaction committed and before its
 response leaves, so no entry from before the write can be served again,
 whatever worker or host made it. A lost generation (evicted, cache restarted)
 is replaced by a new random one, which equally disowns everything before it.
-A cache that fails is bypassed.
+A cache that fails is bypassed. An entry is ``(generation, body, ETag)``: the
+hash is taken once, when the answer is stored, not on every hit.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from cachelib import BaseCache
+from werkzeug.http import generate_etag
 
 from service.config import SHARED_ANSWER_KEY, SHARED_STORE_KEY, SHARED_WANTED_KEY
-from service.wire import conditional, json_bytes_response
+from service.wire import Answer
 
 logger = logging.getLogger(__name__)
 
@@ -91,28 +93,26 @@ class ResponseCacheMiddleware:
 
     def _read(self, environ: dict[str, Any], start_response: Any, method: str) -> Iterable[bytes]:
         key = f"{self.prefix}:{environ.get('PATH_INFO', '').rstrip('/')}?{_query_key(environ.get('QUERY_STRING', ''))}"
-        generation, body = self._lookup(key)
+        generation, stored = self._lookup(key)
         if generation is None:  # the cache is down: answer without it
             return self.app(environ, start_response)  # type: ignore[no-any-return]
-        if body is not None and not environ.get("HTTP_AUTHORIZATION"):
-            response = conditional(json_bytes_response(body), environ, private=False)
-            response.headers["X-Cache"] = "hit"
-            return response(environ, start_response)
-        if body is not None:
-            # Signed in: the dispatcher adds the viewer's flags to the shared answer (one small query).
-            environ[SHARED_ANSWER_KEY] = body
-        else:
-            environ[SHARED_WANTED_KEY] = True  # and it hands back what any reader may be answered
-        outcome = "hit" if body is not None else "miss"
+        outcome = "hit" if stored is not None else "miss"
 
         def start_with_outcome(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, [*headers, ("X-Cache", outcome)], exc_info)
 
+        if stored is not None and not environ.get("HTTP_AUTHORIZATION"):
+            return stored(environ, start_with_outcome)
+        if stored is not None:
+            # Signed in: the dispatcher adds the viewer's flags to the shared answer (one small query).
+            environ[SHARED_ANSWER_KEY] = stored.body
+        else:
+            environ[SHARED_WANTED_KEY] = True  # and it hands back what any reader may be answered
         answer = self.app(environ, start_with_outcome)
         shared = environ.pop(SHARED_STORE_KEY, None)
         # Only a GET stores (a HEAD is answered, never remembered).
         if shared is not None and method == "GET" and self._worth_storing(key):
-            self._safely(self._store, key, (generation, shared), self.ttl)
+            self._safely(self._store, key, (generation, shared, generate_etag(shared)), self.ttl)
         return answer  # type: ignore[no-any-return]
 
     def _worth_storing(self, key: str) -> bool:
@@ -125,7 +125,7 @@ class ResponseCacheMiddleware:
             del self._misses[next(iter(self._misses))]
         return misses >= self.min_uses
 
-    def _lookup(self, key: str) -> tuple[str | None, bytes | None]:
+    def _lookup(self, key: str) -> tuple[str | None, Answer | None]:
         """The current generation and, if it was made under it, the answer stored for ``key``."""
         found = self._safely(self.cache.get_many, self.generation_key, key)
         if not found:
@@ -137,8 +137,8 @@ class ResponseCacheMiddleware:
             generation, entry = self._safely(self.cache.get, self.generation_key), None
         if not isinstance(generation, str):
             return None, None
-        if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == generation:
-            return generation, entry[1]
+        if isinstance(entry, tuple) and len(entry) == 3 and entry[0] == generation:
+            return generation, Answer(entry[1], entry[2])
         return generation, None
 
     def _write(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:

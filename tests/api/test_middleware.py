@@ -101,3 +101,15 @@ def test_repeated_tag_parameters_answer_for_their_first_value_through_the_cache(
     reordered = full.get("/api/articles?tag=b&tag=a")
 
     assert [a["title"] for a in reordered.json["articles"]] == ["About b"]
+
+
+def test_a_hit_is_sent_as_its_miss_was(full: TestApp, db: Session) -> None:
+    make_article(db, make_user(db, "jake"))
+    misses = [full.get("/api/articles") for _ in range(2)]  # the second miss in this worker stores the answer
+    hit = full.get("/api/articles")
+
+    assert [m.headers["X-Cache"] for m in misses] == ["miss", "miss"] and hit.headers["X-Cache"] == "hit"
+    assert hit.body == misses[-1].body
+    sent = {name: value for name, value in misses[-1].headerlist if name not in ("X-Cache", "X-Request-ID")}
+    assert {name: value for name, value in hit.headerlist if name not in ("X-Cache", "X-Request-ID")} == sent
+    full.get("/api/articles", headers={"If-None-Match": hit.headers["ETag"]}, status=304)
