@@ -175,6 +175,8 @@ def _query_key(query_string: str) -> str:
     ``?tag=a&tag=b`` are different answers and different keys, while
     ``?limit=5&tag=a`` and ``?tag=a&limit=5`` share one.
     """
+    if not query_string:
+        return ""  # most reads: no parsing to do
     first: dict[str, str] = {}
     for name, value in parse_qsl(query_string, keep_blank_values=True):
         first.setdefault(name, value)

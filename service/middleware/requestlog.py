@@ -66,26 +66,30 @@ class _Logged:
             if close is not None:
                 close()
         finally:
-            environ = self.environ
-            status = int(self.status[0].split(" ", 1)[0]) if self.status else 0
-            duration_ms = round((time.perf_counter() - self.started) * 1000, 2)
-            user_id = environ.get(USER_ID_KEY)
-            access_log.info(
-                "%s %s %s %.2fms %dB id=%s user=%s",
-                environ.get("REQUEST_METHOD"),
-                environ.get("PATH_INFO"),
-                status,
-                duration_ms,
-                self.size,
-                environ[REQUEST_ID_KEY],
-                user_id if user_id is not None else "-",
-                extra={
-                    "method": environ.get("REQUEST_METHOD"),
-                    "path": environ.get("PATH_INFO"),
-                    "status": status,
-                    "duration_ms": duration_ms,
-                    "size": self.size,
-                    "request_id": environ[REQUEST_ID_KEY],
-                    "user_id": user_id,
-                },
-            )
+            if access_log.isEnabledFor(logging.INFO):  # else the line's fields are not even gathered
+                self._log()
+
+    def _log(self) -> None:
+        environ = self.environ
+        status = int(self.status[0].split(" ", 1)[0]) if self.status else 0
+        duration_ms = round((time.perf_counter() - self.started) * 1000, 2)
+        user_id = environ.get(USER_ID_KEY)
+        access_log.info(
+            "%s %s %s %.2fms %dB id=%s user=%s",
+            environ.get("REQUEST_METHOD"),
+            environ.get("PATH_INFO"),
+            status,
+            duration_ms,
+            self.size,
+            environ[REQUEST_ID_KEY],
+            user_id if user_id is not None else "-",
+            extra={
+                "method": environ.get("REQUEST_METHOD"),
+                "path": environ.get("PATH_INFO"),
+                "status": status,
+                "duration_ms": duration_ms,
+                "size": self.size,
+                "request_id": environ[REQUEST_ID_KEY],
+                "user_id": user_id,
+            },
+        )

@@ -2,13 +2,14 @@
 
 Every read a client can make is ONE SQL statement that returns plain rows: the
 page of articles together with its total (a window count), each article's
-author, tags (aggregated as a JSON array) and favorites count, and the viewer's
-``favorited``/``following`` flags. The rows become small frozen records
+author, tags (aggregated as an array) and favorites count, and the viewer's
+``favorited``/``following`` flags. The rows become named tuples
 (:class:`ArticleRow`, :class:`ProfileRow`, :class:`CommentRow`) that the reply
 schemas (generated from the ORM models) dump like model objects; no ORM object
 is built and nothing enters an identity map. Statements are built once per
 shape (dialect, filters, signed in or not) and cached, so a request only binds
-values. Writes keep using the ORM.
+values. A safe request runs them on a connection of the read engine, without a
+Session; a write runs them in its session. Writes keep using the ORM.
 One module per resource; this package exports what the ops use.
 Imports models and errors only; knows nothing about HTTP requests.
 """
