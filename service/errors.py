@@ -98,6 +98,11 @@ class ApiError(Exception):
         return cls(404, {resource: ["not found"]})
 
     @classmethod
+    def precondition_failed(cls) -> ApiError:
+        """412: the client's ``If-Match`` names no current version of what it asked for."""
+        return cls(412, {"If-Match": ["does not match the current version"]})
+
+    @classmethod
     def too_many_requests(cls, retry_after: int, headers: Mapping[str, str] | None = None) -> ApiError:
         """429 with the number of seconds after which a retry may succeed (and the limit's headers)."""
         return cls(429, {"rate_limit": ["exceeded"]}, {**(headers or {}), "Retry-After": str(retry_after)})

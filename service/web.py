@@ -26,6 +26,7 @@ from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import ClosingIterator
 
 from service import auth, queries
+from service.answer import Answer
 from service.config import (
     REQUEST_ID_KEY,
     SHARED_ANSWER_KEY,
@@ -38,7 +39,7 @@ from service.config import (
 from service.errors import ApiError
 from service.models import User
 from service.router import AuthPolicy, Route, Router
-from service.wire import Answer, encode_json, json_bytes_response
+from service.wire import encode_json, json_bytes_response
 
 logger = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from urllib.parse import parse_qsl, urlencode
 from cachelib import BaseCache
 from werkzeug.http import generate_etag
 
+from service.answer import Answer
 from service.config import SHARED_ANSWER_KEY, SHARED_STORE_KEY, SHARED_WANTED_KEY
-from service.wire import Answer
 
 logger = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "service.router": ("service.errors",),
     "service.views": ("service.ops", "service.web", "service.errors"),
     "service.web": (
+        "service.answer",
         "service.errors",
         "service.router",
         "service.wire",
@@ -34,7 +35,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.models",
         "service.config",
     ),
-    "service.middleware": ("service.errors", "service.wire", "service.config", "service.middleware"),
+    "service.middleware": ("service.errors", "service.wire", "service.answer", "service.config", "service.middleware"),
     # Keys authenticated requests by user id: reads the token, never the database.
     "service.middleware.ratelimit": (
         "service.errors",
@@ -55,6 +56,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "service.db": ("service.config",),
     "service.config": (),
     "service.models": ("service.models",),
+    "service.answer": ("service.errors", "service.wire"),
     "service.errors": ("service.wire",),
     "service.wire": (),
     "schemas": ("schemas", "service.models"),
