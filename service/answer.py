@@ -6,6 +6,7 @@ it stored), so both answer alike. Imports ``service.wire`` and ``service.errors`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from werkzeug.http import generate_etag, parse_etags, quote_etag
@@ -43,7 +44,7 @@ class Answer:
         self.etag = etag if etag is not None else generate_etag(body)
         self.private = private
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         headers = [
             ("ETag", quote_etag(self.etag)),
             ("Cache-Control", "private, no-cache" if self.private else "no-cache"),
@@ -51,7 +52,7 @@ class Answer:
         ]
         if_match = environ.get("HTTP_IF_MATCH")
         if if_match and not parse_etags(if_match).contains(self.etag):
-            return ApiError.precondition_failed()(environ, start_response)  # type: ignore[return-value]
+            return ApiError.precondition_failed()(environ, start_response)
         if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains_weak(self.etag):
             start_response("304 Not Modified", headers)
             return []
