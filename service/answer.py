@@ -50,7 +50,7 @@ class Answer:
             ("Cache-Control", "private, no-cache" if self.private else "no-cache"),
             ("Vary", "Authorization"),  # CORS adds its own line
         ]
-        if_match = environ.get("HTTP_IF_MATCH")
+        if_match = environ.get("HTTP_IF_MATCH", "").strip()  # an empty field names nothing: no condition
         if if_match and not parse_etags(if_match).contains(self.etag):
             return ApiError.precondition_failed()(environ, start_response)
         if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains_weak(self.etag):
