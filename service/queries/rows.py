@@ -21,8 +21,9 @@ from service.models import User, follows
 class ProfileRow(NamedTuple):
     """A profile as a viewer sees it (the wire's ``Profile``).
 
-    Records are named tuples: built per row of every read, they cost a third of a
-    frozen dataclass to make, and the reply schemas read them by attribute alike.
+    Records are named tuples: built per row of every read, they cost a fifth to a
+    half of what a frozen dataclass does to make (0.3 against 0.7 to 1.6 µs), and
+    the reply schemas read them by attribute alike.
     """
 
     username: str
