@@ -138,10 +138,32 @@ def _filter(name: str) -> ColumnElement[bool]:
 
 @functools.cache
 def _page_statement(dialect: str, filters: frozenset[str], signed_in: bool) -> Executable:
-    """A page of articles and the total of matches (a window count over the filtered articles)."""
+    """A page of articles and the total of matches, in one statement.
+
+    Unfiltered, the total is the table's own count (an uncorrelated subquery,
+    evaluated once), so the page is read through the newest-first index and
+    stops at its LIMIT. Filtered, a window count over the matches shares the
+    filter with the page, computing it once. The page carries only the columns
+    a list shows: a window over whole rows had SQLite copy and sort every
+    article's body (36 ms for the first page of 5 000 articles; 0.4 ms now,
+    bench/README.md).
+    """
     newest_first = (Article.created_at.desc(), Article.id.desc())
+    if filters:
+        total: ColumnElement[int] = func.count().over()
+    else:
+        total = select(func.count()).select_from(Article).scalar_subquery()
     page = (
-        select(*Article.__table__.c, func.count().over().label("total"))
+        select(
+            Article.id,
+            Article.slug,
+            Article.title,
+            Article.description,
+            Article.author_id,
+            Article.created_at,
+            Article.updated_at,
+            total.label("total"),
+        )
         .where(and_(True, *(_filter(name) for name in _FILTERS if name in filters)))
         .order_by(*newest_first)
         .limit(bindparam("limit"))

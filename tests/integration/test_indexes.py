@@ -1,4 +1,4 @@
-"""Every list filter and the newest-first ordering can be served by an index (PostgreSQL)."""
+"""Every list filter and the newest-first ordering can be served by an index (PostgreSQL, and SQLite's first page)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ def _page_query_plan(db: Session, filters: dict[str, str]) -> str:
     finally:
         event.remove(connection, "before_cursor_execute", capture)
     statement, parameters = captured[0]
+    if connection.dialect.name == "sqlite":
+        return "\n".join(row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
     return "\n".join(connection.exec_driver_sql("EXPLAIN " + statement, parameters).scalars())
 
 
@@ -63,3 +65,12 @@ def test_list_query_can_use_its_index(real_engine: Engine, filters: dict[str, st
         plan = _page_query_plan(db, filters)
 
     assert index in plan, plan
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_sqlite_reads_the_first_page_through_the_newest_first_index(db: Session) -> None:
+    """Not a sort of every article: a window count over whole rows once had SQLite copy every body (36 ms at 5 000)."""
+    plan = _page_query_plan(db, {})
+
+    assert "SCAN articles USING INDEX ix_articles_created_at_id" in plan, plan
+    assert "SCAN articles USING COVERING INDEX" in plan, plan  # the total: counted on an index alone
