@@ -86,7 +86,13 @@ def create_app(
 
     wsgi: Any = Dispatcher(router, settings, session_factory, read_engine=read_engine)
     wsgi = ResponseCacheMiddleware(
-        wsgi, router.cacheable, cache, settings.cache_ttl, settings.cache_key_prefix, min_uses=settings.cache_min_uses
+        wsgi,
+        router.shared_read,
+        cache,
+        settings.cache_ttl,
+        settings.cache_key_prefix,
+        min_uses=settings.cache_min_uses,
+        owed_path=settings.instance_path / "owed-invalidations",
     )
     if limiter is not None:
         wsgi = RateLimitMiddleware(

@@ -28,12 +28,6 @@ REQUEST_ID_KEY = "conduit.request_id"
 USER_ID_KEY = "conduit.user_id"
 #: WSGI environ key: what the request's token says (or the 401 it earns), read once per request.
 TOKEN_CLAIMS_KEY = "conduit.token_claims"
-#: WSGI environ keys between the response cache and the dispatcher, for signed-in reads of shared
-#: answers: the cached anonymous answer to personalise (bytes); "store the shared part of your answer";
-#: and that shared part (bytes), handed back for the cache to store.
-SHARED_ANSWER_KEY = "conduit.shared_answer"
-SHARED_WANTED_KEY = "conduit.shared_wanted"
-SHARED_STORE_KEY = "conduit.shared_store"
 #: Shortest secret accepted: HS256 wants a key at least as long as its hash.
 MIN_SECRET_BYTES = 32
 #: Secrets that are obviously copied from an example and must never sign tokens.

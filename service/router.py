@@ -17,6 +17,7 @@ from marshmallow import Schema
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, MapAdapter, Rule, Submount
 
+from service import surrogates
 from service.errors import ApiError
 
 AuthPolicy = Literal["required", "optional", "none"]
@@ -24,6 +25,9 @@ AuthPolicy = Literal["required", "optional", "none"]
 #: account email), ``register`` (per address), ``writes`` (per signed-in user).
 LimitScope = Literal["all", "login", "register", "writes"]
 View = Callable[..., Any]
+#: What a shared read depends on, from its URL values and query (first value of each name):
+#: the surrogate keys of ``service.surrogates`` that its URL alone tells.
+DependsOn = Callable[[Mapping[str, Any], Mapping[str, str]], Iterable[str]]
 #: How many URLs' matches a router remembers (per process) before it starts over.
 _RECENT_MATCHES = 2048
 #: WSGI environ key: the request's match (route and URL values, or the error it earns), found once.
@@ -47,7 +51,12 @@ class Route:
         and are documented without it.
     :param cache: the answer, as an anonymous reader gets it, may be kept by the
         response cache and served to every reader (signed-in readers get their
-        ``favorited``/``following`` flags added per request).
+        ``favorited``/``following`` flags added per request). It is the surrogate
+        keys the URL tells the answer depends on; the keys of the articles and
+        profiles in the answer are added to them (``surrogates.shown_in``).
+    :param forgets: the kinds of surrogate key a successful write may change
+        (``surrogates.Kind``); its ops name the keys themselves. Empty: nothing
+        any shared answer shows (a login, a follow).
     :param limits: the rate-limit scopes the request counts against; ``()`` for
         none (health checks).
     :param tag: the OpenAPI tag, when not the one of the view's module.
@@ -64,7 +73,8 @@ class Route:
     status: int = 200
     mount: str = "/api"
     errors: tuple[int, ...] = ()
-    cache: bool = False
+    cache: DependsOn | None = None
+    forgets: tuple[surrogates.Kind, ...] = ()
     limits: tuple[LimitScope, ...] = ("all",)
     tag: str = ""
     summary: str = ""
@@ -122,10 +132,13 @@ class Router:
         except (HTTPException, ApiError):
             return None
 
-    def cacheable(self, environ: dict[str, Any]) -> bool:
-        """Whether the request's answer may be shared through the response cache (``Route.cache``)."""
-        route = self.route_for(environ)
-        return route is not None and route.cache
+    def shared_read(self, environ: dict[str, Any]) -> tuple[Route, Mapping[str, Any]] | None:
+        """The request's route and URL values if its answer may be shared (``Route.cache``)."""
+        try:
+            found = self.match(environ)
+        except (HTTPException, ApiError):
+            return None
+        return found if found[0].cache is not None else None
 
     def limit_scopes(self, environ: dict[str, Any]) -> tuple[LimitScope, ...]:
         """The rate-limit scopes the request counts against (``Route.limits``).

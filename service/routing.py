@@ -15,6 +15,7 @@ from schemas import health as s_health
 from schemas import profiles as s_profiles
 from schemas import tags as s_tags
 from schemas import users as s_users
+from service import surrogates
 from service.router import Route
 from service.views import articles, comments, health, profiles, tags, users
 
@@ -61,6 +62,8 @@ ROUTES: tuple[Route, ...] = (
         body=s_users.UpdateUserRequestSchema,
         reply=s_users.UserResponseSchema,
         errors=(409,),
+        # A new name, bio or image shows wherever the user does; a new name also renames their lists.
+        forgets=("profile", "author", "favorited"),
         limits=("all", "writes"),
         summary="Update the current user",
     ),
@@ -80,7 +83,7 @@ ROUTES: tuple[Route, ...] = (
         auth="optional",
         reply=s_profiles.ProfileResponseSchema,
         errors=(404,),
-        cache=True,
+        cache=lambda url, query: (surrogates.profile(url["username"]),),
         summary="Get a profile",
     ),
     Route(
@@ -119,7 +122,7 @@ ROUTES: tuple[Route, ...] = (
         auth="optional",
         query=s_articles.ArticleQuerySchema,
         reply=s_articles.MultipleArticlesResponseSchema,
-        cache=True,
+        cache=lambda url, query: surrogates.article_list(query),
         summary="Recent articles, filtered by tag, author or favoriter",
     ),
     Route(
@@ -130,6 +133,8 @@ ROUTES: tuple[Route, ...] = (
         body=s_articles.NewArticleRequestSchema,
         reply=s_articles.SingleArticleResponseSchema,
         status=201,
+        # It enters the unfiltered lists, its author's and its tags' (and the tags page, for a new tag).
+        forgets=("article", "articles", "author", "tagged", "tags"),
         limits=("all", "writes"),
         summary="Create an article",
     ),
@@ -140,7 +145,7 @@ ROUTES: tuple[Route, ...] = (
         auth="optional",
         reply=s_articles.SingleArticleResponseSchema,
         errors=(404,),
-        cache=True,
+        cache=lambda url, query: (surrogates.article(url["slug"]),),
         summary="Get an article",
     ),
     Route(
@@ -151,6 +156,8 @@ ROUTES: tuple[Route, ...] = (
         body=s_articles.UpdateArticleRequestSchema,
         reply=s_articles.SingleArticleResponseSchema,
         errors=(403, 404),
+        # Its page under the old and the new slug (the old comments page moves), the tag lists it enters or leaves.
+        forgets=("article", "comments", "tagged", "tags"),
         limits=("all", "writes"),
         summary="Update an article",
     ),
@@ -161,6 +168,8 @@ ROUTES: tuple[Route, ...] = (
         auth="required",
         status=204,
         errors=(403, 404),
+        # Its pages, and every list it leaves: all, its author's, its tags', its favoriters'.
+        forgets=("article", "comments", "articles", "author", "tagged", "tags", "favorited"),
         limits=("all", "writes"),
         summary="Delete an article",
     ),
@@ -171,7 +180,7 @@ ROUTES: tuple[Route, ...] = (
         auth="optional",
         reply=s_comments.MultipleCommentsResponseSchema,
         errors=(404,),
-        cache=True,
+        cache=lambda url, query: (surrogates.comments(url["slug"]),),
         summary="Get the comments of an article",
     ),
     Route(
@@ -183,6 +192,7 @@ ROUTES: tuple[Route, ...] = (
         reply=s_comments.SingleCommentResponseSchema,
         status=201,
         errors=(404,),
+        forgets=("comments",),
         limits=("all", "writes"),
         summary="Comment on an article",
     ),
@@ -193,6 +203,7 @@ ROUTES: tuple[Route, ...] = (
         auth="required",
         status=204,
         errors=(403, 404),
+        forgets=("comments",),
         limits=("all", "writes"),
         summary="Delete a comment",
     ),
@@ -203,6 +214,8 @@ ROUTES: tuple[Route, ...] = (
         auth="required",
         reply=s_articles.SingleArticleResponseSchema,
         errors=(404,),
+        # favoritesCount wherever the article shows, and the favoriter's ?favorited= lists.
+        forgets=("article", "favorited"),
         limits=("all", "writes"),
         tag="Favorites",
         summary="Favorite an article",
@@ -214,6 +227,7 @@ ROUTES: tuple[Route, ...] = (
         auth="required",
         reply=s_articles.SingleArticleResponseSchema,
         errors=(404,),
+        forgets=("article", "favorited"),
         limits=("all", "writes"),
         tag="Favorites",
         summary="Unfavorite an article",
@@ -224,7 +238,7 @@ ROUTES: tuple[Route, ...] = (
         tags.get_tags,
         auth="none",
         reply=s_tags.TagsResponseSchema,
-        cache=True,
+        cache=lambda url, query: (surrogates.TAG_CLOUD,),
         summary="Get every tag in use",
     ),
 )

@@ -25,18 +25,11 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import ClosingIterator
 
-from service import auth, queries
+from service import auth, queries, surrogates
 from service.answer import Answer
-from service.config import (
-    REQUEST_ID_KEY,
-    SHARED_ANSWER_KEY,
-    SHARED_STORE_KEY,
-    SHARED_WANTED_KEY,
-    USER_ID_KEY,
-    WRITE_INTENT,
-    Settings,
-)
+from service.config import REQUEST_ID_KEY, USER_ID_KEY, WRITE_INTENT, Settings
 from service.errors import ApiError
+from service.middleware import cache
 from service.models import User
 from service.router import AuthPolicy, Route, Router
 from service.wire import encode_json, json_bytes_response
@@ -209,6 +202,7 @@ class Dispatcher:
             response = self._run_once_more_if_disconnected(request)
             if "db" in request.__dict__ and request.method not in _SAFE_METHODS:
                 request.db.commit()  # a read has nothing to commit: closing the session releases it
+                self._hand_over_changes(request)
             return response
         except ApiError as error:
             self._rollback(request)
@@ -250,9 +244,24 @@ class Dispatcher:
             request.close_db()
             return self._run(request)
 
+    def _hand_over_changes(self, request: ApiRequest) -> None:
+        """Give the response cache the surrogate keys the committed write changed.
+
+        A key of a kind the route does not declare in ``forgets`` is still
+        forgotten, and logged: the route table must say what each write changes.
+        """
+        changed = surrogates.recorded(request.db.info)
+        if not changed:
+            return
+        route = self.router.route_for(request.environ)
+        undeclared = sorted(key for key in changed if route is None or surrogates.kind(key) not in route.forgets)
+        if undeclared:
+            logger.error("%s %s changed %s, which its route does not declare", request.method, request.path, undeclared)
+        request.environ[cache.CHANGED_KEY] = changed
+
     def _run(self, request: ApiRequest) -> Response | Answer:
         route, values = self.router.match(request.environ)
-        shared = request.environ.get(SHARED_ANSWER_KEY)
+        shared = request.environ.get(cache.SHARED_ANSWER_KEY)
         if shared is not None and route.method == "GET" and route.reply is not None:
             return self._personalize(request, route, shared)
         if request.method not in _SAFE_METHODS:
@@ -272,11 +281,12 @@ class Dispatcher:
             return empty
         # Dumped before the commit: committing must not be able to change what is sent.
         body = encode_json(self._schemas[route.reply].dump(result))
-        if request.environ.get(SHARED_WANTED_KEY):
-            # The response cache may keep what any reader would be answered: the viewer's flags cleared.
-            request.environ[SHARED_STORE_KEY] = body if request.user is None else _viewer_flags_cleared(body)
         if route.method == "GET" and route.status == 200:
-            return Answer(body, private=bool(request.environ.get("HTTP_AUTHORIZATION")))
+            answer = Answer(body, private=bool(request.environ.get("HTTP_AUTHORIZATION")))
+            if request.environ.get(cache.SHARED_WANTED_KEY):
+                # Handed back for the response cache: an anonymous answer as it is, a personal one as bytes.
+                request.environ[cache.SHARED_STORE_KEY] = answer if request.user is None else body
+            return answer
         return json_bytes_response(body, route.status)
 
     def _personalize(self, request: ApiRequest, route: Route, shared: bytes) -> Answer:
@@ -292,14 +302,16 @@ class Dispatcher:
         claims = auth.request_claims(request.environ, self.settings.secret_key) if route.auth != "none" else None
         if claims is None:
             return Answer(shared, private=True)
-        data = json.loads(shared)
-        holders = _ViewerFlagHolders(data)
-        flags = queries.viewer_flags(request.reads, claims.user_id, holders.slugs(), holders.usernames())
-        if flags is None or not claims.still_valid_for(flags.token_stamp, flags.created_at):
-            raise ApiError.unauthorized("is invalid")
+
+        def viewer_flags(slugs: list[str], usernames: list[str]) -> tuple[frozenset[str], frozenset[str]]:
+            flags = queries.viewer_flags(request.reads, claims.user_id, slugs, usernames)
+            if flags is None or not claims.still_valid_for(flags.token_stamp, flags.created_at):
+                raise ApiError.unauthorized("is invalid")
+            return flags.favorited, flags.following
+
+        answer = Answer(cache.personalize(shared, viewer_flags), private=True)
         request.environ[USER_ID_KEY] = claims.user_id  # for the request log line
-        holders.apply(flags.favorited, flags.following)
-        return Answer(encode_json(data), private=True)
+        return answer
 
     def _authenticate(self, request: ApiRequest, policy: AuthPolicy) -> User | None:
         if policy == "none":
@@ -319,52 +331,11 @@ class Dispatcher:
     @staticmethod
     def _rollback(request: ApiRequest) -> None:
         if "db" in request.__dict__:
+            surrogates.recorded(request.db.info)  # nothing was changed after all
             try:
                 request.db.rollback()
             except Exception:  # the connection may already be gone; close() will discard it
                 logger.warning("rollback failed", exc_info=True)
-
-
-class _ViewerFlagHolders:
-    """The objects of an answer that carry a viewer's flags, found in one walk.
-
-    Articles (``slug`` + ``favorited``) and profiles (``username`` + ``following``),
-    at any depth: a list's articles, an article's author, a comment's author.
-    """
-
-    def __init__(self, data: Any) -> None:
-        self.articles: list[dict[str, Any]] = []
-        self.profiles: list[dict[str, Any]] = []
-        stack = [data]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, dict):
-                if "favorited" in node and "slug" in node:
-                    self.articles.append(node)
-                if "following" in node and "username" in node:
-                    self.profiles.append(node)
-                stack.extend(value for value in node.values() if isinstance(value, dict | list))
-            elif isinstance(node, list):
-                stack.extend(node)
-
-    def slugs(self) -> list[str]:
-        return sorted({article["slug"] for article in self.articles})
-
-    def usernames(self) -> list[str]:
-        return sorted({profile["username"] for profile in self.profiles})
-
-    def apply(self, favorited: frozenset[str], following: frozenset[str]) -> None:
-        for article in self.articles:
-            article["favorited"] = article["slug"] in favorited
-        for profile in self.profiles:
-            profile["following"] = profile["username"] in following
-
-
-def _viewer_flags_cleared(body: bytes) -> bytes:
-    """An answer as an anonymous reader gets it (``favorited`` and ``following`` false)."""
-    data = json.loads(body)
-    _ViewerFlagHolders(data).apply(frozenset(), frozenset())
-    return encode_json(data)
 
 
 def _from_http(exc: HTTPException) -> ApiError:

@@ -1,121 +1,169 @@
-"""Response caching with cachelib, as WSGI middleware, never stale after a write.
+"""The response cache: what is cached, for whom, and what forgets it, in one place.
 
-What is cached: the ``200`` answer to a ``GET`` of a route declared with
-``cache=True``, as an anonymous reader gets it (the dispatcher hands it over in
-the environ). An anonymous request is answered from the cache directly. A
-signed-in request gets the cached answer handed to the dispatcher, which adds
-the viewer's ``favorited``/``following`` flags with one small query (so they
-are never stale).
+**What.** The ``200`` answer to a ``GET`` of a route that declares ``cache=``
+in the route table, as an anonymous reader gets it, keyed by the path and the
+query as the view reads it (werkzeug's own parsing; the first value of each
+parameter, sorted by name). A ``HEAD`` is answered from the cache but never
+stores. An answer is stored once this process has missed its URL
+``min_uses`` times.
 
-Why a write is seen at once by every worker and host: every entry records the
-*generation* it was made under, a random value kept in the same shared cache,
-and an entry is served only while its generation is the current one. A reader
-fetches the generation and the entry together (one round trip) before it
-computes an answer, and stores what it computed with the generation it read
-(on Redis, with its next lookup: ``stores.redis_cache.BatchingRedisCache``).
-Every successful write (2xx to POST, PUT or DELETE) replaces the generation
-with a new random value after its transaction committed and before its
-response leaves, so no entry from before the write can be served again,
-whatever worker or host made it. A lost generation (evicted, cache restarted)
-is replaced by a new random one, which equally disowns everything before it.
-A cache that fails is bypassed. An entry is ``(generation, body, ETag)``: the
-hash is taken once, when the answer is stored, not on every hit.
+**For whom.** Anyone. An anonymous reader gets the entry as it is. A signed-in
+reader's request goes on to the dispatcher with the entry in hand
+(:data:`SHARED_ANSWER_KEY`); the dispatcher checks the token and reads the
+viewer's ``favorited``/``following`` flags with one small statement, and
+:func:`personalize` writes them in. A signed-in miss hands its answer back
+(:data:`SHARED_STORE_KEY`) and the flags are cleared before it is stored.
+
+**What forgets it.** Every entry records the surrogate keys of what it shows
+(``service.surrogates``): those its route declares for its URL (a list's
+filters, an article's slug) and those of the articles and profiles in its
+body. A write's ops record the keys of what they changed; once the
+transaction has committed, the dispatcher hands them over
+(:data:`CHANGED_KEY`) and they are *bumped* before the response leaves.
+Nothing else is forgotten: a login, a follow or a comment on another article
+leaves an entry alone.
+
+**Why an entry is never stale.** The store holds a write counter (``seq``)
+and, per surrogate key, the counter's value when it was last bumped. A reader
+reads ``seq`` (with its lookup, before it computes anything) and stores its
+answer as made at that ``seq``; an entry is served only while none of its keys
+has been bumped past it. A write bumps after its commit, so any reader that
+might have read the database before the commit read ``seq`` before the bump
+too, and its entry is dead on arrival; a reader that started after the bump
+saw the write. Counter and keys change in one atomic step of the store (a
+Lua script on Redis, a transaction on SQLite), so two writers cannot leave a
+key behind. A key missing from the store (evicted, or never stored) is no
+version: an entry depending on it is dead, and a reader that stores a new
+entry recreates the key at the ``seq`` it read, which is past every bump
+before it. A lost counter is started again from the clock in microseconds,
+past any value it had (writes never come a million a second).
+
+**A cache that fails.** Reads bypass it for a few seconds. A write whose bump
+fails still happened, so the bump is owed: its keys are appended to a file of
+the host (the instance folder), and no worker of the host reads the cache
+again until the owed keys have been bumped. What remains: other hosts serve
+what the shared cache holds until that host delivers (when its link comes
+back), or until the entries expire if the host never returns.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import json
 import logging
+import os
+import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable
-from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
 
 from cachelib import BaseCache
 from werkzeug.http import generate_etag
+from werkzeug.wrappers import Request
 
+from service import surrogates
 from service.answer import Answer
-from service.config import SHARED_ANSWER_KEY, SHARED_STORE_KEY, SHARED_WANTED_KEY
+from service.router import Route
+from service.wire import encode_json
 
 logger = logging.getLogger(__name__)
 
-_WRITES = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+#: WSGI environ keys between this cache and the dispatcher. The cached anonymous
+#: answer for a signed-in reader (bytes); "hand back what you answer"; what it
+#: answered (an ``Answer`` for an anonymous reader, the personal bytes otherwise);
+#: and, after a committed write, the surrogate keys it changed.
+SHARED_ANSWER_KEY = "conduit.shared_answer"
+SHARED_WANTED_KEY = "conduit.shared_wanted"
+SHARED_STORE_KEY = "conduit.shared_store"
+CHANGED_KEY = "conduit.changed"
+
 #: After a cache failure, leave the cache alone for this many seconds.
 _BACKOFF_SECONDS = 2.0
-#: How many URLs each process remembers having seen, for ``min_uses``.
+#: How many URLs each process remembers having missed, for ``min_uses``.
 _TRACKED_URLS = 10000
+
+#: The read of one shared route: (route, URL values) → the keys its URL depends on.
+SharedRead = tuple[Route, Mapping[str, Any]]
 
 
 class ResponseCacheMiddleware:
-    """Serve repeated reads from a shared cache; forget everything on a write.
+    """Serve repeated reads from a shared cache; forget exactly what a write changed.
 
-    :param cacheable: whether a GET is for a route whose answer may be shared.
+    :param shared_read: the request's route and URL values when the route
+        declares ``cache=`` (``Router.shared_read``), else None.
     :param cache: a cachelib cache shared by every worker (SQLite file, Redis),
         or NullCache to cache nothing.
     :param ttl: seconds an entry may be served.
+    :param owed_path: the host's file of bumps owed after a failure (None: kept in this process).
     :param min_uses: store an answer once this process has missed its URL this
-        many times (nginx's ``proxy_cache_min_uses``). With 2, a URL asked for
-        once (a one-off query string, or a flood of them) costs a lookup but
-        never a store, so it neither pays for writing the entry nor pushes
-        useful entries out; a popular URL is stored from its second miss in a
-        worker.
+        many times (nginx's ``proxy_cache_min_uses``): a URL asked for once (a
+        one-off query string, or a flood of them) costs a lookup but never a store.
     """
 
     def __init__(
         self,
         app: Any,
-        cacheable: Callable[[dict[str, Any]], bool],
+        shared_read: Callable[[dict[str, Any]], SharedRead | None],
         cache: BaseCache,
         ttl: int,
         key_prefix: str = "conduit",
         min_uses: int = 2,
+        owed_path: Path | None = None,
     ) -> None:
         self.app = app
-        self.cacheable = cacheable
-        self.cache = cache
+        self.shared_read = shared_read
+        self.store = VersionedStore(cache, key_prefix, owed_path, ttl)
         self.ttl = ttl
         self.min_uses = min_uses
-        self._misses: dict[str, int] = {}  # URL -> misses in this process, oldest first
-        self.generation_key = f"{key_prefix}:generation"
-        self.prefix = key_prefix
-        self._skip_until = 0.0
-        # A cache that can (stores.BatchingRedisCache) sends an entry with its next lookup
-        # instead of on a round trip of its own.
-        self._store = getattr(cache, "set_later", cache.set)
+        self._misses: dict[bytes, int] = {}  # entry key digest -> misses in this process, oldest first
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
-        if method in ("GET", "HEAD") and self.cacheable(environ):
-            return self._read(environ, start_response, method)
-        if method in _WRITES:
-            return self._write(environ, start_response)
-        return self.app(environ, start_response)  # type: ignore[no-any-return]
+        if method in ("GET", "HEAD"):
+            found = self.shared_read(environ)
+            if found is not None:
+                return self._read(environ, start_response, method, *found)
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        body = self.app(environ, start_response)
+        # The dispatcher has committed and started its response by now.
+        changed = environ.pop(CHANGED_KEY, None)
+        if changed:
+            self.store.forget(changed)
+        return body  # type: ignore[no-any-return]
 
-    def _read(self, environ: dict[str, Any], start_response: Any, method: str) -> Iterable[bytes]:
-        key = f"{self.prefix}:{environ.get('PATH_INFO', '').rstrip('/')}?{_query_key(environ.get('QUERY_STRING', ''))}"
-        generation, stored = self._lookup(key)
-        if generation is None:  # the cache is down: answer without it
+    def _read(
+        self, environ: dict[str, Any], start_response: Any, method: str, route: Route, values: Mapping[str, Any]
+    ) -> Iterable[bytes]:
+        query = _first_values(environ)
+        key = _entry_key(environ.get("PATH_INFO", ""), query)
+        seq, stored = self.store.fetch(key)
+        if seq is None:  # the cache is down, or owed a bump: answer without it
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         outcome = "hit" if stored is not None else "miss"
 
         def start_with_outcome(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, [*headers, ("X-Cache", outcome)], exc_info)
 
-        if stored is not None and not environ.get("HTTP_AUTHORIZATION"):
+        signed_in = bool(environ.get("HTTP_AUTHORIZATION"))
+        if stored is not None and not signed_in:
             return stored(environ, start_with_outcome)
         if stored is not None:
-            # Signed in: the dispatcher adds the viewer's flags to the shared answer (one small query).
-            environ[SHARED_ANSWER_KEY] = stored.body
+            environ[SHARED_ANSWER_KEY] = stored.body  # the dispatcher adds the viewer's flags
         else:
-            environ[SHARED_WANTED_KEY] = True  # and it hands back what any reader may be answered
+            environ[SHARED_WANTED_KEY] = True
         answer = self.app(environ, start_with_outcome)
-        shared = environ.pop(SHARED_STORE_KEY, None)
+        handed = environ.pop(SHARED_STORE_KEY, None)
         # Only a GET stores (a HEAD is answered, never remembered).
-        if shared is not None and method == "GET" and self._worth_storing(key):
-            self._safely(self._store, key, (generation, shared, generate_etag(shared)), self.ttl)
+        if handed is not None and method == "GET" and self._worth_storing(key):
+            shared, data = _shareable(handed)
+            declared = route.cache(values, query) if route.cache is not None else ()
+            self.store.keep(key, seq, {*declared, *surrogates.shown_in(data)}, shared)
         return answer  # type: ignore[no-any-return]
 
-    def _worth_storing(self, key: str) -> bool:
+    def _worth_storing(self, key: bytes) -> bool:
         """Count a miss of ``key``; whether it has now been missed ``min_uses`` times here."""
         if self.min_uses <= 1:
             return True
@@ -125,39 +173,126 @@ class ResponseCacheMiddleware:
             del self._misses[next(iter(self._misses))]
         return misses >= self.min_uses
 
-    def _lookup(self, key: str) -> tuple[str | None, Answer | None]:
-        """The current generation and, if it was made under it, the answer stored for ``key``."""
-        found = self._safely(self.cache.get_many, self.generation_key, key)
+
+class VersionedStore:
+    """Entries and the versions of their surrogate keys, on a cachelib cache.
+
+    Store layout (under ``key_prefix``): ``:seq`` the write counter (never
+    expires); ``:v:<digest>`` the counter's value when a surrogate key was last
+    bumped, kept twice as long as an entry (a version that expires is missing,
+    which is safe); ``:e:<digest>`` an entry ``(seq it was made at, version key
+    names, body, ETag)``, kept ``ttl`` seconds. Stores that can
+    (``stores.SQLiteCache``, ``stores.BatchingRedisCache``) bump atomically
+    across processes (``bump_versions``) and create versions in one step
+    (``add_many``); any other cache is bumped under a lock of this process
+    (``simple``, tests).
+    """
+
+    def __init__(self, cache: BaseCache, key_prefix: str, owed_path: Path | None, ttl: int) -> None:
+        self.cache = cache
+        self.prefix = key_prefix
+        self.ttl = ttl
+        self.version_ttl = 2 * ttl
+        self.seq_key = f"{key_prefix}:seq"
+        self._owed = OwedBumps(owed_path)
+        self._skip_until = 0.0
+        # A cache that can (stores.BatchingRedisCache) sends an entry with its next lookup.
+        self._store = getattr(cache, "set_later", cache.set)
+        self._add_many = getattr(cache, "add_many", self._add_each)
+        self._lock = threading.Lock()
+
+    def version_key(self, surrogate: str) -> str:
+        """Where the version of a surrogate key is kept: a fixed-size name, whatever the key's length."""
+        return f"{self.prefix}:v:{hashlib.blake2b(surrogate.encode(), digest_size=16).hexdigest()}"
+
+    def fetch(self, key: bytes) -> tuple[int | None, Answer | None]:
+        """The current ``seq`` and, if it is still fresh, the answer stored under ``key``.
+
+        ``seq`` is None when the cache must not be used now (down, or owed a bump).
+        """
+        if self._owed.pending() and not self._deliver_owed():
+            return None, None
+        found = self._safely(self.cache.get_many, self.seq_key, self._entry_name(key))
         if not found:
             return None, None
-        generation, entry = found
-        if generation is None:
-            # Missing (first use, evicted, flushed): start a new generation nobody has used.
-            self._safely(self.cache.add, self.generation_key, uuid.uuid4().hex, 0)
-            generation, entry = self._safely(self.cache.get, self.generation_key), None
-        if not isinstance(generation, str):
-            return None, None
-        if isinstance(entry, tuple) and len(entry) == 3 and entry[0] == generation:
-            return generation, Answer(entry[1], entry[2])
-        return generation, None
+        seq, entry = found
+        if not isinstance(seq, int):
+            seq = self._seed()
+            if seq is None:
+                return None, None
+        if not (isinstance(entry, tuple) and len(entry) == 4):
+            return seq, None
+        made_at, version_keys, body, etag = entry
+        versions = self._safely(self.cache.get_many, *version_keys) if version_keys else []
+        if versions is None or not all(isinstance(v, int) and v <= made_at for v in versions):
+            return seq, None
+        return seq, Answer(body, etag)
 
-    def _write(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        statuses: list[str] = []
+    def keep(self, key: bytes, seq: int, surrogate_keys: Iterable[str], answer: Answer) -> None:
+        """Store ``answer`` as made at ``seq``, depending on ``surrogate_keys``.
 
-        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            statuses.append(status)
-            return start_response(status, headers, exc_info)
+        Missing version keys are created at ``seq``: past every bump before this
+        reader began, so an older entry that depended on an evicted key stays dead.
+        """
+        version_keys = tuple(sorted(self.version_key(k) for k in surrogate_keys))
+        if version_keys and self._safely(self._add_many, dict.fromkeys(version_keys, seq), self.version_ttl) is None:
+            return
+        self._safely(self._store, self._entry_name(key), (seq, version_keys, answer.body, answer.etag), self.ttl)
 
-        body = self.app(environ, capture)
-        # The dispatcher has committed (or rolled back) and started its response by now.
-        if statuses and statuses[-1].startswith("2"):
-            # Tried even while reads back off: a skipped bump could leave stale entries reachable.
-            self._safely(self.cache.set, self.generation_key, uuid.uuid4().hex, 0, force=True)
-        return body  # type: ignore[no-any-return]
+    def forget(self, surrogate_keys: Iterable[str]) -> None:
+        """Bump ``surrogate_keys``; if the cache cannot be reached, owe the bump (see the module docstring)."""
+        names = sorted({self.version_key(k) for k in surrogate_keys})
+        if not names:
+            return
+        if self._bump(names):
+            return
+        self._owed.add(names)
+        logger.warning("response cache unreachable: %d invalidations owed until it is back", len(names))
 
-    def _safely(self, operation: Any, *args: Any, force: bool = False) -> Any:
+    def _bump(self, names: list[str]) -> bool:
+        bump = getattr(self.cache, "bump_versions", None)
+        try:
+            if bump is not None:
+                bump(self.seq_key, names, _clock_seed(), self.version_ttl)
+            else:
+                with self._lock:
+                    self.cache.add(self.seq_key, _clock_seed(), 0)
+                    seq = self.cache.inc(self.seq_key)
+                    self.cache.set_many(dict.fromkeys(names, seq), self.version_ttl)
+            return True
+        except Exception:
+            self._skip_until = time.monotonic() + _BACKOFF_SECONDS
+            return False
+
+    def _deliver_owed(self) -> bool:
+        """Bump what this host owes; whether the cache may be read again."""
+        if time.monotonic() < self._skip_until:
+            return False
+        with self._owed.taken() as names:
+            if names and not self._bump(names):
+                raise _KeepOwed
+        delivered = not self._owed.pending()
+        if delivered:
+            logger.warning("response cache back: owed invalidations delivered")
+        return delivered
+
+    def _seed(self) -> int | None:
+        """Start a lost (or first) counter past any value it had."""
+        self._safely(self.cache.add, self.seq_key, _clock_seed(), 0)
+        seq = self._safely(self.cache.get, self.seq_key)
+        return seq if isinstance(seq, int) else None
+
+    def _add_each(self, versions: Mapping[str, int], timeout: int) -> bool:
+        for name, value in versions.items():
+            self.cache.add(name, value, timeout)
+        return True
+
+    def _entry_name(self, key: bytes) -> str:
+        return f"{self.prefix}:e:{key.hex()}"
+
+    def _safely(self, operation: Any, *args: Any) -> Any:
         """Run a cache operation; on failure, log, back off, and act as a miss."""
-        if not force and time.monotonic() < self._skip_until:
+        if time.monotonic() < self._skip_until:
             return None
         try:
             return operation(*args)
@@ -167,17 +302,156 @@ class ResponseCacheMiddleware:
             return None
 
 
-def _query_key(query_string: str) -> str:
-    """The query string as the views read it, in a canonical order.
+class _KeepOwed(Exception):
+    """Raised inside ``OwedBumps.taken`` to keep what was taken."""
 
-    A view reads the *first* value of each parameter (``MultiDict.get``), so the
-    key keeps exactly that one per name, then sorts by name: ``?tag=b&tag=a`` and
-    ``?tag=a&tag=b`` are different answers and different keys, while
-    ``?limit=5&tag=a`` and ``?tag=a&limit=5`` share one.
+
+class OwedBumps:
+    """Version keys a write could not bump, kept until they are delivered.
+
+    In a file of the host (one name a line, under an exclusive lock) so that
+    every worker of the host sees the debt, even one that did not fail, and a
+    restarted worker still owes what its predecessor did; in this process when
+    no file is given.
     """
-    if not query_string:
-        return ""  # most reads: no parsing to do
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._memory: list[str] = []
+
+    def pending(self) -> bool:
+        """Whether anything is owed (a ``stat`` of the file: cheap enough for every read)."""
+        if self.path is None:
+            return bool(self._memory)
+        return self.path.exists()
+
+    def add(self, names: Iterable[str]) -> None:
+        if self.path is None:
+            self._memory.extend(names)
+            return
+        with self._locked() as owed:
+            owed.write("".join(f"{name}\n" for name in names))
+
+    @contextlib.contextmanager
+    def taken(self) -> Iterator[list[str]]:
+        """The owed names, forgotten when the block ends without ``_KeepOwed``."""
+        if self.path is None:
+            names, self._memory = self._memory, []
+            try:
+                yield names
+            except _KeepOwed:
+                self._memory = names + self._memory
+            return
+        with self._locked() as owed:
+            owed.seek(0)
+            names = sorted(set(owed.read().split()))
+            try:
+                yield names
+            except _KeepOwed:
+                return
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)  # still under the lock: nobody appended since the read
+
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[IO[str]]:
+        """The file, open and exclusively locked; the one at the path, not one a deliverer just removed."""
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            with open(self.path, "a+") as owed:
+                fcntl.flock(owed, fcntl.LOCK_EX)
+                try:
+                    current = os.stat(self.path).st_ino == os.fstat(owed.fileno()).st_ino
+                except FileNotFoundError:
+                    current = False
+                if current:
+                    yield owed
+                    return
+
+
+def personalize(shared: bytes, flags: Callable[[list[str], list[str]], tuple[frozenset[str], frozenset[str]]]) -> bytes:
+    """A shared answer with a viewer's flags written in.
+
+    :param flags: (slugs, usernames in the answer) → (the slugs the viewer
+        favorited, the usernames the viewer follows).
+    """
+    data = json.loads(shared)
+    holders = _FlagHolders(data)
+    favorited, following = flags(holders.slugs(), holders.usernames())
+    holders.apply(favorited, following)
+    return encode_json(data)
+
+
+def _shareable(handed: Answer | bytes) -> tuple[Answer, Any]:
+    """What may be stored from what the dispatcher answered, and its data.
+
+    An anonymous answer as it is (its ETag already computed); a signed-in one with the viewer's flags cleared.
+    """
+    if isinstance(handed, Answer):
+        return handed, json.loads(handed.body)
+    data = json.loads(handed)
+    _FlagHolders(data).apply(frozenset(), frozenset())
+    body = encode_json(data)
+    return Answer(body, generate_etag(body)), data
+
+
+class _FlagHolders:
+    """The objects of an answer that carry a viewer's flags, found in one walk.
+
+    Articles (``slug`` + ``favorited``) and profiles (``username`` + ``following``),
+    at any depth: a list's articles, an article's author, a comment's author.
+    """
+
+    def __init__(self, data: Any) -> None:
+        self.articles: list[dict[str, Any]] = []
+        self.profiles: list[dict[str, Any]] = []
+        stack = [data]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                if "favorited" in node and "slug" in node:
+                    self.articles.append(node)
+                if "following" in node and "username" in node:
+                    self.profiles.append(node)
+                stack.extend(value for value in node.values() if isinstance(value, dict | list))
+            elif isinstance(node, list):
+                stack.extend(node)
+
+    def slugs(self) -> list[str]:
+        return sorted({article["slug"] for article in self.articles})
+
+    def usernames(self) -> list[str]:
+        return sorted({profile["username"] for profile in self.profiles})
+
+    def apply(self, favorited: frozenset[str], following: frozenset[str]) -> None:
+        for article in self.articles:
+            article["favorited"] = article["slug"] in favorited
+        for profile in self.profiles:
+            profile["following"] = profile["username"] in following
+
+
+def _first_values(environ: dict[str, Any]) -> dict[str, str]:
+    """The query as the view reads it: werkzeug's own parsing, the first value of each name."""
+    if not environ.get("QUERY_STRING"):
+        return {}  # most reads: no parsing to do
     first: dict[str, str] = {}
-    for name, value in parse_qsl(query_string, keep_blank_values=True):
+    for name, value in Request(environ).args.items(multi=True):
         first.setdefault(name, value)
-    return urlencode(sorted(first.items()))
+    return first
+
+
+def _entry_key(path: str, query: Mapping[str, str]) -> bytes:
+    """A fixed-size digest of the path and the canonical query.
+
+    ``?tag=b&tag=a`` and ``?tag=a&tag=b`` are different answers and different
+    keys, while ``?limit=5&tag=a`` and ``?tag=a&limit=5`` share one. Names and
+    values are JSON-encoded, so no value can pose as another's separator.
+    """
+    canonical = json.dumps([path.rstrip("/"), sorted(query.items())], ensure_ascii=True)
+    return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
+
+
+def _clock_seed() -> int:
+    """A starting value for a lost counter: the clock in microseconds."""
+    return time.time_ns() // 1000

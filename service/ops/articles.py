@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from slugify import slugify
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from service import queries
+from service import queries, surrogates
 from service.errors import ApiError
 from service.models import Article, Tag, User, favorites, later_than
 from service.ops._unset import UNSET, Unset
@@ -74,6 +74,8 @@ def create_article(
     article = Article(title=title, description=description, body=body, author_id=actor.id)
     article.tags = _tags(session, tag_list)
     _flush_with_fresh_slug(session, article)
+    changed = {surrogates.article(article.slug), surrogates.ALL_ARTICLES, surrogates.authored_by(actor.username)}
+    surrogates.record(session.info, changed | _tag_keys(session, article.id, [t.name for t in article.tags]))
     return queries.article_by_slug(session, article.slug, actor.id)
 
 
@@ -92,6 +94,7 @@ def update_article(
     :raises ApiError: 404 ``article``; 403 ``article`` if the actor is not the author.
     """
     article = _own_article(session, actor, slug)
+    tags_before = {tag.name for tag in article.tags}
     if not isinstance(description, Unset):
         article.description = description
     if not isinstance(body, Unset):
@@ -104,6 +107,11 @@ def update_article(
         _flush_with_fresh_slug(session, article)
     else:
         session.flush()
+    changed = {surrogates.article(slug), surrogates.article(article.slug)}
+    if article.slug != slug:
+        changed.add(surrogates.comments(slug))  # the old URL's comments page is gone
+    moved = tags_before.symmetric_difference(tag.name for tag in article.tags)
+    surrogates.record(session.info, changed | _tag_keys(session, article.id, moved))
     return queries.article_by_slug(session, article.slug, actor.id)
 
 
@@ -115,6 +123,15 @@ def delete_article(session: Session, actor: User, *, slug: str) -> None:
     article_id, author_id = queries.article_id_by_slug(session, slug)
     if author_id != actor.id:
         raise ApiError.forbidden("article")
+    tags, fans = queries.article_audience(session, article_id)
+    changed = {
+        surrogates.article(slug),
+        surrogates.comments(slug),
+        surrogates.ALL_ARTICLES,
+        surrogates.authored_by(actor.username),
+        *(surrogates.favorited_by(fan) for fan in fans),
+    }
+    surrogates.record(session.info, changed | _tag_keys(session, article_id, tags))
     # The database cascades (ON DELETE CASCADE) remove comments, favorites and tag links.
     session.execute(delete(Article).where(Article.id == article_id))
 
@@ -128,8 +145,9 @@ def favorite(session: Session, actor: User, *, slug: str) -> queries.ArticleRow:
     try:
         with session.begin_nested():
             session.execute(insert(favorites).values(user_id=actor.id, article_id=article_id))
+        _record_favorite(session, actor, slug)
     except IntegrityError:
-        pass  # already a favorite (or a concurrent request made it one): same outcome
+        pass  # already a favorite (or a concurrent request made it one): same outcome, nothing changed
     return queries.article_by_slug(session, slug, actor.id)
 
 
@@ -139,8 +157,30 @@ def unfavorite(session: Session, actor: User, *, slug: str) -> queries.ArticleRo
     :raises ApiError: 404 ``article``.
     """
     article_id, _ = queries.article_id_by_slug(session, slug)
-    session.execute(delete(favorites).where(favorites.c.user_id == actor.id, favorites.c.article_id == article_id))
+    removed = session.execute(
+        delete(favorites).where(favorites.c.user_id == actor.id, favorites.c.article_id == article_id)
+    )
+    if removed.rowcount:  # type: ignore[attr-defined]
+        _record_favorite(session, actor, slug)
     return queries.article_by_slug(session, slug, actor.id)
+
+
+def _record_favorite(session: Session, actor: User, slug: str) -> None:
+    """A favorite changes the article's ``favoritesCount`` and the actor's ``?favorited=`` lists."""
+    surrogates.record(session.info, (surrogates.article(slug), surrogates.favorited_by(actor.username)))
+
+
+def _tag_keys(session: Session, article_id: int, names: Iterable[str]) -> set[str]:
+    """The keys of the tag lists an article enters or leaves by ``names``.
+
+    The tags page changes too when one of them comes into or goes out of use,
+    that is when no other article carries it.
+    """
+    names = set(names)
+    keys = {surrogates.tagged(name) for name in names}
+    if names - queries.tags_in_use_elsewhere(session, article_id, names):
+        keys.add(surrogates.TAG_CLOUD)
+    return keys
 
 
 def _own_article(session: Session, actor: User, slug: str) -> Article:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from service import queries
+from service import queries, surrogates
 from service.errors import ApiError
 from service.models import Comment, User
 
@@ -27,6 +27,7 @@ def add_comment(session: Session, actor: User, *, slug: str, body: str) -> queri
     comment = Comment(body=body, article_id=article_id, author_id=actor.id)
     session.add(comment)
     session.flush()
+    surrogates.record(session.info, (surrogates.comments(slug),))
     return queries.comment_row(session, comment.id, actor.id)
 
 
@@ -43,3 +44,4 @@ def delete_comment(session: Session, actor: User, *, slug: str, comment_id: int)
     if comment.author_id != actor.id:
         raise ApiError.forbidden("comment")
     session.execute(delete(Comment).where(Comment.id == comment.id))
+    surrogates.record(session.info, (surrogates.comments(slug),))

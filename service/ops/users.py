@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import auth, queries
+from service import auth, queries, surrogates
 from service.errors import ApiError
 from service.models import User, later_than, new_token_stamp
 from service.ops._unset import UNSET, Unset
@@ -64,6 +64,7 @@ def update_user(
     """
     unique = {k: v for k, v in (("username", username), ("email", email)) if not isinstance(v, Unset)}
     _refuse_taken(session, actor.id, **unique)
+    public_before = (actor.username, actor.bio, actor.image)
     try:
         # Changes are made inside the savepoint: begin_nested() flushes what is
         # already pending *before* the SAVEPOINT, where a violation would abort
@@ -84,7 +85,23 @@ def update_user(
     except IntegrityError:
         _refuse_taken(session, actor.id, **unique)
         raise
+    _record_public_change(session, public_before, actor)
     return actor
+
+
+def _record_public_change(session: Session, before: tuple[str, str | None, str | None], actor: User) -> None:
+    """What a profile edit changes: the profile where it is shown; a new name also renames its lists.
+
+    The email and the password are not shown to anyone else: changing them changes nothing shared.
+    """
+    old_name = before[0]
+    if before == (actor.username, actor.bio, actor.image):
+        return
+    changed = {surrogates.profile(old_name), surrogates.profile(actor.username)}
+    if old_name.lower() != actor.username.lower():
+        for name in (old_name, actor.username):
+            changed |= {surrogates.authored_by(name), surrogates.favorited_by(name)}
+    surrogates.record(session.info, changed)
 
 
 def revoke_tokens(actor: User) -> None:
@@ -114,7 +131,23 @@ def newest(session: Session, limit: int) -> tuple[Sequence[User], int]:
 
 
 def delete_user(session: Session, user: User) -> None:
-    """Delete an account with everything it wrote (the foreign keys cascade)."""
+    """Delete an account with everything it wrote (the foreign keys cascade).
+
+    Every shared answer showing what goes with it is forgotten: the profile,
+    its articles (and the lists holding them), its comments, and the counts of
+    what it favorited.
+    """
+    changed = {surrogates.profile(user.username), surrogates.authored_by(user.username)}
+    changed.add(surrogates.favorited_by(user.username))
+    for article_id, slug in queries.articles_of(session, user.id):
+        tags, fans = queries.article_audience(session, article_id)
+        changed |= {surrogates.article(slug), surrogates.comments(slug), surrogates.ALL_ARTICLES}
+        changed |= {surrogates.tagged(tag) for tag in tags} | {surrogates.favorited_by(fan) for fan in fans}
+        if tags:
+            changed.add(surrogates.TAG_CLOUD)
+    changed |= {surrogates.comments(slug) for slug in queries.slugs_commented_by(session, user.id)}
+    changed |= {surrogates.article(slug) for slug in queries.slugs_favorited_by(session, user.id)}
+    surrogates.record(session.info, changed)
     session.execute(delete(User).where(User.id == user.id))
 
 

@@ -14,7 +14,17 @@ One module per resource; this package exports what the ops use.
 Imports models and errors only; knows nothing about HTTP requests.
 """
 
-from service.queries.articles import article_by_slug, article_id_by_slug, articles_page, feed_page
+from service.queries.articles import (
+    article_audience,
+    article_by_slug,
+    article_id_by_slug,
+    articles_of,
+    articles_page,
+    feed_page,
+    slugs_commented_by,
+    slugs_favorited_by,
+    tags_in_use_elsewhere,
+)
 from service.queries.comments import comment_by_id, comment_row, comments_by_slug
 from service.queries.rows import ArticleRow, CommentRow, ProfileRow, Reads
 from service.queries.tags import tag_names
@@ -35,8 +45,10 @@ __all__ = [
     "ProfileRow",
     "Reads",
     "ViewerFlags",
+    "article_audience",
     "article_by_slug",
     "article_id_by_slug",
+    "articles_of",
     "articles_page",
     "comment_by_id",
     "comment_row",
@@ -46,7 +58,10 @@ __all__ = [
     "named",
     "profile_by_username",
     "profile_row",
+    "slugs_commented_by",
+    "slugs_favorited_by",
     "tag_names",
+    "tags_in_use_elsewhere",
     "taken_fields",
     "user_by_email",
     "user_by_id",

@@ -16,10 +16,23 @@ a later miss; correctness never depended on an entry being there.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis
 from cachelib import RedisCache
+
+#: Add one to the counter KEYS[1] (from ARGV[1] when it is missing) and set every other key to
+#: it for ARGV[2] seconds (0: forever). One script, so no other bump runs in between.
+_BUMP = """
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
+local value = redis.call('INCR', KEYS[1])
+local seconds = tonumber(ARGV[2])
+for i = 2, #KEYS do
+    if seconds > 0 then redis.call('SET', KEYS[i], value, 'EX', seconds) else redis.call('SET', KEYS[i], value) end
+end
+return value
+"""
 
 
 class BatchingRedisCache(RedisCache):
@@ -28,21 +41,34 @@ class BatchingRedisCache(RedisCache):
     :param client: the Redis client (its timeouts decide when Redis counts as down).
     :param key_prefix: prefix of every key, as in ``RedisCache``.
     :param default_timeout: seconds an entry lives; 0 = forever.
-    :param max_pending: entries that may wait; beyond that the oldest are dropped.
+    :param max_pending: stores that may wait (an entry and its versions); beyond that the oldest are dropped.
     """
 
     def __init__(
-        self, client: redis.Redis, *, key_prefix: str, default_timeout: int = 300, max_pending: int = 32
+        self, client: redis.Redis, *, key_prefix: str, default_timeout: int = 300, max_pending: int = 1024
     ) -> None:
         super().__init__(host=client, key_prefix=key_prefix, default_timeout=default_timeout)
         self.client = client
         self.prefix = key_prefix
-        self._pending: deque[tuple[str, bytes, int | None]] = deque(maxlen=max_pending)
+        self._pending: deque[tuple[str, bytes, int | None, bool]] = deque(maxlen=max_pending)
+        self._bump = client.register_script(_BUMP)
 
     def set_later(self, key: str, value: Any, timeout: int | None = None) -> None:
         """Queue ``key`` to be stored with this process's next read."""
         seconds = self.default_timeout if timeout is None else timeout
-        self._pending.append((f"{self.prefix}{key}", self.serializer.dumps(value), seconds or None))
+        self._pending.append((f"{self.prefix}{key}", self.serializer.dumps(value), seconds or None, False))
+
+    def add_many(self, mapping: Mapping[str, Any], timeout: int | None = None) -> bool:
+        """Queue an ``add`` (``SET NX``) of each key, sent before the next ``set_later`` entry."""
+        seconds = self.default_timeout if timeout is None else timeout
+        for key, value in mapping.items():
+            self._pending.append((f"{self.prefix}{key}", self.serializer.dumps(value), seconds or None, True))
+        return True
+
+    def bump_versions(self, counter: str, names: Iterable[str], seed: int, timeout: int) -> int:
+        """Add one to ``counter`` (from ``seed`` when it is missing) and set ``names`` to it: one atomic script."""
+        keys = [f"{self.prefix}{name}" for name in (counter, *names)]
+        return int(self._bump(keys=keys, args=[seed, timeout]))
 
     def get_many(self, *keys: str) -> list[Any]:
         """The values of ``keys``, after storing what was queued, in one round trip."""
@@ -55,8 +81,8 @@ class BatchingRedisCache(RedisCache):
         if not pending:
             return super().get_many(*keys)
         pipe = self.client.pipeline(transaction=False)
-        for name, dump, seconds in pending:
-            pipe.set(name=name, value=dump, ex=seconds)
+        for name, dump, seconds, only_if_missing in pending:
+            pipe.set(name=name, value=dump, ex=seconds, nx=only_if_missing)
         pipe.mget([f"{self.prefix}{key}" for key in keys])
         values = pipe.execute()[-1]
         return [self.serializer.loads(value) for value in values]

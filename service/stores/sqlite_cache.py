@@ -9,9 +9,11 @@ The values are our own responses, pickled, in a file of the instance folder.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import sqlite3
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ class SQLiteCache(BaseCache):
     :param default_timeout: seconds an entry lives when ``set`` is given none; 0 = forever.
     :param threshold: about how many entries the file may hold. Beyond it, a purge
         deletes the entries closest to expiry, so a flood of distinct URLs cannot
-        fill the disk; entries that never expire (the generation) go last.
+        fill the disk; entries that never expire (the write counter) go last.
     """
 
     def __init__(self, path: Path, default_timeout: int = 300, threshold: int = 10000) -> None:
@@ -109,6 +111,55 @@ class SQLiteCache(BaseCache):
             (key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), self._expires_at(timeout), now),
         )
         return cursor.rowcount == 1
+
+    def add_many(self, mapping: Mapping[str, Any], timeout: int | timedelta | None = None) -> bool:
+        """``add`` each of ``mapping``'s keys, in one transaction."""
+        now, expires_at = time.time(), self._expires_at(timeout)
+        rows = [
+            (key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), expires_at, now)
+            for key, value in mapping.items()
+        ]
+        with self._transaction() as connection:
+            connection.executemany(
+                "INSERT INTO entries (key, value, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at "
+                "WHERE entries.expires_at <= ?",
+                rows,
+            )
+        return True
+
+    def bump_versions(self, counter: str, names: Iterable[str], seed: int, timeout: int) -> int:
+        """Add one to ``counter`` (from ``seed`` when it is missing) and set ``names`` to it, atomically.
+
+        One ``BEGIN IMMEDIATE`` transaction: every other process's bump waits, so
+        the counter only grows and no name is left at an older value.
+        """
+        with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT value FROM entries WHERE key = ? AND expires_at > ?", (counter, time.time())
+            ).fetchone()
+            current = pickle.loads(row[0]) if row else None
+            value = (current if isinstance(current, int) else seed) + 1
+            dump, expires_at = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), self._expires_at(timeout)
+            connection.execute(
+                "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)", (counter, dump, _NEVER)
+            )
+            connection.executemany(
+                "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)",
+                [(name, dump, expires_at) for name in names],
+            )
+        return value
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        connection = self._file.connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
 
     def delete(self, key: str) -> bool:
         return self._file.connection().execute("DELETE FROM entries WHERE key = ?", (key,)).rowcount == 1

@@ -28,7 +28,7 @@ def test_a_signed_in_read_of_a_cached_page_is_one_statement_and_shows_the_viewer
     liked = make_article(db, anne, title="Liked")
     make_article(db, anne, title="Other")
     cached.get("/api/articles")  # the anonymous answer is stored
-    favorite(db, jake, liked)  # written behind the cache's back: no generation bump, so the page stays cached
+    favorite(db, jake, liked)  # written behind the cache's back: nothing forgotten, so the page stays cached
     follow(db, jake, anne)
 
     with counting(session_factory) as seen:
@@ -89,7 +89,7 @@ def test_a_revoked_token_is_refused_on_a_cached_page(cached: TestApp, db: Sessio
     cached.get("/api/tags")
     cached.get("/api/articles")
     cached.post("/api/user/logout", headers=old, status=204)
-    cached.get("/api/articles")  # stored again after the logout's generation bump
+    cached.get("/api/articles")  # still cached: a logout changes nothing shared
 
     refused = cached.get("/api/articles", headers=old, status=401)
 

@@ -22,10 +22,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.openapi",
         "service.views.health",  # to bind the readiness view to the storages it reports on
     ),
-    "service.routing": ("service.views", "schemas", "service.router"),
-    "service.router": ("service.errors",),
+    "service.routing": ("service.views", "schemas", "service.router", "service.surrogates"),
+    "service.router": ("service.errors", "service.surrogates"),
+    "service.surrogates": (),
     "service.views": ("service.ops", "service.web", "service.errors"),
     "service.web": (
+        "service.middleware.cache",  # the hand-over protocol and personalisation of shared answers
+        "service.surrogates",
         "service.answer",
         "service.errors",
         "service.router",
@@ -36,6 +39,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.config",
     ),
     "service.middleware": ("service.errors", "service.wire", "service.answer", "service.config", "service.middleware"),
+    # Reads what a route declares it depends on; the surrogate keys are the cache's vocabulary.
+    "service.middleware.cache": (
+        "service.errors",
+        "service.wire",
+        "service.answer",
+        "service.router",
+        "service.surrogates",
+    ),
     # Keys authenticated requests by user id: reads the token, never the database.
     "service.middleware.ratelimit": (
         "service.errors",
@@ -49,7 +60,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # Composition roots: they see every layer.
     "service.cli": ("service", "schemas"),
     "service.gunicorn_conf": ("service.config",),
-    "service.ops": ("service.queries", "service.models", "service.auth", "service.errors", "service.ops"),
+    "service.ops": (
+        "service.queries",
+        "service.models",
+        "service.auth",
+        "service.errors",
+        "service.surrogates",
+        "service.ops",
+    ),
     "service.ops.health": ("service.db", "service.errors"),
     "service.queries": ("service.models", "service.errors", "service.queries"),
     "service.auth": ("service.errors", "service.config"),

@@ -1,0 +1,128 @@
+"""Surrogate keys: names for the pieces of data a shared answer shows.
+
+The response cache keeps an answer together with the keys of what it shows;
+a write names the keys of what it changed, and exactly the answers that show
+one of them are forgotten (the surrogate keys of Varnish's xkey and Fastly).
+The keys are the vocabulary both sides share:
+
+========================  =================================================  =====================================
+key                       shown by                                           changed by
+========================  =================================================  =====================================
+``article:<slug>``        the article's page, every list that holds it       an edit (old and new slug), a
+                                                                             (un)favorite (``favoritesCount``), a
+                                                                             delete
+``profile:<username>``    the profile, every article, list and comment page  a profile edit (old and new name),
+                          showing that author                                the account's deletion
+``comments:<slug>``       the article's comments page                        a comment added or deleted; the
+                                                                             article's new slug or deletion
+``articles``              the unfiltered lists (every offset, their total)   an article published or deleted
+``tagged:<tag>``          ``?tag=`` lists                                    an article entering or leaving the tag
+``author:<username>``     ``?author=`` lists                                 the author's articles published or
+                                                                             deleted; the author's new name
+``favorited:<username>``  ``?favorited=`` lists                              that user's (un)favorites; a deleted
+                                                                             favorite article; the user's new name
+``tags``                  the tags page                                      a tag coming into or going out of use
+========================  =================================================  =====================================
+
+Nothing shared changes on a login, a registration, a sign-out, a token
+revocation, a follow or an unfollow: ``following`` and ``favorited`` are the
+viewer's, added per request. A filtered list depends on each of its filters'
+keys, so ``?tag=a&author=b`` is forgotten by a change to either list.
+
+Ops record what they changed with :func:`record`, on the session; the
+dispatcher hands the keys to the cache once the transaction has committed,
+and the CLI does the same for the admin's commands. Standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any, Literal
+
+#: The kinds of key, as routes declare what they depend on and what they forget.
+Kind = Literal["article", "profile", "comments", "articles", "tagged", "author", "favorited", "tags"]
+
+#: Every unfiltered list of articles.
+ALL_ARTICLES = "articles"
+#: The tags page.
+TAG_CLOUD = "tags"
+#: Where ops leave the keys of what they changed: the session's ``info`` dict.
+_CHANGED = "conduit.changed"
+
+
+def article(slug: str) -> str:
+    """An article's own fields, wherever they are shown."""
+    return f"article:{slug}"
+
+
+def profile(username: str) -> str:
+    """A user's public fields (username, bio, image), wherever they are shown (names are one whatever their case)."""
+    return f"profile:{username.lower()}"
+
+
+def comments(slug: str) -> str:
+    """The comments of an article."""
+    return f"comments:{slug}"
+
+
+def tagged(tag: str) -> str:
+    """Which articles carry ``tag``."""
+    return f"tagged:{tag}"
+
+
+def authored_by(username: str) -> str:
+    """Which articles ``username`` (in any case) wrote."""
+    return f"author:{username.lower()}"
+
+
+def favorited_by(username: str) -> str:
+    """Which articles ``username`` (in any case) favorited."""
+    return f"favorited:{username.lower()}"
+
+
+def kind(key: str) -> str:
+    """The kind of ``key``: what comes before its first colon."""
+    return key.split(":", 1)[0]
+
+
+def article_list(query: Mapping[str, str]) -> tuple[str, ...]:
+    """What a list of articles depends on, given the first value of each query parameter."""
+    keys = []
+    if query.get("tag") is not None:
+        keys.append(tagged(query["tag"]))
+    if query.get("author") is not None:
+        keys.append(authored_by(query["author"]))
+    if query.get("favorited") is not None:
+        keys.append(favorited_by(query["favorited"]))
+    return tuple(keys) or (ALL_ARTICLES,)
+
+
+def shown_in(data: Any) -> set[str]:
+    """The article and profile keys of what an answer shows, at any depth.
+
+    An article is an object with ``slug`` and ``favoritesCount``; a profile one
+    with ``username`` and ``following``.
+    """
+    keys: set[str] = set()
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "slug" in node and "favoritesCount" in node:
+                keys.add(article(node["slug"]))
+            if "username" in node and "following" in node:
+                keys.add(profile(node["username"]))
+            stack.extend(value for value in node.values() if isinstance(value, dict | list))
+        elif isinstance(node, list):
+            stack.extend(node)
+    return keys
+
+
+def record(info: MutableMapping[str, Any], keys: Iterable[str]) -> None:
+    """Note in a session's ``info`` that this transaction changes what ``keys`` name."""
+    info.setdefault(_CHANGED, set()).update(keys)
+
+
+def recorded(info: MutableMapping[str, Any]) -> frozenset[str]:
+    """The keys noted by :func:`record` and forget them (the transaction is over)."""
+    return frozenset(info.pop(_CHANGED, ()))
