@@ -352,7 +352,6 @@ class OwedBumps:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)  # still under the lock: nobody appended since the read
 
-
     @contextlib.contextmanager
     def _locked(self) -> Iterator[IO[str]]:
         """The file, open and exclusively locked; the one at the path, not one a deliverer just removed."""

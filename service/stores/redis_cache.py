@@ -51,7 +51,7 @@ class BatchingRedisCache(RedisCache):
         self.client = client
         self.prefix = key_prefix
         self._pending: deque[tuple[str, bytes, int | None, bool]] = deque(maxlen=max_pending)
-        self._bump = client.register_script(_BUMP)
+        self._bump: Any = None  # the registered script, on first use (registering sends nothing)
 
     def set_later(self, key: str, value: Any, timeout: int | None = None) -> None:
         """Queue ``key`` to be stored with this process's next read."""
@@ -67,6 +67,8 @@ class BatchingRedisCache(RedisCache):
 
     def bump_versions(self, counter: str, names: Iterable[str], seed: int, timeout: int) -> int:
         """Add one to ``counter`` (from ``seed`` when it is missing) and set ``names`` to it: one atomic script."""
+        if self._bump is None:
+            self._bump = self.client.register_script(_BUMP)
         keys = [f"{self.prefix}{name}" for name in (counter, *names)]
         return int(self._bump(keys=keys, args=[seed, timeout]))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,24 @@ def test_a_failed_round_trip_raises_so_the_middleware_can_bypass_the_cache(tmp_p
 
         with pytest.raises(redis.RedisError):
             cache.get_many("k")
+
+
+def test_bumps_from_many_threads_leave_every_key_at_the_newest_counter(client: redis.Redis) -> None:
+    cache = BatchingRedisCache(client, key_prefix="t:")
+
+    with ThreadPoolExecutor(8) as pool:
+        values = list(pool.map(lambda _: cache.bump_versions("seq", ["v:a", "v:b"], 1000, 60), range(200)))
+
+    assert sorted(values) == list(range(1001, 1201))  # one step each, from the seed, none lost
+    assert cache.get_many("seq", "v:a", "v:b") == [1200, 1200, 1200]
+    assert 0 < client.ttl("t:v:a") <= 60 and client.ttl("t:seq") == -1
+
+
+def test_added_versions_never_overwrite_a_bumped_one(client: redis.Redis) -> None:
+    cache = BatchingRedisCache(client, key_prefix="t:")
+    cache.bump_versions("seq", ["v:a"], 0, 0)
+
+    cache.add_many({"v:a": 0, "v:b": 0}, 60)
+    cache.get_many("seq")  # sends what was queued
+
+    assert cache.get_many("v:a", "v:b") == [1, 0]

@@ -74,3 +74,29 @@ def test_a_flood_of_entries_is_trimmed_to_the_threshold_keeping_what_never_expir
     kept = [key for key in ["generation", *(f"entry-{n}" for n in range(200))] if cache.has(key)]
     assert len(kept) <= 22  # the threshold, overshot by a tenth at most
     assert "generation" in kept and "entry-199" in kept and "entry-0" not in kept
+
+
+def _bump_many(path: str) -> list[int]:
+    cache = SQLiteCache(Path(path))
+    return [cache.bump_versions("seq", ["v:a", "v:b"], 1000, 60) for _ in range(50)]
+
+
+def test_bumps_from_many_processes_leave_every_key_at_the_newest_counter(tmp_path: Path) -> None:
+    path = str(tmp_path / "c.db")
+    SQLiteCache(Path(path)).get("warm-up")  # the file and its schema exist before the race
+
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        values = [v for chunk in pool.map(_bump_many, [path] * 4) for v in chunk]
+
+    cache = SQLiteCache(Path(path))
+    assert sorted(values) == list(range(1001, 1201))
+    assert cache.get_many("seq", "v:a", "v:b") == [1200, 1200, 1200]
+
+
+def test_added_versions_never_overwrite_a_bumped_one(tmp_path: Path) -> None:
+    cache = SQLiteCache(tmp_path / "c.db")
+    cache.bump_versions("seq", ["v:a"], 0, 0)
+
+    cache.add_many({"v:a": 0, "v:b": 0}, 60)
+
+    assert cache.get_many("v:a", "v:b") == [1, 0]
