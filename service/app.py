@@ -23,7 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from service import db, openapi, routing
 from service.config import Settings
 from service.middleware.body import RequestBodyMiddleware
-from service.middleware.cache import ResponseCacheMiddleware
+from service.middleware.cache import OWED_FILE, ResponseCacheMiddleware
 from service.middleware.cors import CorsMiddleware
 from service.middleware.docs import DocsMiddleware
 from service.middleware.ratelimit import RateLimitMiddleware, limits_from
@@ -92,7 +92,7 @@ def create_app(
         settings.cache_ttl,
         settings.cache_key_prefix,
         min_uses=settings.cache_min_uses,
-        owed_path=settings.instance_path / "owed-invalidations",
+        owed_path=settings.instance_path / OWED_FILE,
     )
     if limiter is not None:
         wsgi = RateLimitMiddleware(

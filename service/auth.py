@@ -8,6 +8,7 @@ the user's token stamp, so that replacing the stamp revokes them all.
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import re
 import time
@@ -72,20 +73,29 @@ def needs_rehash(password_hash: str) -> bool:
 
 @dataclass(frozen=True)
 class Claims:
-    """What a valid token says: whose it is, the user's stamp then, and when it was issued."""
+    """What a valid token says: whose it is, the user's stamp then, and when it was issued.
+
+    ``digest`` is the token's SHA-256: how the account remembers the one old
+    token a password change keeps (``User.kept_token``).
+    """
 
     user_id: int
     stamp: str
     issued_at: int
+    digest: str
 
-    def still_valid_for(self, stamp: str, created_at: datetime) -> bool:
+    def still_valid_for(self, stamp: str, created_at: datetime, kept_token: str | None = None) -> bool:
         """Whether the token still speaks for the account holding its id.
 
-        The stamp changes with the password and at "sign out everywhere"; an
-        account created after the token was issued is another account, even if
-        a database handed it the same id.
+        The stamp changes with the password and at "sign out everywhere"; the
+        token that changed the password is kept (``kept_token``). An account
+        created after the token was issued is another account, even if a
+        database handed it the same id.
         """
-        return hmac.compare_digest(self.stamp, stamp) and self.issued_at >= int(created_at.timestamp())
+        current = hmac.compare_digest(self.stamp, stamp) or (
+            kept_token is not None and hmac.compare_digest(self.digest, kept_token)
+        )
+        return current and self.issued_at >= int(created_at.timestamp())
 
 
 def issue_token(user_id: int, stamp: str, secret: str, ttl: int, now: datetime | None = None) -> str:
@@ -139,7 +149,7 @@ def _verified(token: str, secret: str) -> tuple[Claims, int]:
         or not iat < exp
     ):
         raise ApiError.unauthorized("is invalid")
-    return Claims(int(sub), stamp, iat), exp
+    return Claims(int(sub), stamp, iat, hashlib.sha256(token.encode()).hexdigest()), exp
 
 
 def token_from_header(header: str | None) -> str | None:

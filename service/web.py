@@ -66,6 +66,7 @@ class ApiRequest(Request):
         self._session_factory = session_factory
         self._read_engine = read_engine
         self.user: User | None = None
+        self.claims: auth.Claims | None = None  # what the authenticated token says
 
     @cached_property
     def reads(self) -> queries.Reads:
@@ -305,7 +306,7 @@ class Dispatcher:
 
         def viewer_flags(slugs: list[str], usernames: list[str]) -> tuple[frozenset[str], frozenset[str]]:
             flags = queries.viewer_flags(request.reads, claims.user_id, slugs, usernames)
-            if flags is None or not claims.still_valid_for(flags.token_stamp, flags.created_at):
+            if flags is None or not claims.still_valid_for(flags.token_stamp, flags.created_at, flags.kept_token):
                 raise ApiError.unauthorized("is invalid")
             return flags.favorited, flags.following
 
@@ -323,9 +324,10 @@ class Dispatcher:
             return None
         # The row is read anyway, so checking the stamp and the account's age costs no statement.
         user = queries.user_by_id(request.db, claims.user_id)
-        if user is None or not claims.still_valid_for(user.token_stamp, user.created_at):
+        if user is None or not claims.still_valid_for(user.token_stamp, user.created_at, user.kept_token):
             raise ApiError.unauthorized("is invalid")
         request.environ[USER_ID_KEY] = user.id  # for the request log line
+        request.claims = claims
         return user
 
     @staticmethod

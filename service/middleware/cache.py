@@ -80,6 +80,8 @@ SHARED_WANTED_KEY = "conduit.shared_wanted"
 SHARED_STORE_KEY = "conduit.shared_store"
 CHANGED_KEY = "conduit.changed"
 
+#: The host's file of owed bumps, in the instance folder.
+OWED_FILE = "owed-invalidations"
 #: After a cache failure, leave the cache alone for this many seconds.
 _BACKOFF_SECONDS = 2.0
 #: How many URLs each process remembers having missed, for ``min_uses``.
@@ -239,15 +241,17 @@ class VersionedStore:
             return
         self._safely(self._store, self._entry_name(key), (seq, version_keys, answer.body, answer.etag), self.ttl)
 
-    def forget(self, surrogate_keys: Iterable[str]) -> None:
-        """Bump ``surrogate_keys``; if the cache cannot be reached, owe the bump (see the module docstring)."""
+    def forget(self, surrogate_keys: Iterable[str]) -> bool:
+        """Bump ``surrogate_keys``; if the cache cannot be reached, owe the bump (see the module docstring).
+
+        :returns: whether the bump reached the cache.
+        """
         names = sorted({self.version_key(k) for k in surrogate_keys})
-        if not names:
-            return
-        if self._bump(names):
-            return
+        if not names or self._bump(names):
+            return True
         self._owed.add(names)
         logger.warning("response cache unreachable: %d invalidations owed until it is back", len(names))
+        return False
 
     def _bump(self, names: list[str]) -> bool:
         bump = getattr(self.cache, "bump_versions", None)

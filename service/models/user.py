@@ -31,7 +31,8 @@ class User(Timestamps, Base):
     ``username_lower`` makes usernames unique whatever their case (``JAKE``
     cannot register beside ``jake``) and is what lookups by name compare.
     ``token_stamp`` is carried in every token issued for the user; replacing it
-    (password change, sign-out everywhere) revokes every earlier token.
+    (password change, sign-out everywhere) revokes every earlier token, except
+    the one whose SHA-256 is ``kept_token``: the token that changed the password.
     """
 
     __tablename__ = "users"
@@ -46,6 +47,7 @@ class User(Timestamps, Base):
     bio: Mapped[str | None] = mapped_column(Text)
     image: Mapped[str | None] = mapped_column(String(2048))
     token_stamp: Mapped[str] = mapped_column(String(32), default=new_token_stamp)
+    kept_token: Mapped[str | None] = mapped_column(String(64))
 
     #: Whether the viewer follows this user; filled by the query that loads it
     #: (``queries.following_expr``), false when nobody asked.

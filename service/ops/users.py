@@ -57,8 +57,13 @@ def update_user(
     password: str | Unset = UNSET,
     bio: str | Unset | None = UNSET,
     image: str | Unset | None = UNSET,
+    keep_token: str | None = None,
 ) -> User:
     """Change the fields that were sent; empty ``bio``/``image`` clear them.
+
+    A new password signs out every other session: every token issued before
+    stops working except the one whose SHA-256 is ``keep_token`` (the request's
+    own, so the client that made the change stays signed in; OWASP ASVS V3.3.3).
 
     :raises ApiError: 409 ``username``/``email`` if another user holds them.
     """
@@ -75,8 +80,9 @@ def update_user(
             if not isinstance(password, Unset):
                 actor.password_hash = auth.hash_password(password)
                 # Whoever holds an older token (perhaps a thief) is signed out; the
-                # caller gets a token with the new stamp in this response.
+                # caller keeps its own and gets one with the new stamp in this response.
                 actor.token_stamp = new_token_stamp()
+                actor.kept_token = keep_token
             if not isinstance(bio, Unset):
                 actor.bio = bio or None
             if not isinstance(image, Unset):
@@ -111,6 +117,7 @@ def revoke_tokens(actor: User) -> None:
     image does not (tokens name the account by its id, which never changes).
     """
     actor.token_stamp = new_token_stamp()
+    actor.kept_token = None
 
 
 def by_username(session: Session, username: str) -> User:

@@ -26,6 +26,7 @@ class ViewerFlags:
     """What a signed-in viewer's answer adds to the shared one, read with the viewer's row."""
 
     token_stamp: str
+    kept_token: str | None
     created_at: datetime
     favorited: frozenset[str]  # slugs, among those asked about
     following: frozenset[str]  # usernames, among those asked about
@@ -53,6 +54,7 @@ def _viewer_flags_statement(dialect: str) -> Executable:
     )
     return select(
         viewer.c.token_stamp,
+        viewer.c.kept_token,
         viewer.c.created_at,
         type_coerce(favorite_slugs, JSON).label("favorited"),
         type_coerce(followed_names, JSON).label("following"),
@@ -74,6 +76,7 @@ def viewer_flags(reads: Reads, viewer_id: int, slugs: list[str], usernames: list
         return None
     return ViewerFlags(
         row.token_stamp,
+        row.kept_token,
         row.created_at,
         frozenset(row.favorited if isinstance(row.favorited, list) else ()),
         frozenset(row.following if isinstance(row.following, list) else ()),

@@ -34,9 +34,12 @@ def get_current_user(request: ApiRequest) -> dict[str, Any]:
 def update_current_user(request: ApiRequest, body: dict[str, Any]) -> dict[str, Any]:
     """UpdateCurrentUser: PUT /api/user (auth required), a partial update.
 
+    A new password signs out every other session; this request's token keeps working.
+
     :raises ApiError: 409 ``username``/``email``.
     """
-    user = ops.update_user(request.db, request.authenticated_user, **body["user"])
+    kept = request.claims.digest if request.claims else None
+    user = ops.update_user(request.db, request.authenticated_user, keep_token=kept, **body["user"])
     return {"user": request.sign_in(user)}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from webtest import TestApp
 
 from service.app import create_app
 from tests.conftest import make_settings
-from tests.factories import auth_header, favorite, follow, make_article, make_user
+from tests.factories import auth_header, favorite, follow, make_article, make_user, token_for
 from tests.integration.test_query_counts import counting
 
 
@@ -94,3 +95,18 @@ def test_a_revoked_token_is_refused_on_a_cached_page(cached: TestApp, db: Sessio
     refused = cached.get("/api/articles", headers=old, status=401)
 
     assert refused.json == {"errors": {"token": ["is invalid"]}}
+
+
+def test_after_a_password_change_the_session_that_made_it_reads_cached_pages_and_no_other_does(
+    cached: TestApp, db: Session
+) -> None:
+    jake = make_user(db, "jake")
+    mine = auth_header(jake)
+    other = {"Authorization": f"Token {token_for(jake, now=datetime.now(UTC) - timedelta(minutes=5))}"}
+    for _ in range(2):
+        cached.get("/api/articles")  # stored
+
+    cached.put_json("/api/user", {"user": {"password": "a-new-password"}}, headers=mine)
+
+    assert cached.get("/api/articles", headers=mine).headers["X-Cache"] == "hit"
+    assert cached.get("/api/articles", headers=other, status=401).headers["X-Cache"] == "hit"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import jwt
 import pytest
 from sqlalchemy import delete
@@ -10,7 +12,7 @@ from webtest import TestApp
 
 from service.models import User
 from tests.conftest import TEST_SECRET
-from tests.factories import PASSWORD, auth_header, make_user
+from tests.factories import PASSWORD, auth_header, make_user, token_for
 
 
 def token_header(token: str) -> dict[str, str]:
@@ -33,16 +35,35 @@ def test_a_deleted_users_token_never_signs_in_the_next_account(client: TestApp, 
     assert refused.json == {"errors": {"token": ["is invalid"]}}
 
 
-def test_a_password_change_revokes_earlier_tokens_but_not_the_one_it_returns(client: TestApp, db: Session) -> None:
+def test_a_password_change_keeps_the_token_that_made_it_and_the_one_it_returns_and_revokes_every_other(
+    client: TestApp, db: Session
+) -> None:
     jake = make_user(db, "jake")
-    old = auth_header(jake)
+    mine = auth_header(jake)
+    stolen = token_header(token_for(jake, now=datetime.now(UTC) - timedelta(minutes=5)))
 
-    changed = client.put_json("/api/user", {"user": {"password": "a-new-password"}}, headers=old)
+    changed = client.put_json("/api/user", {"user": {"password": "a-new-password"}}, headers=mine)
 
-    client.get("/api/user", headers=old, status=401)
-    assert (
-        client.get("/api/user", headers=token_header(changed.json["user"]["token"])).json["user"]["username"] == "jake"
-    )
+    for path in ("/api/user", "/api/articles/feed", "/api/articles", "/api/profiles/jake"):
+        client.get(path, headers=stolen, status=401)
+        client.get(path, headers=mine, status=200)
+        client.get(path, headers=token_header(changed.json["user"]["token"]), status=200)
+    client.put_json("/api/user", {"user": {"bio": "b"}}, headers=stolen, status=401)
+    assert client.put_json("/api/user", {"user": {"bio": "mine"}}, headers=mine).json["user"]["bio"] == "mine"
+
+
+def test_a_second_password_change_from_another_session_revokes_the_token_the_first_kept(
+    client: TestApp, db: Session
+) -> None:
+    jake = make_user(db, "jake")
+    first = auth_header(jake)
+    changed = client.put_json("/api/user", {"user": {"password": "a-new-password"}}, headers=first)
+    second = token_header(changed.json["user"]["token"])
+
+    client.put_json("/api/user", {"user": {"password": "yet-another-one"}}, headers=second)
+
+    client.get("/api/user", headers=first, status=401)
+    client.get("/api/user", headers=second, status=200)
 
 
 @pytest.mark.parametrize("change", [{"username": "jacob"}, {"email": "jacob@x.org"}, {"bio": "b"}, {"image": "i"}])

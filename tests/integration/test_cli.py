@@ -200,3 +200,41 @@ def test_revoke_tokens_and_set_password_sign_the_user_out_and_delete_frees_no_id
 
     assert revoked.exit_code == 0 and "every token of JAKE revoked" in revoked.output  # type: ignore[attr-defined]
     assert outcome == (False, False, False)
+
+
+def test_deleting_a_user_forgets_their_cached_pages_at_once(cli_env: str, tmp_path: Path) -> None:
+    from webtest import TestApp
+
+    from service.app import create_app
+    from tests.conftest import make_settings
+
+    run("db", "upgrade")
+    app = TestApp(
+        create_app(
+            make_settings(
+                database_url=cli_env, instance_path=tmp_path / "instance", cache_url="sqlitefile", cache_min_uses=1
+            )
+        )
+    )
+    user = {"user": {"username": "gone", "email": "gone@example.org", "password": "password1"}}
+    token = app.post_json("/api/users", user).json["user"]["token"]
+    article = {"article": {"title": "Soon gone", "description": "d", "body": "b", "tagList": ["gone"]}}
+    slug = app.post_json("/api/articles", article, headers={"Authorization": f"Token {token}"}).json["article"]["slug"]
+    pages = [
+        "/api/profiles/gone",
+        f"/api/articles/{slug}",
+        "/api/articles?author=gone",
+        "/api/articles?tag=gone",
+        "/api/tags",
+    ]
+    for page in pages * 2:
+        app.get(page)
+    assert all(app.get(page).headers["X-Cache"] == "hit" for page in pages)
+
+    assert run("users", "delete", "gone", "--yes").exit_code == 0  # type: ignore[attr-defined]
+
+    after = {page: app.get(page, expect_errors=True) for page in pages}
+    assert after["/api/profiles/gone"].status_int == after[f"/api/articles/{slug}"].status_int == 404
+    assert after["/api/articles?author=gone"].json["articlesCount"] == 0
+    assert after["/api/articles?tag=gone"].json["articlesCount"] == 0
+    assert after["/api/tags"].json["tags"] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -36,7 +37,7 @@ def test_token_round_trips_the_user_id_stamp_and_issue_time() -> None:
 
     claims = auth.read_token(token, SECRET, now=NOW + timedelta(seconds=59))
 
-    assert claims == auth.Claims(42, STAMP, int(NOW.timestamp()))
+    assert claims == auth.Claims(42, STAMP, int(NOW.timestamp()), hashlib.sha256(token.encode()).hexdigest())
 
 
 def test_token_expires_after_its_lifetime() -> None:
