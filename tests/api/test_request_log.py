@@ -107,3 +107,25 @@ def test_json_log_format_writes_one_json_object_per_line(
     line = json.loads(stream.getvalue().strip().splitlines()[-1])
     assert line["logger"] == "service.access" and line["level"] == "INFO"
     assert line["request_id"] == "json-1" and line["status"] == 200 and line["path"] == "/api/tags"
+
+
+FORGED = "/api/articles/x%0A2026-01-01%2000:00:00,000%20INFO%20[service.access]%20POST%20/api/user/logout%20204"
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+@pytest.mark.parametrize("path", [FORGED, FORGED.replace("%0A", "%0D%0A"), FORGED.replace("%0A", "%E2%80%A8")])
+def test_a_control_character_in_the_path_cannot_forge_a_log_line(
+    client: TestApp, service_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch, log_format: str, path: str
+) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    configure_logging(make_settings(log_format=log_format))
+
+    client.get(path, status=404)
+
+    lines = stream.getvalue().splitlines()  # str.splitlines also splits at \r and U+2028
+    assert len(lines) == 1, lines
+    logged = json.loads(lines[0])["message"] if log_format == "json" else lines[0]
+    assert "POST /api/user/logout" in logged  # still there, as data of the one line
+    if log_format == "text":
+        assert "/api/articles/x\\x" in logged  # escaped where the line break was
