@@ -103,9 +103,20 @@ class ApiError(Exception):
         return cls(412, {"If-Match": ["does not match the current version"]})
 
     @classmethod
-    def too_many_requests(cls, retry_after: int, headers: Mapping[str, str] | None = None) -> ApiError:
-        """429 with the number of seconds after which a retry may succeed (and the limit's headers)."""
-        return cls(429, {"rate_limit": ["exceeded"]}, {**(headers or {}), "Retry-After": str(retry_after)})
+    def too_many_requests(
+        cls,
+        retry_after: int,
+        headers: Mapping[str, str] | None = None,
+        limited: str = "requests",
+        too_many: str = "too many requests",
+    ) -> ApiError:
+        """429 saying what was limited and when to try again, as ``Retry-After`` does (and the limit's headers).
+
+        ``{"errors": {"registration": ["too many attempts from this address; try again in 42 seconds"]}}``
+        """
+        wait = f"{retry_after} second{'' if retry_after == 1 else 's'}"
+        message = f"{too_many}; try again in {wait}"
+        return cls(429, {limited: [message]}, {**(headers or {}), "Retry-After": str(retry_after)})
 
     @classmethod
     def unavailable(cls, resource: str, retry_after: int = 5, message: str = "unavailable") -> ApiError:

@@ -38,6 +38,14 @@ logger = logging.getLogger(__name__)
 
 #: After a storage failure, do not try the storage again for this many seconds.
 _BACKOFF_SECONDS = 2.0
+#: What a refusal says, by the counter's scope: the thing limited, and what there was too much of.
+_REFUSALS = {
+    "all": ("requests", "too many requests from this client"),
+    "login": ("login", "too many attempts from this address"),
+    "login-account": ("login", "too many attempts for this account"),
+    "register": ("registration", "too many attempts from this address"),
+    "writes": ("writes", "too many changes from this account"),
+}
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -109,7 +117,7 @@ class RateLimitMiddleware:
             return self._storage_down(environ, start_response)
         if verdict is None:  # no limit applies to this request
             return self.app(environ, start_response)  # type: ignore[no-any-return]
-        exceeded, item, remaining, reset = verdict
+        exceeded, item, remaining, reset, scope = verdict
         headers: list[tuple[str, str]] = []
         if self.headers_enabled or exceeded:
             headers = [
@@ -119,7 +127,8 @@ class RateLimitMiddleware:
             ]
         if exceeded:
             retry_after = max(1, math.ceil(reset - time.time()))
-            return ApiError.too_many_requests(retry_after, dict(headers))(environ, start_response)
+            limited, too_many = _REFUSALS[scope]
+            return ApiError.too_many_requests(retry_after, dict(headers), limited, too_many)(environ, start_response)
 
         def start_with_headers(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, [*response_headers, *headers], exc_info)
@@ -131,10 +140,13 @@ class RateLimitMiddleware:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         return ApiError.unavailable("rate_limit")(environ, start_response)
 
-    def _check(self, environ: dict[str, Any], scopes: Sequence[str]) -> tuple[bool, RateLimitItem, int, float] | None:
+    def _check(
+        self, environ: dict[str, Any], scopes: Sequence[str]
+    ) -> tuple[bool, RateLimitItem, int, float, str] | None:
         """Hit every limit of the request's scopes; stop at the first one exceeded.
 
-        :returns: (exceeded, the limit to report, remaining, reset time), or None when no limit applies.
+        :returns: (exceeded, the limit to report, remaining, reset time, its counter's scope),
+            or None when no limit applies.
         """
         client = f"ip:{environ.get('REMOTE_ADDR') or 'unknown'}"
         user_id = self._user_id(environ)
@@ -158,15 +170,15 @@ class RateLimitMiddleware:
             identifiers = (self.prefix, scope, who)
             if not self.limiter.hit(item, *identifiers):
                 stats = self.limiter.get_window_stats(item, *identifiers)
-                return True, item, 0, stats.reset_time
+                return True, item, 0, stats.reset_time, scope
             if self.headers_enabled:
                 stats = self.limiter.get_window_stats(item, *identifiers)
                 if report is None or stats.remaining < report[1]:
                     report = (item, stats.remaining, stats.reset_time)
         if report is None:
             first = checks[0][0]
-            return False, first, first.amount, time.time() + first.get_expiry()
-        return False, *report
+            return False, first, first.amount, time.time() + first.get_expiry(), checks[0][1]
+        return False, *report, ""
 
     def _user_id(self, environ: dict[str, Any]) -> int | None:
         """The user a valid token names; None for anonymous or bad tokens (the dispatcher answers those)."""

@@ -33,7 +33,9 @@ def test_production_refuses_the_sixth_registration_a_minute_from_one_address(
 
     refused = client.post_json("/api/users", registration(5), status=429)
 
-    assert refused.json == {"errors": {"rate_limit": ["exceeded"]}}
+    wait = int(refused.headers["Retry-After"])
+    message = f"too many attempts from this address; try again in {wait} second{'' if wait == 1 else 's'}"
+    assert refused.json == {"errors": {"registration": [message]}} and 1 <= wait <= 60
 
 
 def test_production_refuses_the_eleventh_login_a_minute_for_one_account(

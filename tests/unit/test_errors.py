@@ -17,7 +17,12 @@ from service.web import flatten
         (ApiError.forbidden("article"), 403, {"article": ["forbidden"]}),
         (ApiError.forbidden("profile", "cannot follow yourself"), 403, {"profile": ["cannot follow yourself"]}),
         (ApiError.not_found("comment"), 404, {"comment": ["not found"]}),
-        (ApiError.too_many_requests(3), 429, {"rate_limit": ["exceeded"]}),
+        (ApiError.too_many_requests(3), 429, {"requests": ["too many requests; try again in 3 seconds"]}),
+        (
+            ApiError.too_many_requests(1, {}, "writes", "too many changes"),
+            429,
+            {"writes": ["too many changes; try again in 1 second"]},
+        ),
         (ApiError.unavailable("database"), 503, {"database": ["unavailable"]}),
         (ApiError.unavailable("rate_limit"), 503, {"rate_limit": ["unavailable"]}),
     ],
