@@ -100,6 +100,7 @@ def create_app(
             router.limit_scopes,
             limiter,
             limits_from(settings),
+            authenticates=router.authenticates,
             secret=settings.secret_key,
             key_prefix=settings.ratelimit_key_prefix,
             headers_enabled=settings.ratelimit_headers_enabled,

@@ -28,6 +28,10 @@ REQUEST_ID_KEY = "conduit.request_id"
 USER_ID_KEY = "conduit.user_id"
 #: WSGI environ key: what the request's token says (or the 401 it earns), read once per request.
 TOKEN_CLAIMS_KEY = "conduit.token_claims"
+#: WSGI environ key: set by the rate limiter on a request whose well-signed token the dispatcher
+#: has yet to check; the dispatcher calls it once with the authenticated user's id, or None when the
+#: token fails (then the request counts against its address, never the account the token names).
+RATE_CHARGE_KEY = "conduit.rate_charge"
 #: Shortest secret accepted: HS256 wants a key at least as long as its hash.
 MIN_SECRET_BYTES = 32
 #: Secrets that are obviously copied from an example and must never sign tokens.
@@ -126,6 +130,7 @@ class Settings:
     cache_url: str = _setting("sqlitefile", "sqlitefile, filesystem, redis://..., simple or null")
     cache_ttl: int = _setting(60, "seconds a cached response may be served")
     cache_threshold: int = _setting(10000, "about how many entries a host-local cache keeps")
+    cache_max_bytes: int = _setting(256 * 1024 * 1024, "about how many bytes of answers a host-local cache keeps")
     cache_min_uses: int = _setting(2, "a worker stores an answer at this miss of its URL")
     cache_key_prefix: str = _setting("conduit", "prefix of every cache key")
     # Read by service.gunicorn_conf, not by the application.
@@ -167,7 +172,7 @@ class Settings:
             object.__setattr__(self, "ratelimit_storage_uri", uri)
         if self.trusted_proxy_hops < 0 or self.cache_ttl < 0:
             raise ConfigError("CONDUIT_TRUSTED_PROXY_HOPS and CONDUIT_CACHE_TTL cannot be negative")
-        if self.cache_threshold < 1 or self.cache_min_uses < 1:
+        if self.cache_threshold < 1 or self.cache_min_uses < 1 or self.cache_max_bytes < 1:
             raise ConfigError("CONDUIT_CACHE_THRESHOLD and CONDUIT_CACHE_MIN_USES must be at least 1")
         if self.token_ttl <= 0:
             raise ConfigError("CONDUIT_TOKEN_TTL must be a positive number of seconds")

@@ -43,6 +43,7 @@ _ERROR_DESCRIPTIONS = {
     409: "Already taken: the key names the field (username, email)",
     413: "Body too large",
     415: "Body is not JSON",
+    412: "`If-Match` names no current version (key `If-Match`): read the resource again",
     422: "Invalid input: the keys name the fields",
     429: "Rate limit exceeded; see Retry-After",
     503: "A backing service is unavailable; see Retry-After",
@@ -85,6 +86,8 @@ def _error_statuses(route: Route) -> list[int]:
         statuses.add(422)
     if route.limits:
         statuses |= {429, 503}  # 503: the database, or a rate-limit storage that fails closed
+    if route.current is not None:
+        statuses.add(412)
     return sorted(statuses)
 
 
@@ -94,6 +97,17 @@ def _operation(route: Route) -> dict[str, Any]:
     _, parameters = _path(route)
     if route.query is not None:
         parameters.append({"in": "query", "schema": route.query})
+    if route.current is not None:
+        parameters.append(
+            {
+                "name": "If-Match",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "The `ETag` of the version read (from the `GET` of this resource): "
+                "the write is refused with 412 if it is no longer current.",
+            }
+        )
     operation: dict[str, Any] = {
         "operationId": _operation_id(route),
         "tags": [tag],

@@ -28,8 +28,10 @@ View = Callable[..., Any]
 #: What a shared read depends on, from its URL values and query (first value of each name):
 #: the surrogate keys of ``service.surrogates`` that its URL alone tells.
 DependsOn = Callable[[Mapping[str, Any], Mapping[str, str]], Iterable[str]]
-#: How many URLs' matches a router remembers (per process) before it starts over.
+#: How many URLs' matches a router remembers (per process), and how many bytes of
+#: paths, before it starts over: a flood of distinct long paths costs at most this.
 _RECENT_MATCHES = 2048
+_RECENT_BYTES = 512 * 1024
 #: WSGI environ key: the request's match (route and URL values, or the error it earns), found once.
 ROUTE_KEY = "conduit.route"
 
@@ -57,6 +59,11 @@ class Route:
     :param forgets: the kinds of surrogate key a successful write may change
         (``surrogates.Kind``); its ops name the keys themselves. Empty: nothing
         any shared answer shows (a login, a follow).
+    :param current: for a write, the endpoint of the read that shows the
+        resource's current version: an ``If-Match`` on the write is compared
+        with the ETag that read gives this caller, and a stale one gets 412
+        (RFC 9110 13.1.1), so two people editing one article cannot silently
+        overwrite each other.
     :param limits: the rate-limit scopes the request counts against; ``()`` for
         none (health checks).
     :param tag: the OpenAPI tag, when not the one of the view's module.
@@ -75,6 +82,7 @@ class Route:
     errors: tuple[int, ...] = ()
     cache: DependsOn | None = None
     forgets: tuple[surrogates.Kind, ...] = ()
+    current: str | None = None
     limits: tuple[LimitScope, ...] = ("all",)
     tag: str = ""
     summary: str = ""
@@ -106,6 +114,7 @@ class Router:
         self._adapter = self.url_map.bind("localhost")
         # The matches of recent URLs: popular ones repeat, and a match depends on path and method alone.
         self._recent: dict[tuple[str, str], tuple[Route, Mapping[str, Any]]] = {}
+        self._recent_bytes = 0
 
     @property
     def methods(self) -> list[str]:
@@ -151,6 +160,11 @@ class Router:
         route = self.route_for(environ)
         return route.limits if route is not None else ("all",)
 
+    def authenticates(self, environ: dict[str, Any]) -> bool:
+        """Whether the request's route checks a token (``Route.auth`` other than ``none``)."""
+        route = self.route_for(environ)
+        return route is not None and route.auth != "none"
+
     def _match(self, environ: dict[str, Any]) -> tuple[Route, Mapping[str, Any]] | Exception:
         key = (environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET"))
         recent = self._recent.get(key)
@@ -158,9 +172,11 @@ class Router:
             return recent
         found = self._match_path(*key)
         if not isinstance(found, Exception):  # a raised exception keeps its traceback: never reuse one
-            if len(self._recent) >= _RECENT_MATCHES:
+            if len(self._recent) >= _RECENT_MATCHES or self._recent_bytes > _RECENT_BYTES:
                 self._recent.clear()
+                self._recent_bytes = 0
             self._recent[key] = found
+            self._recent_bytes += 2 * len(key[0])  # the path, and the URL values cut from it
         return found
 
     def _match_path(self, path_info: str, method: str) -> tuple[Route, Mapping[str, Any]] | Exception:

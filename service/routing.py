@@ -64,6 +64,7 @@ ROUTES: tuple[Route, ...] = (
         errors=(409,),
         # A new name, bio or image shows wherever the user does; a new name also renames their lists.
         forgets=("profile", "author", "favorited"),
+        current="users.get_current_user",
         limits=("all", "writes"),
         summary="Update the current user",
     ),
@@ -158,6 +159,7 @@ ROUTES: tuple[Route, ...] = (
         errors=(403, 404),
         # Its page under the old and the new slug (the old comments page moves), the tag lists it enters or leaves.
         forgets=("article", "comments", "tagged", "tags"),
+        current="articles.get_article",
         limits=("all", "writes"),
         summary="Update an article",
     ),
@@ -170,6 +172,7 @@ ROUTES: tuple[Route, ...] = (
         errors=(403, 404),
         # Its pages, and every list it leaves: all, its author's, its tags', its favoriters'.
         forgets=("article", "comments", "articles", "author", "tagged", "tags", "favorited"),
+        current="articles.get_article",
         limits=("all", "writes"),
         summary="Delete an article",
     ),

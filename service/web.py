@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -22,12 +22,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.http import parse_etags
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import ClosingIterator
 
 from service import auth, queries, surrogates
 from service.answer import Answer
-from service.config import REQUEST_ID_KEY, USER_ID_KEY, WRITE_INTENT, Settings
+from service.config import RATE_CHARGE_KEY, REQUEST_ID_KEY, USER_ID_KEY, WRITE_INTENT, Settings
 from service.errors import ApiError
 from service.middleware import cache
 from service.models import User
@@ -98,10 +99,25 @@ class ApiRequest(Request):
             raise ApiError.unauthorized("is missing")
         return self.user
 
+    @property
+    def token(self) -> str | None:
+        """The token the request was sent with, if any."""
+        try:
+            return auth.token_from_header(self.environ.get("HTTP_AUTHORIZATION"))
+        except ApiError:
+            return None
+
     def sign_in(self, user: User) -> SignedIn:
         """Pair ``user`` with a fresh token."""
         token = auth.issue_token(user.id, user.token_stamp, self.settings.secret_key, self.settings.token_ttl)
         return SignedIn(user, token)
+
+    def signed_in_as_asked(self) -> SignedIn:
+        """The caller with the token the request carries.
+
+        :raises ApiError: 401 if the request carries no token.
+        """
+        return SignedIn(self.authenticated_user, self.token or "")
 
     def close_db(self) -> None:
         """Release the session and the read connection, if opened; the next use opens others."""
@@ -215,6 +231,9 @@ class Dispatcher:
             # Operational errors are the transient ones (connection lost or
             # refused, lock timeout, serialization failure): the client may retry.
             self._rollback(request)
+            if _if_match(request, None) and getattr(getattr(exc, "orig", None), "sqlstate", None) == "40001":
+                # A conditional write lost to a concurrent one: its If-Match no longer names the current version.
+                return ApiError.precondition_failed().get_response()
             logger.error("database unavailable on %s %s: %s", request.method, request.path, _describe(exc))
             return ApiError.unavailable("database").get_response()
         except Exception:
@@ -265,11 +284,19 @@ class Dispatcher:
         shared = request.environ.get(cache.SHARED_ANSWER_KEY)
         if shared is not None and route.method == "GET" and route.reply is not None:
             return self._personalize(request, route, shared)
+        if_match = _if_match(request, route)
         if request.method not in _SAFE_METHODS:
             # SQLite: take the write lock up front (BEGIN IMMEDIATE) so that
             # concurrent writers queue instead of failing mid-transaction.
-            request.db.connection(execution_options={WRITE_INTENT: True})
+            options: dict[str, Any] = {WRITE_INTENT: True}
+            if if_match and _on_postgresql_engine(request):
+                # A conditional write must not pass on a version another transaction is replacing:
+                # at REPEATABLE READ the later writer fails (answered 412) instead of overwriting.
+                options["isolation_level"] = "REPEATABLE READ"
+            request.db.connection(execution_options=options)
         request.user = self._authenticate(request, route.auth)
+        if if_match:
+            self._check_if_match(request, route, values, if_match)
         kwargs: dict[str, Any] = dict(values)
         if route.query is not None:
             kwargs["query"] = load(self._schemas[route.query], request.args)
@@ -290,6 +317,17 @@ class Dispatcher:
             return answer
         return json_bytes_response(body, route.status)
 
+    def _check_if_match(self, request: ApiRequest, route: Route, values: Mapping[str, Any], if_match: str) -> None:
+        """Compare ``If-Match`` with the ETag the caller's read of the resource gives now.
+
+        :raises ApiError: 412 when it names no current version; the read's own 404/403 as they come.
+        """
+        read = self.router.routes[str(route.current)]
+        assert read.reply is not None
+        current = Answer(encode_json(self._schemas[read.reply].dump(read.view(request, **values))))
+        if not parse_etags(if_match).contains(current.etag):
+            raise ApiError.precondition_failed()
+
     def _personalize(self, request: ApiRequest, route: Route, shared: bytes) -> Answer:
         """Answer a signed-in read from the shared (anonymous) answer the cache holds.
 
@@ -307,7 +345,9 @@ class Dispatcher:
         def viewer_flags(slugs: list[str], usernames: list[str]) -> tuple[frozenset[str], frozenset[str]]:
             flags = queries.viewer_flags(request.reads, claims.user_id, slugs, usernames)
             if flags is None or not claims.still_valid_for(flags.token_stamp, flags.created_at, flags.kept_token):
+                _count_against(request, None)
                 raise ApiError.unauthorized("is invalid")
+            _count_against(request, claims.user_id)
             return flags.favorited, flags.following
 
         answer = Answer(cache.personalize(shared, viewer_flags), private=True)
@@ -325,7 +365,9 @@ class Dispatcher:
         # The row is read anyway, so checking the stamp and the account's age costs no statement.
         user = queries.user_by_id(request.db, claims.user_id)
         if user is None or not claims.still_valid_for(user.token_stamp, user.created_at, user.kept_token):
+            _count_against(request, None)
             raise ApiError.unauthorized("is invalid")
+        _count_against(request, user.id)
         request.environ[USER_ID_KEY] = user.id  # for the request log line
         request.claims = claims
         return user
@@ -338,6 +380,33 @@ class Dispatcher:
                 request.db.rollback()
             except Exception:  # the connection may already be gone; close() will discard it
                 logger.warning("rollback failed", exc_info=True)
+
+
+def _if_match(request: ApiRequest, route: Route | None) -> str:
+    """The request's ``If-Match``, when it is a condition on this write (its route declares ``current``).
+
+    With ``route=None``: the request's, whatever its route (it was checked before it reached the database).
+    """
+    if request.method in _SAFE_METHODS or (route is not None and route.current is None):
+        return ""
+    return str(request.environ.get("HTTP_IF_MATCH", "")).strip()  # an empty field names nothing: no condition
+
+
+def _on_postgresql_engine(request: ApiRequest) -> bool:
+    """Whether the request's transaction is a fresh one on PostgreSQL (a session bound to a connection
+    already in a transaction, as in tests, keeps that transaction's isolation)."""
+    bind = request.db.get_bind()
+    return isinstance(bind, Engine) and bind.dialect.name == "postgresql"
+
+
+def _count_against(request: ApiRequest, user_id: int | None) -> None:
+    """Tell the rate limiter whose request this is: the user's, or (None) its address's.
+
+    :raises ApiError: 429 when that is over a limit.
+    """
+    charge = request.environ.get(RATE_CHARGE_KEY)
+    if charge is not None:
+        charge(user_id)
 
 
 def _from_http(exc: HTTPException) -> ApiError:

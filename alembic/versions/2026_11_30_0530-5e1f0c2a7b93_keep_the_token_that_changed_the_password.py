@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '5e1f0c2a7b93'
-down_revision: str | None = 'd876ec52e0e4'
+revision: str = "5e1f0c2a7b93"
+down_revision: str | None = "d876ec52e0e4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -26,9 +26,9 @@ def _sqlite_kwargs() -> dict[str, object]:
 
 
 def upgrade() -> None:
-    op.add_column('users', sa.Column('kept_token', sa.String(length=64), nullable=True))
+    op.add_column("users", sa.Column("kept_token", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('users', table_kwargs=_sqlite_kwargs()) as batch_op:
-        batch_op.drop_column('kept_token')
+    with op.batch_alter_table("users", table_kwargs=_sqlite_kwargs()) as batch_op:
+        batch_op.drop_column("kept_token")

@@ -1,12 +1,20 @@
 """Rate limiting with the ``limits`` library, as WSGI middleware.
 
-Who is counted: the user id when the request carries a valid token, else the
-client address (``REMOTE_ADDR``, after ``ProxyFix`` for the configured number of
-trusted proxies). What is counted: the scopes the request's route declares
-(``Route.limits``): ``all`` against the default limits, and stricter limits for
-the operations attackers like: ``login`` (per client address *and* per account
-email, to slow password guessing from many addresses), ``register`` (per
-client address) and ``writes`` (per user). A request no route answers counts
+Who is counted: the user when the request carries a token that the dispatcher
+accepts, else the client address (``REMOTE_ADDR``, after ``ProxyFix`` for the
+configured number of trusted proxies). Whether a well-signed token still
+speaks for its account (not revoked by a sign-out or a password change) is
+known only once the dispatcher has read the account, so such a request is
+counted then: the dispatcher calls back (:data:`RATE_CHARGE_KEY`) with the
+user's id, or with None for a token it refused, which then counts against the
+address. A thief holding a revoked token spends the limits of the address it
+sends from, never the owner's. A route that checks no token counts by address.
+
+What is counted: the scopes the request's route declares (``Route.limits``):
+``all`` against the default limits, and stricter limits for the operations
+attackers like: ``login`` (per client address *and* per account email, to slow
+password guessing from many addresses), ``register`` (per client address) and
+``writes`` (per user). A request no route answers counts
 against the default limits; health checks declare no scope.
 
 The counters live in a storage shared by every worker (a SQLite file on one
@@ -17,6 +25,7 @@ is configured to fail closed (503).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -31,13 +40,15 @@ from limits import RateLimitItem, parse_many
 from limits.strategies import RateLimiter
 
 from service import auth
-from service.config import Settings
+from service.config import RATE_CHARGE_KEY, Settings
 from service.errors import ApiError
 
 logger = logging.getLogger(__name__)
 
 #: After a storage failure, do not try the storage again for this many seconds.
 _BACKOFF_SECONDS = 2.0
+#: What a storage check gives back when the storage failed.
+_DOWN = object()
 #: What a refusal says, by the counter's scope: the thing limited, and what there was too much of.
 _REFUSALS = {
     "all": ("requests", "too many requests from this client"),
@@ -86,6 +97,7 @@ class RateLimitMiddleware:
         limiter: RateLimiter,
         limits: Limits,
         *,
+        authenticates: Callable[[dict[str, Any]], bool],
         secret: str,
         key_prefix: str = "conduit",
         headers_enabled: bool = True,
@@ -94,6 +106,7 @@ class RateLimitMiddleware:
     ) -> None:
         self.app = app
         self.scopes = scopes
+        self.authenticates = authenticates
         self.limiter = limiter
         self.limits = limits
         self.secret = secret
@@ -109,31 +122,74 @@ class RateLimitMiddleware:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         if time.monotonic() < self._skip_until:
             return self._storage_down(environ, start_response)
-        try:
-            verdict = self._check(environ, scopes)
-        except Exception:
-            self._skip_until = time.monotonic() + _BACKOFF_SECONDS
-            logger.warning("rate-limit storage failed; %s", "serving anyway" if self.swallow_errors else "refusing")
+        user_id = self._user_id(environ) if self.authenticates(environ) else None
+        if user_id is not None:
+            return self._counted_once_authenticated(environ, start_response, scopes)
+        verdict = self._safely(self._check, environ, scopes, None)
+        if verdict is _DOWN:
             return self._storage_down(environ, start_response)
-        if verdict is None:  # no limit applies to this request
-            return self.app(environ, start_response)  # type: ignore[no-any-return]
-        exceeded, item, remaining, reset, scope = verdict
-        headers: list[tuple[str, str]] = []
-        if self.headers_enabled or exceeded:
-            headers = [
-                ("X-RateLimit-Limit", str(item.amount)),
-                ("X-RateLimit-Remaining", str(remaining)),
-                ("X-RateLimit-Reset", str(math.ceil(reset))),
-            ]
-        if exceeded:
-            retry_after = max(1, math.ceil(reset - time.time()))
-            limited, too_many = _REFUSALS[scope]
-            return ApiError.too_many_requests(retry_after, dict(headers), limited, too_many)(environ, start_response)
+        headers = self._headers(verdict)
+        if verdict is not None and verdict[0]:
+            return self._refusal(verdict, headers)(environ, start_response)
 
         def start_with_headers(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, [*response_headers, *headers], exc_info)
 
         return self.app(environ, start_with_headers)  # type: ignore[no-any-return]
+
+    def _counted_once_authenticated(
+        self, environ: dict[str, Any], start_response: Any, scopes: Sequence[str]
+    ) -> Iterable[bytes]:
+        """Let the dispatcher say whose request it is before counting it (see the module docstring)."""
+        headers: list[tuple[str, str]] = []
+        charged: list[bool] = []
+
+        def charge(user_id: int | None) -> None:
+            if charged:
+                return  # a request run again on a new database connection is counted once
+            charged.append(True)
+            verdict = self._safely(self._check, environ, scopes, user_id)
+            if verdict is _DOWN:
+                if not self.swallow_errors:
+                    raise ApiError.unavailable("rate_limit")
+                return
+            if verdict is not None and verdict[0]:
+                raise self._refusal(verdict, self._headers(verdict))
+            headers.extend(self._headers(verdict))
+
+        def start_with_headers(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, [*response_headers, *headers], exc_info)
+
+        environ[RATE_CHARGE_KEY] = charge
+        body = self.app(environ, start_with_headers)
+        if not charged:  # the dispatcher answered before it authenticated (a malformed request)
+            with contextlib.suppress(ApiError):  # the answer is given; the count holds for the next request
+                charge(None)
+        return body  # type: ignore[no-any-return]
+
+    def _safely(self, check: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return check(*args)
+        except Exception:
+            self._skip_until = time.monotonic() + _BACKOFF_SECONDS
+            logger.warning("rate-limit storage failed; %s", "serving anyway" if self.swallow_errors else "refusing")
+            return _DOWN
+
+    def _headers(self, verdict: tuple[bool, RateLimitItem, int, float, str] | None) -> list[tuple[str, str]]:
+        if verdict is None or not (self.headers_enabled or verdict[0]):
+            return []
+        _, item, remaining, reset, _ = verdict
+        return [
+            ("X-RateLimit-Limit", str(item.amount)),
+            ("X-RateLimit-Remaining", str(remaining)),
+            ("X-RateLimit-Reset", str(math.ceil(reset))),
+        ]
+
+    @staticmethod
+    def _refusal(verdict: tuple[bool, RateLimitItem, int, float, str], headers: list[tuple[str, str]]) -> ApiError:
+        retry_after = max(1, math.ceil(verdict[3] - time.time()))
+        limited, too_many = _REFUSALS[verdict[4]]
+        return ApiError.too_many_requests(retry_after, dict(headers), limited, too_many)
 
     def _storage_down(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if self.swallow_errors:
@@ -141,15 +197,14 @@ class RateLimitMiddleware:
         return ApiError.unavailable("rate_limit")(environ, start_response)
 
     def _check(
-        self, environ: dict[str, Any], scopes: Sequence[str]
+        self, environ: dict[str, Any], scopes: Sequence[str], user_id: int | None
     ) -> tuple[bool, RateLimitItem, int, float, str] | None:
-        """Hit every limit of the request's scopes; stop at the first one exceeded.
+        """Hit every limit of the request's scopes for ``user_id`` (None: the address); stop at the first exceeded.
 
         :returns: (exceeded, the limit to report, remaining, reset time, its counter's scope),
             or None when no limit applies.
         """
         client = f"ip:{environ.get('REMOTE_ADDR') or 'unknown'}"
-        user_id = self._user_id(environ)
         subject = f"user:{user_id}" if user_id is not None else client
         checks: list[tuple[RateLimitItem, str, str]] = []
         if "all" in scopes:
@@ -181,7 +236,7 @@ class RateLimitMiddleware:
         return False, *report, ""
 
     def _user_id(self, environ: dict[str, Any]) -> int | None:
-        """The user a valid token names; None for anonymous or bad tokens (the dispatcher answers those)."""
+        """The user a well-signed token names; None for anonymous or bad tokens (the dispatcher answers those)."""
         try:
             claims = auth.request_claims(environ, self.secret)  # decoded once; the dispatcher reuses it
         except ApiError:

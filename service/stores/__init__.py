@@ -37,7 +37,10 @@ def make_cache(settings: Settings) -> BaseCache:
         return NullCache()
     if url == "sqlitefile":
         return SQLiteCache(
-            settings.instance_path / "cache.db", default_timeout=settings.cache_ttl, threshold=settings.cache_threshold
+            settings.instance_path / "cache.db",
+            default_timeout=settings.cache_ttl,
+            threshold=settings.cache_threshold,
+            max_bytes=settings.cache_max_bytes,
         )
     if url == "filesystem":
         return FileSystemCache(

@@ -43,15 +43,22 @@ class SQLiteCache(BaseCache):
     :param threshold: about how many entries the file may hold. Beyond it, a purge
         deletes the entries closest to expiry, so a flood of distinct URLs cannot
         fill the disk; entries that never expire (the write counter) go last.
+    :param max_bytes: about how many bytes of values the file may hold, purged the
+        same way: a flood of large answers (one big article under many query
+        strings) cannot fill the disk either.
     """
 
-    def __init__(self, path: Path, default_timeout: int = 300, threshold: int = 10000) -> None:
+    def __init__(
+        self, path: Path, default_timeout: int = 300, threshold: int = 10000, max_bytes: int = 256 * 1024 * 1024
+    ) -> None:
         super().__init__(default_timeout=default_timeout)
         self._file = SharedSQLiteFile(path, _SCHEMA)
         self._threshold = threshold
-        # Purge often enough that the file overshoots the threshold by a tenth at most (per process).
+        self._max_bytes = max_bytes
+        # Purge often enough that the file overshoots its bounds by a tenth at most (per process).
         self._purge_every = max(1, min(_PURGE_EVERY, threshold // 10))
         self._writes = 0
+        self._written = 0  # bytes stored since the last purge
 
     def _expires_at(self, timeout: int | timedelta | None) -> float:
         if timeout is None:
@@ -82,23 +89,34 @@ class SQLiteCache(BaseCache):
 
     def set(self, key: str, value: Any, timeout: int | timedelta | None = None) -> bool:
         connection = self._file.connection()
+        blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         connection.execute(
             "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)",
-            (key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), self._expires_at(timeout)),
+            (key, blob, self._expires_at(timeout)),
         )
         self._writes += 1
-        if self._writes % self._purge_every == 0:
+        self._written += len(blob)
+        if self._writes % self._purge_every == 0 or self._written > self._max_bytes // 10:
             self._purge(connection)
         return True
 
     def _purge(self, connection: sqlite3.Connection) -> None:
-        """Delete expired entries, then the soonest to expire beyond the threshold."""
+        """Delete expired entries, then the soonest to expire beyond the threshold and the byte bound."""
+        self._written = 0
         connection.execute("DELETE FROM entries WHERE expires_at <= ?", (time.time(),))
-        (count,) = connection.execute("SELECT count(*) FROM entries").fetchone()
+        count, size = connection.execute("SELECT count(*), coalesce(sum(length(value)), 0) FROM entries").fetchone()
         if count > self._threshold:
             connection.execute(
                 "DELETE FROM entries WHERE key IN (SELECT key FROM entries ORDER BY expires_at LIMIT ?)",
                 (count - self._threshold,),
+            )
+        if size > self._max_bytes:
+            # The soonest to expire, as many as it takes to free the excess (a running sum).
+            connection.execute(
+                "DELETE FROM entries WHERE key IN (SELECT key FROM (SELECT key, length(value) AS size,"
+                " sum(length(value)) OVER (ORDER BY expires_at, key) AS running FROM entries)"
+                " WHERE running - size < ?)",
+                (size - self._max_bytes,),
             )
 
     def add(self, key: str, value: Any, timeout: int | timedelta | None = None) -> bool:

@@ -27,8 +27,12 @@ def create_user(request: ApiRequest, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_current_user(request: ApiRequest) -> dict[str, Any]:
-    """GetCurrentUser: GET /api/user (auth required); the token is refreshed."""
-    return {"user": request.sign_in(request.authenticated_user)}
+    """GetCurrentUser: GET /api/user (auth required), with the token it was asked with.
+
+    The same token, not a fresh one, so the answer (and its ETag, for ``If-Match``
+    on ``PUT /api/user``) stays the same until the account changes.
+    """
+    return {"user": request.signed_in_as_asked()}
 
 
 def update_current_user(request: ApiRequest, body: dict[str, Any]) -> dict[str, Any]:

@@ -240,3 +240,38 @@ def test_every_write_declares_the_kinds_of_key_it_changes(
     cached.delete(f"/api/articles/{renamed}", headers=jake, status=204)
 
     assert [r.getMessage() for r in caplog.records if "does not declare" in r.getMessage()] == []
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("%FF", "%EF%BF%BD"), ("%ff", "%EF%BF%BD"), ("a%20b", "a%2520b"), ("%C3%A9", "%25C3%25A9")],
+)
+def test_one_cache_entry_never_answers_two_different_filters(
+    cached: TestApp, db: Session, first: str, second: str
+) -> None:
+    """The key is built from the values the view receives: an invalid escape is not U+FFFD."""
+    jake = make_user(db, "jake")
+    for raw in (first, second):
+        make_article(db, jake, title=f"Tagged {raw}", tags=[_as_view_reads(raw)])
+    for _ in range(3):
+        cached.get(f"/api/articles?tag={first}")
+
+    answer = cached.get(f"/api/articles?tag={second}")
+
+    assert answer.headers["X-Cache"] == "miss"
+    assert [a["title"] for a in answer.json["articles"]] == [f"Tagged {second}"]
+
+
+def _as_view_reads(raw: str) -> str:
+    """The tag value werkzeug hands the view for ``?tag=<raw>`` (invalid UTF-8 stays percent-encoded)."""
+    from werkzeug.wrappers import Request  # the same parsing as the view's
+
+    return str(Request({"QUERY_STRING": f"tag={raw}", "REQUEST_METHOD": "GET"}).args["tag"])
+
+
+@pytest.mark.parametrize(("stored", "asked"), [("a%20b", "a+b"), ("%c3%a9", "%C3%A9")])
+def test_spellings_of_one_filter_share_one_entry(cached: TestApp, db: Session, stored: str, asked: str) -> None:
+    for _ in range(2):
+        cached.get(f"/api/articles?tag={stored}")
+
+    assert cached.get(f"/api/articles?tag={asked}").headers["X-Cache"] == "hit"

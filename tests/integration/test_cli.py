@@ -202,20 +202,22 @@ def test_revoke_tokens_and_set_password_sign_the_user_out_and_delete_frees_no_id
     assert outcome == (False, False, False)
 
 
-def test_deleting_a_user_forgets_their_cached_pages_at_once(cli_env: str, tmp_path: Path) -> None:
+def test_deleting_a_user_forgets_their_cached_pages_at_once(
+    cli_env: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     from webtest import TestApp
 
+    from service import db as service_db
     from service.app import create_app
     from tests.conftest import make_settings
 
     run("db", "upgrade")
-    app = TestApp(
-        create_app(
-            make_settings(
-                database_url=cli_env, instance_path=tmp_path / "instance", cache_url="sqlitefile", cache_min_uses=1
-            )
-        )
+    settings = make_settings(
+        database_url=cli_env, instance_path=tmp_path / "instance", cache_url="sqlitefile", cache_min_uses=1
     )
+    engine = service_db.make_engine(settings)
+    request.addfinalizer(engine.dispose)
+    app = TestApp(create_app(settings, engine=engine))
     user = {"user": {"username": "gone", "email": "gone@example.org", "password": "password1"}}
     token = app.post_json("/api/users", user).json["user"]["token"]
     article = {"article": {"title": "Soon gone", "description": "d", "body": "b", "tagList": ["gone"]}}

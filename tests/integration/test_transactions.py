@@ -105,3 +105,31 @@ def test_concurrent_favorites_of_one_article_are_all_counted_once(real_engine: E
 
     assert statuses == [200] * 12
     assert client.get(f"/api/articles/{slug}").json["article"]["favoritesCount"] == 6
+
+
+def test_two_conditional_edits_of_one_version_at_once_give_one_200_and_one_412(real_engine: Engine) -> None:
+    """Both read the same version; the later commit must not overwrite the earlier (no lost update)."""
+    factory = service_db.make_session_factory(real_engine)
+    with factory() as session:
+        jake = make_user(session, "jake")
+        make_article(session, jake, title="One", slug="one")
+        me = auth_header(jake)
+    client = TestApp(create_app(make_settings(), session_factory=factory))
+    etag = client.get("/api/articles/one", headers=me).headers["ETag"]
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def edit(n: int) -> None:
+        barrier.wait()
+        reply = client.put_json(
+            "/api/articles/one", {"article": {"body": f"edit {n}"}}, headers={**me, "If-Match": etag}, status="*"
+        )
+        statuses.append(reply.status_int)
+
+    threads = [threading.Thread(target=edit, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [200] + [412] * 7

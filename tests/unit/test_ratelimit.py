@@ -15,6 +15,8 @@ from limits.strategies import FixedWindowRateLimiter
 from webtest import TestApp
 
 from service import auth, routing
+from service.config import RATE_CHARGE_KEY
+from service.errors import ApiError
 from service.middleware.ratelimit import Limits, RateLimitMiddleware
 from service.router import Router
 from service.stores.sqlite_counters import SQLiteFileStorage
@@ -24,7 +26,22 @@ from tests.conftest import TEST_SECRET
 ROUTER = Router(routing.ALL_ROUTES)
 
 
-def stub(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+#: A token stamp this stub dispatcher refuses, as the real one refuses a revoked token.
+REVOKED = "deadbeefdeadbeef"
+
+
+def stub(environ: dict[str, Any], start_response: Any) -> Any:
+    """Echo the body; like the dispatcher, say whose request it is once the token is checked."""
+    charge = environ.get(RATE_CHARGE_KEY)
+    if charge is not None:
+        claims = auth.request_claims(environ, TEST_SECRET)
+        assert claims is not None
+        try:
+            charge(None if claims.stamp == REVOKED else claims.user_id)
+        except ApiError as error:
+            return error(environ, start_response)
+        if claims.stamp == REVOKED:
+            return ApiError.unauthorized("is invalid")(environ, start_response)
     body = environ["wsgi.input"].read()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps({"echo": body.decode()}).encode()]
@@ -43,6 +60,7 @@ def client(
         ROUTER.limit_scopes,
         limiter,
         Limits.parse(default, login, register, writes),
+        authenticates=ROUTER.authenticates,
         secret=TEST_SECRET,
         **options,
     )
@@ -201,3 +219,25 @@ def test_sqlitefile_storage_is_exact_across_processes(tmp_path: Path) -> None:
 def test_sqlitefile_storage_needs_a_path() -> None:
     with pytest.raises(ValueError, match="file path"):
         SQLiteFileStorage("sqlitefile://")
+
+
+def test_a_refused_token_counts_against_its_address_never_the_account_it_names() -> None:
+    app = client(default="3/minute", writes="2/minute")
+    revoked = {"Authorization": f"Token {auth.issue_token(77, REVOKED, TEST_SECRET, 600)}"}
+    for _ in range(5):  # a thief with a revoked token, from one address
+        app.post_json("/api/articles", {}, headers=revoked, extra_environ={"REMOTE_ADDR": "10.6.6.6"}, status="*")
+
+    # The owner, signed in again (the same id, a valid token), from elsewhere: nothing was spent.
+    owner = app.post_json("/api/articles", {}, headers=token(77), extra_environ={"REMOTE_ADDR": "10.0.0.1"})
+    thief = app.get("/api/user", headers=revoked, extra_environ={"REMOTE_ADDR": "10.6.6.6"}, status=429)
+
+    assert owner.status_int == 200 and owner.headers["X-RateLimit-Remaining"] in ("1", "2")
+    assert thief.json["errors"]["requests"][0].startswith("too many requests from this client")
+
+
+def test_a_route_that_checks_no_token_counts_by_address() -> None:
+    app = client(default="2/minute")
+    for n in range(2):
+        app.get("/api/tags", headers=token(n + 1), extra_environ={"REMOTE_ADDR": "10.0.0.5"})
+
+    app.get("/api/tags", headers=token(9), extra_environ={"REMOTE_ADDR": "10.0.0.5"}, status=429)

@@ -100,3 +100,20 @@ def test_added_versions_never_overwrite_a_bumped_one(tmp_path: Path) -> None:
     cache.add_many({"v:a": 0, "v:b": 0}, 60)
 
     assert cache.get_many("v:a", "v:b") == [1, 0]
+
+
+def test_a_flood_of_large_answers_stays_within_the_byte_bound(tmp_path: Path) -> None:
+    """One 900 KB answer under 300 query strings: the file levels off near the bound, not at 270 MB."""
+    path = tmp_path / "c.db"
+    cache = SQLiteCache(path, default_timeout=60, threshold=10000, max_bytes=20 * 1024 * 1024)
+    body = b"x" * 900_000
+    sizes = []
+    for n in range(300):
+        cache.set(f"entry-{n}", body)
+        if n % 50 == 49:
+            sizes.append(path.stat().st_size + (path.with_name(path.name + "-wal").stat().st_size))
+    stored = sum(1 for n in range(300) if cache.get(f"entry-{n}") is not None)
+
+    assert stored * 900_000 <= 20 * 1024 * 1024 * 1.1 + 900_000
+    assert cache.get("entry-299") is not None  # the newest are kept
+    assert max(sizes) < 60 * 1024 * 1024 and sizes[-1] <= sizes[2] * 1.2  # levelled off

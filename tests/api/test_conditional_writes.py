@@ -1,0 +1,93 @@
+"""``If-Match`` on writes (RFC 9110 13.1.1): a stale version gets 412, in the RealWorld error shape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+from webtest import TestApp
+
+from service.app import create_app
+from tests.conftest import make_settings
+from tests.factories import auth_header, make_article, make_user
+
+STALE = {"errors": {"If-Match": ["does not match the current version"]}}
+
+
+@pytest.fixture(params=["null", "sqlitefile"])
+def app(request: pytest.FixtureRequest, session_factory: sessionmaker[Session], tmp_path: Path) -> TestApp:
+    """Without and with the response cache: the ETag of a cached read is one a client can send back."""
+    settings = make_settings(instance_path=tmp_path, cache_url=request.param, cache_min_uses=1)
+    return TestApp(create_app(settings, session_factory=session_factory))
+
+
+def test_an_edit_with_the_current_etag_is_applied_and_a_stale_one_is_refused(app: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    make_article(db, jake, title="One", slug="one")
+    me = auth_header(jake)
+    app.get("/api/articles/one", headers=me)  # stored, with the cache on
+    etag = app.get("/api/articles/one", headers=me).headers["ETag"]
+
+    first = app.put_json("/api/articles/one", {"article": {"body": "mine"}}, headers={**me, "If-Match": etag})
+    second = app.put_json(
+        "/api/articles/one", {"article": {"body": "theirs"}}, headers={**me, "If-Match": etag}, status=412
+    )
+
+    assert first.json["article"]["body"] == "mine" and second.json == STALE
+    assert app.get("/api/articles/one").json["article"]["body"] == "mine"
+    assert app.get("/api/articles/one", headers=me).headers["ETag"] != etag
+
+
+def test_a_delete_with_a_stale_etag_is_refused_and_with_the_current_one_applied(app: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    make_article(db, jake, title="One", slug="one")
+    me = auth_header(jake)
+    stale = app.get("/api/articles/one", headers=me).headers["ETag"]
+    app.put_json("/api/articles/one", {"article": {"description": "changed"}}, headers=me)
+
+    refused = app.delete("/api/articles/one", headers={**me, "If-Match": stale}, status=412)
+    app.get("/api/articles/one", status=200)
+    current = app.get("/api/articles/one", headers=me).headers["ETag"]
+    app.delete("/api/articles/one", headers={**me, "If-Match": current}, status=204)
+
+    assert refused.json == STALE
+    app.get("/api/articles/one", status=404)
+
+
+def test_the_users_own_account_honours_if_match(app: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    me = auth_header(jake)
+    etag = app.get("/api/user", headers=me).headers["ETag"]
+    assert app.get("/api/user", headers=me).headers["ETag"] == etag  # stable: the same token comes back
+
+    app.put_json("/api/user", {"user": {"bio": "one"}}, headers={**me, "If-Match": etag})
+    refused = app.put_json("/api/user", {"user": {"bio": "two"}}, headers={**me, "If-Match": etag}, status=412)
+
+    assert refused.json == STALE and app.get("/api/user", headers=me).json["user"]["bio"] == "one"
+
+
+@pytest.mark.parametrize("if_match", ["*", "", '"x", {current}', "{current}"])
+def test_a_matching_star_or_absent_condition_lets_the_write_through(app: TestApp, db: Session, if_match: str) -> None:
+    jake = make_user(db, "jake")
+    make_article(db, jake, title="One", slug="one")
+    me = auth_header(jake)
+    current = app.get("/api/articles/one", headers=me).headers["ETag"]
+
+    app.put_json(
+        "/api/articles/one", {"article": {"body": "x"}}, headers={**me, "If-Match": if_match.format(current=current)}
+    )
+
+
+def test_a_condition_is_checked_after_the_token_and_the_article_existing(app: TestApp, db: Session) -> None:
+    jake, anne = make_user(db, "jake"), make_user(db, "anne")
+    make_article(db, jake, title="One", slug="one")
+
+    app.put_json("/api/articles/one", {"article": {"body": "x"}}, headers={"If-Match": '"x"'}, status=401)
+    app.put_json(
+        "/api/articles/nope", {"article": {"body": "x"}}, headers={**auth_header(jake), "If-Match": '"x"'}, status=404
+    )
+    current = app.get("/api/articles/one", headers=auth_header(anne)).headers["ETag"]
+    app.put_json(
+        "/api/articles/one", {"article": {"body": "x"}}, headers={**auth_header(anne), "If-Match": current}, status=403
+    )
