@@ -14,11 +14,14 @@ from service.stores import make_cache, make_limiter, readiness_probes
 
 
 @click.command()
-def check() -> None:
+@click.option("--totals", is_flag=True, help="Also count every table and compare with the kept totals (slow).")
+def check(totals: bool) -> None:
     """Validate the configuration and reach every backing service; exit 1 on any problem.
 
     The same checks as ``GET /readyz`` (database, migrations, cache, rate-limit
-    storage), except that every failure counts, not only those that make a host unready.
+    storage), except that every failure counts, not only those that make a host
+    unready. With ``--totals``, the totals the database keeps (``articlesCount``,
+    ``favoritesCount``) are checked against real counts.
     """
     problems = 0
 
@@ -47,8 +50,12 @@ def check() -> None:
     engine = db.make_engine(settings)
     try:
         with db.make_session_factory(engine)() as session:
-            for name, state in health.checks(session, probes).items():
+            found = health.checks(session, probes)
+            for name, state in found.items():
                 report(state == "ok", name, state)
+            if totals and found.get("migrations") == "ok":
+                wrong = health.totals_mismatches(session)
+                report(not wrong, "kept totals", "; ".join(wrong) or "equal to real counts")
     finally:
         engine.dispose()
     if problems:

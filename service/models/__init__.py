@@ -6,9 +6,12 @@ Imports only SQLAlchemy and ``service.models.*``.
 from service.models.article import Article, Tag, article_tags, favorites
 from service.models.base import Base, UTCDateTime, later_than, utcnow
 from service.models.comment import Comment
+from service.models.totals import ALL_ARTICLES, RECOUNTS, create_triggers, totals
 from service.models.user import User, follows, new_token_stamp
 
 __all__ = [
+    "ALL_ARTICLES",
+    "RECOUNTS",
     "Article",
     "Base",
     "Comment",
@@ -16,9 +19,11 @@ __all__ = [
     "UTCDateTime",
     "User",
     "article_tags",
+    "create_triggers",
     "favorites",
     "follows",
     "later_than",
     "new_token_stamp",
+    "totals",
     "utcnow",
 ]

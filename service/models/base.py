@@ -84,11 +84,14 @@ class Timestamps:
     )
 
 
-def link_table(name: str, first: tuple[str, str], second: tuple[str, str]) -> Table:
-    """A many-to-many link: ``(column, "table.id")`` twice.
+def link_table(
+    name: str, first: tuple[str, str], second: tuple[str, str], *extra: Column[Any], by_second: tuple[str, ...] = ()
+) -> Table:
+    """A many-to-many link: ``(column, "table.id")`` twice, and ``extra`` columns.
 
     Both columns form the primary key (which serves lookups by the first) and
-    cascade on delete; the second has an index of its own (lookups by it).
+    cascade on delete; the second has an index of its own (lookups by it),
+    followed by the ``by_second`` columns when lookups by it are ordered by them.
     """
     return Table(
         name,
@@ -97,5 +100,6 @@ def link_table(name: str, first: tuple[str, str], second: tuple[str, str]) -> Ta
             Column(column, ForeignKey(target, ondelete="CASCADE"), primary_key=True)
             for column, target in (first, second)
         ),
-        Index(None, second[0]),
+        *extra,
+        Index(None, second[0], *by_second),
     )

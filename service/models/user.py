@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import String, Text, false
+from sqlalchemy import String, Text, false, text
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column, query_expression, validates
 
@@ -48,6 +48,9 @@ class User(Timestamps, Base):
     image: Mapped[str | None] = mapped_column(String(2048))
     token_stamp: Mapped[str] = mapped_column(String(32), default=new_token_stamp)
     kept_token: Mapped[str | None] = mapped_column(String(64))
+    #: Articles written and favorited, kept by triggers: the totals of ``?author=`` and ``?favorited=``.
+    articles_count: Mapped[int] = mapped_column(server_default=text("0"))
+    favorites_count: Mapped[int] = mapped_column(server_default=text("0"))
 
     #: Whether the viewer follows this user; filled by the query that loads it
     #: (``queries.following_expr``), false when nobody asked.

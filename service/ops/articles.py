@@ -210,12 +210,15 @@ def _flush_with_fresh_slug(session: Session, article: Article) -> None:
 
 
 def _tags(session: Session, names: Sequence[str]) -> list[Tag]:
-    """The Tag rows for ``names`` (stripped, de-duplicated), creating missing ones.
+    """The Tag rows for ``names`` (stripped, de-duplicated, in name order), creating missing ones.
 
     Two requests may create the same new tag at once: the unique constraint
-    decides, and the loser reads the winner's row.
+    decides, and the loser reads the winner's row. In name order, because each
+    link adds to its tag's kept count (``models.totals``), locking the tag's
+    row: two articles with the same tags lock them in the same order, never
+    each waiting for the other. (A list's tags are shown in that order anyway.)
     """
-    wanted = list(dict.fromkeys(name.strip() for name in names))
+    wanted = sorted(dict.fromkeys(name.strip() for name in names))
     if not wanted:
         return []
     found = {tag.name: tag for tag in session.scalars(select(Tag).where(Tag.name.in_(wanted)))}

@@ -68,7 +68,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.surrogates",
         "service.ops",
     ),
-    "service.ops.health": ("service.db", "service.errors"),
+    "service.ops.health": ("service.db", "service.errors", "service.models"),
     "service.queries": ("service.models", "service.errors", "service.queries"),
     "service.auth": ("service.errors", "service.config"),
     "service.db": ("service.config",),
