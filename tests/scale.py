@@ -19,8 +19,6 @@ from typing import Any
 
 from sqlalchemy import Connection, event
 
-from service.models import ALL_ARTICLES, RECOUNTS
-
 TAGS = 25
 #: The tables whose triggers keep totals.
 _COUNTED = ("articles", "favorites", "article_tags")
@@ -34,7 +32,7 @@ def _postgresql(articles: int) -> list[str]:
         f" FROM generate_series(1, {users}) g",
         f"INSERT INTO tags (name) SELECT 't' || g FROM generate_series(1, {TAGS}) g",
         "INSERT INTO articles (slug, title, description, body, author_id, created_at, updated_at)"
-        f" SELECT 's' || g, 'T' || g, 'D', 'B', (SELECT min(id) FROM users) + (g * 7919) % {users},"
+        f" SELECT 's' || g, 'T' || g, 'D', 'B', (SELECT min(id) FROM users) + (g::bigint * 7919) % {users},"
         f" now() - ({articles} - g) * interval '1 second', now() FROM generate_series(1, {articles}) g",
         "INSERT INTO article_tags (article_id, tag_id)"
         f" SELECT a.id, (SELECT min(id) FROM tags) + (a.id * 3 + k * 11) % {TAGS}"
@@ -88,6 +86,8 @@ def fill(connection: Connection, articles: int) -> None:
     for statement in _postgresql(articles):
         connection.exec_driver_sql(statement.replace("%", "%%"))  # the driver's escape
     if kept:
+        from service.models import ALL_ARTICLES, RECOUNTS  # here: an older checkout's models have none
+
         for table in _COUNTED:
             connection.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER USER")
         for (table, column), truth in RECOUNTS.items():

@@ -240,3 +240,21 @@ def test_deleting_a_user_forgets_their_cached_pages_at_once(
     assert after["/api/articles?author=gone"].json["articlesCount"] == 0
     assert after["/api/articles?tag=gone"].json["articlesCount"] == 0
     assert after["/api/tags"].json["tags"] == []
+
+
+def test_check_totals_compares_the_kept_totals_with_real_counts(cli_env: str, tmp_path: Path) -> None:
+    from tests import scale
+
+    run("db", "upgrade")
+    engine = create_engine(cli_env)
+    with engine.begin() as connection:
+        scale.fill(connection, 200)
+    healthy = run("check", "--totals")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE tags SET articles_count = articles_count + 1 WHERE name = 't3'")
+    broken = run("check", "--totals")
+    engine.dispose()
+
+    assert "ok    kept totals: equal to real counts" in healthy.output  # type: ignore[attr-defined]
+    assert broken.exit_code == 1  # type: ignore[attr-defined]
+    assert "tags.articles_count wrong on 1 rows" in broken.output  # type: ignore[attr-defined]
