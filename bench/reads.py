@@ -91,7 +91,8 @@ def gunicorn(name: str, app: str, env: dict[str, str], chdir: Path = ROOT) -> It
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(chdir), app]
     with open(os.devnull, "wb") as sink:
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=sink, stderr=sink)
+        # Started in the checkout it serves: `python -m` puts the start folder first on the path.
+        process = subprocess.Popen(argv, cwd=chdir, env=env, stdout=sink, stderr=sink)
     try:
         yield Server(name, f"http://127.0.0.1:{port}", process.pid)
     finally:

@@ -99,12 +99,15 @@ def sample(base: str, path: str, token: str | None) -> tuple[float, int]:
 def explain_10(url: str, checkout: Path, path: str, token_user: int | None) -> tuple[str, str]:
     """Buffers and ms of the read's statement at its 1st and 10th execution (prepared, on one connection)."""
     code = f"""
-import json, sys
-sys.path.insert(0, {str(checkout)!r}); sys.path.insert(1, {str(ROOT)!r})
+import importlib.util, json, sys
+sys.path.insert(0, {str(checkout)!r})
 from sqlalchemy import create_engine
 from werkzeug.test import EnvironBuilder
-from tests.scale import explain_executions, last_statement
 from service import queries
+# This checkout's helpers, whichever checkout is measured (an older one has no tests/scale.py).
+spec = importlib.util.spec_from_file_location("scale_helpers", {str(ROOT / "tests" / "scale.py")!r})
+helpers = importlib.util.module_from_spec(spec); spec.loader.exec_module(helpers)
+explain_executions, last_statement = helpers.explain_executions, helpers.last_statement
 engine = create_engine({url!r})
 path, viewer = {path!r}, {token_user!r}
 args = EnvironBuilder(path=path).get_request().args

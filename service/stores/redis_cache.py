@@ -35,6 +35,29 @@ return value
 """
 
 
+#: The write counter KEYS[1] and the entry KEYS[2], the entry only if fresh: none of the version
+#: keys listed in KEYS[3] (after the counter value the entry was made at) is missing or past it.
+#: One round trip for a hit, as before versions; the version keys are not declared in KEYS, which
+#: a single Redis (or a primary with replicas) allows and Redis Cluster would not.
+_FETCH = """
+local seq = redis.call('GET', KEYS[1])
+local deps = redis.call('GET', KEYS[3])
+if not deps then return {seq or false, false} end
+local made_at, names = nil, {}
+for word in string.gmatch(deps, '%S+') do
+    if made_at == nil then made_at = tonumber(word) else names[#names + 1] = word end
+end
+if #names > 0 then
+    local versions = redis.call('MGET', unpack(names))
+    for i = 1, #names do
+        local version = tonumber(versions[i] or '')
+        if version == nil or version > made_at then return {seq or false, false} end
+    end
+end
+return {seq or false, redis.call('GET', KEYS[2]) or false}
+"""
+
+
 class BatchingRedisCache(RedisCache):
     """A RedisCache whose ``set_later`` entries are sent with the next ``get_many``.
 
@@ -51,7 +74,9 @@ class BatchingRedisCache(RedisCache):
         self.client = client
         self.prefix = key_prefix
         self._pending: deque[tuple[str, bytes, int | None, bool]] = deque(maxlen=max_pending)
-        self._bump: Any = None  # the registered script, on first use (registering sends nothing)
+        # The registered scripts, on first use (registering sends nothing).
+        self._bump: Any = None
+        self._fetch: Any = None
 
     def set_later(self, key: str, value: Any, timeout: int | None = None) -> None:
         """Queue ``key`` to be stored with this process's next read."""
@@ -72,8 +97,36 @@ class BatchingRedisCache(RedisCache):
         keys = [f"{self.prefix}{name}" for name in (counter, *names)]
         return int(self._bump(keys=keys, args=[seed, timeout]))
 
+    def keep_versioned(self, key: str, value: Any, timeout: int, made_at: int, versions: Iterable[str]) -> None:
+        """Queue an entry and the list :meth:`get_fresh` checks it by: its counter value and version keys."""
+        self.set_later(key, value, timeout)
+        deps = " ".join([str(made_at), *(f"{self.prefix}{name}" for name in versions)]).encode()
+        self._pending.append((f"{self.prefix}{key}:deps", deps, timeout or None, False))
+
+    def get_fresh(self, counter: str, key: str) -> tuple[Any, Any]:
+        """``(counter, entry)``, the entry only if none of its versions moved past it, in one round trip."""
+        if self._fetch is None:
+            self._fetch = self.client.register_script(_FETCH)
+        pipe = self._sending_pending()
+        keys = [f"{self.prefix}{counter}", f"{self.prefix}{key}", f"{self.prefix}{key}:deps"]
+        if pipe is None:
+            seq, entry = self._fetch(keys=keys)
+        else:
+            self._fetch(keys=keys, client=pipe)
+            seq, entry = pipe.execute()[-1]
+        return self.serializer.loads(seq), self.serializer.loads(entry)
+
     def get_many(self, *keys: str) -> list[Any]:
         """The values of ``keys``, after storing what was queued, in one round trip."""
+        pipe = self._sending_pending()
+        if pipe is None:
+            return super().get_many(*keys)
+        pipe.mget([f"{self.prefix}{key}" for key in keys])
+        values = pipe.execute()[-1]
+        return [self.serializer.loads(value) for value in values]
+
+    def _sending_pending(self) -> Any:
+        """A pipeline with this process's queued stores in it, or None when nothing waits."""
         pending = []
         while self._pending:
             try:
@@ -81,10 +134,8 @@ class BatchingRedisCache(RedisCache):
             except IndexError:  # another thread took the last one
                 break
         if not pending:
-            return super().get_many(*keys)
+            return None
         pipe = self.client.pipeline(transaction=False)
         for name, dump, seconds, only_if_missing in pending:
             pipe.set(name=name, value=dump, ex=seconds, nx=only_if_missing)
-        pipe.mget([f"{self.prefix}{key}" for key in keys])
-        values = pipe.execute()[-1]
-        return [self.serializer.loads(value) for value in values]
+        return pipe

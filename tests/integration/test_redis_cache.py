@@ -116,3 +116,34 @@ def test_added_versions_never_overwrite_a_bumped_one(client: redis.Redis) -> Non
     cache.get_many("seq")  # sends what was queued
 
     assert cache.get_many("v:a", "v:b") == [1, 0]
+
+
+def test_a_hit_is_one_round_trip_and_a_bumped_version_makes_it_a_miss(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.answer import Answer
+    from service.middleware.cache import VersionedStore
+
+    sent = [0]
+    send = redis.connection.Connection.send_packed_command
+
+    def counting(self: object, *args: object, **kwargs: object) -> None:
+        sent[0] += 1  # one send per command or pipeline: a round trip
+        send(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
+    store = VersionedStore(BatchingRedisCache(client, key_prefix="t:"), "conduit", None, 60)
+    seq, _ = store.fetch(b"k" * 16)
+    assert seq is not None
+    store.keep(b"k" * 16, seq, {"article:a", "profile:jake"}, Answer(b'{"x":1}'))
+    store.fetch(b"k" * 16)  # sends the queued stores and reads, together
+
+    before = sent[0]
+    _, hit = store.fetch(b"k" * 16)
+    trips_for_a_hit = sent[0] - before
+    store.forget({"profile:jake"})
+    _, after = store.fetch(b"k" * 16)
+
+    assert hit is not None and hit.body == b'{"x":1}'
+    assert trips_for_a_hit == 1
+    assert after is None

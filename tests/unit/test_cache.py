@@ -426,3 +426,28 @@ def test_the_sqlite_store_bumps_atomically_and_serves_the_same_rules(stub: Stub,
 
     assert app.get("/api/articles/a").json != page
     assert app.get("/api/articles/b").json == other
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "tag=%FF",
+        "tag=%ff&tag=b",
+        "t%61g=a+b&limit=5",
+        "tag=a%20b%2Bc",
+        "tag=%C3%A9&x=&y",
+        "tag=%E2%80%A8%00",
+        "a=1;b=2&tag=%",
+        "tag=%%41&=empty",
+        "tag=\u00e9",  # a raw (not percent-encoded) non-ASCII byte pair, as a server hands it over (latin-1)
+    ],
+)
+def test_the_key_reads_the_query_exactly_as_werkzeug_hands_it_to_the_view(query: str) -> None:
+    from werkzeug.wrappers import Request
+
+    environ = {"QUERY_STRING": query.encode().decode("latin-1"), "REQUEST_METHOD": "GET"}
+    first: dict[str, str] = {}
+    for name, value in Request(environ).args.items(multi=True):
+        first.setdefault(name, value)
+
+    assert _first_values(environ) == first
