@@ -1,0 +1,71 @@
+"""CPU microseconds of one anonymous cache hit through the whole WSGI stack, in-process.
+
+No server and no network: the request log, CORS, docs, body, cache and
+dispatcher layers of ``create_app``, on a SQLite database and the host-local
+cache store (or the one named), so the figure is what the service itself adds
+to a hit. ``CHECKOUT`` serves another checkout (a worktree of an older commit)
+for a before/after comparison; run each a few times, alternating.
+
+Usage: python bench/hit_cost.py [CHECKOUT] [CACHE_URL]
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+checkout = sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[1])
+sys.path.insert(0, checkout)
+
+from service.app import create_app  # noqa: E402
+from service.config import Settings  # noqa: E402
+
+HITS = 4000
+
+
+def main() -> None:
+    folder = Path(tempfile.mkdtemp())
+    settings = Settings(
+        env="testing",
+        secret_key="x" * 48,
+        database_url=f"sqlite:///{folder}/c.db",
+        instance_path=folder,
+        ratelimit_enabled=False,
+        cache_url=sys.argv[2] if len(sys.argv) > 2 else "sqlitefile",
+        cache_min_uses=1,
+        auto_migrate=True,
+    )
+    app = create_app(settings)
+    logging.getLogger("service").setLevel(logging.WARNING)
+
+    def call(path: str, query: str) -> None:
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_NAME": "x",
+            "SERVER_PORT": "80",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": None,
+            "wsgi.errors": sys.stderr,
+            "REMOTE_ADDR": "127.0.0.1",
+        }
+        body = app(environ, lambda status, headers, exc_info=None: None)
+        b"".join(body)
+        getattr(body, "close", lambda: None)()
+
+    for path, query in (("/api/articles", ""), ("/api/articles", "limit=10&offset=0"), ("/api/tags", "")):
+        for _ in range(3):
+            call(path, query)  # stored
+        started = time.process_time()
+        for _ in range(HITS):
+            call(path, query)
+        print(f"{path}?{query}: {(time.process_time() - started) / HITS * 1e6:.1f} µs a hit")
+
+
+if __name__ == "__main__":
+    main()
