@@ -18,7 +18,7 @@ signed-in list is compared with raw's anonymous list. The workers' memory is
 read before and after.
 
 Needs wrk and PostgreSQL's server binaries (Debian: wrk, postgresql-15).
-Usage: python bench/reads.py [--seconds 3] [--rounds 3] [--connections 8] [--articles 1000]
+Usage: python bench/reads.py [--seconds 3] [--rounds 3] [--connections 8] [--articles 1000] [--before PATH]
 """
 
 from __future__ import annotations
@@ -171,6 +171,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--articles", type=int, default=1000)
+    parser.add_argument(
+        "--before", type=Path, help="also serve this checkout (a worktree of an older commit), cache off and on"
+    )
     args = parser.parse_args()
 
     binaries = pg.bindir()
@@ -209,8 +212,18 @@ def main() -> None:
                 )
             ),
         ]
+        if args.before is not None:
+            for cache in ("off", "on"):
+                env = {
+                    **base_env,
+                    "CONDUIT_CACHE_URL": "null" if cache == "off" else "sqlitefile",
+                    "CONDUIT_INSTANCE_PATH": str(instance / f"before-{cache}"),
+                }
+                servers.append(
+                    stack.enter_context(gunicorn(f"before, cache {cache}", "wsgi:application", env, args.before))
+                )
         for server in servers:
-            wait_for(server.base + ("/healthz" if server.name.startswith("service") else "/api/tags"))
+            wait_for(server.base + ("/api/tags" if server.name in ("raw", "hello") else "/healthz"))
         token = login(servers[2].base, values["email"])
         rss_before = {server.name: server.rss_mb() for server in servers}
         results = Results()
@@ -232,9 +245,9 @@ def main() -> None:
                     continue
                 raw = this_round[(ENDPOINTS[pair_name][2], "raw")]
                 results.ratios.setdefault((pair_name, name), []).append(sample.rps / raw.rps)
-                if name == "service, cache on":
+                if name.endswith("cache on"):
                     hello = this_round[("hello", "hello")]
-                    results.ratios.setdefault((pair_name, "cache on vs hello"), []).append(sample.rps / hello.rps)
+                    results.ratios.setdefault((pair_name, f"{name} vs hello"), []).append(sample.rps / hello.rps)
             print(f"round {round_number + 1} of {args.rounds} done", file=sys.stderr)
         rss_after = {server.name: server.rss_mb() for server in servers}
 
@@ -261,9 +274,10 @@ def main() -> None:
         print("| " + " | ".join(cells) + " |")
     print()
     for pair_name in ENDPOINTS:
-        hello_ratio = results.ratios.get((pair_name, "cache on vs hello"))
-        if hello_ratio:
-            print(f"cache on, {pair_name}: {statistics.median(hello_ratio):.2f} of hello-world")
+        for name in (server.name for server in servers if server.name.endswith("cache on")):
+            hello_ratio = results.ratios.get((pair_name, f"{name} vs hello"))
+            if hello_ratio:
+                print(f"{name}, {pair_name}: {statistics.median(hello_ratio):.2f} of hello-world")
     print()
     for name, before in rss_before.items():
         print(f"workers' memory, {name}: {before:.0f} MB before, {rss_after[name]:.0f} MB after")
