@@ -1,9 +1,10 @@
 """CPU microseconds of one anonymous cache hit through the whole WSGI stack, in-process.
 
 No server and no network: the request log, CORS, docs, body, cache and
-dispatcher layers of ``create_app``, on a SQLite database and the host-local
-cache store (or the one named), so the figure is what the service itself adds
-to a hit. ``CHECKOUT`` serves another checkout (a worktree of an older commit)
+dispatcher layers of ``create_app``, on a SQLite database of 1 000 articles
+(``tests/scale.py``) and the host-local cache store (or the one named), so the
+figure is what the service itself adds to a hit: a page of 20 articles shows
+about 40 things a write could change. ``CHECKOUT`` serves another checkout (a worktree of an older commit)
 for a before/after comparison; run each a few times, alternating.
 
 Usage: python bench/hit_cost.py [CHECKOUT] [CACHE_URL]
@@ -11,6 +12,7 @@ Usage: python bench/hit_cost.py [CHECKOUT] [CACHE_URL]
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 import tempfile
@@ -18,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-checkout = sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[1])
+ROOT = Path(__file__).resolve().parents[1]
+checkout = sys.argv[1] if len(sys.argv) > 1 else str(ROOT)
 sys.path.insert(0, checkout)
 
 from service.app import create_app  # noqa: E402
@@ -41,6 +44,17 @@ def main() -> None:
     )
     app = create_app(settings)
     logging.getLogger("service").setLevel(logging.WARNING)
+    # This checkout's filler, whichever checkout is measured (an older one has no tests/scale.py).
+    spec = importlib.util.spec_from_file_location("scale_helpers", ROOT / "tests" / "scale.py")
+    assert spec is not None and spec.loader is not None
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    from sqlalchemy import create_engine
+
+    engine = create_engine(settings.database_url)
+    with engine.begin() as connection:
+        helpers.fill(connection, 1000)
+    engine.dispose()
 
     def call(path: str, query: str) -> None:
         environ: dict[str, Any] = {
@@ -58,7 +72,12 @@ def main() -> None:
         b"".join(body)
         getattr(body, "close", lambda: None)()
 
-    for path, query in (("/api/articles", ""), ("/api/articles", "limit=10&offset=0"), ("/api/tags", "")):
+    for path, query in (
+        ("/api/articles", ""),
+        ("/api/articles", "limit=10&offset=0"),
+        ("/api/articles/s7", ""),
+        ("/api/tags", ""),
+    ):
         for _ in range(3):
             call(path, query)  # stored
         started = time.process_time()

@@ -184,11 +184,13 @@ class VersionedStore:
     expires); ``:v:<digest>`` the counter's value when a surrogate key was last
     bumped, kept twice as long as an entry (a version that expires is missing,
     which is safe); ``:e:<digest>`` an entry ``(seq it was made at, version key
-    names, body, ETag)``, kept ``ttl`` seconds. Stores that can
+    names, body, ETag)``, kept ``ttl`` seconds (where the store keeps the names
+    beside the entry, in ``:e:<digest>:deps``, the entry holds none). Stores that can
     (``stores.SQLiteCache``, ``stores.BatchingRedisCache``) bump atomically
-    across processes (``bump_versions``) and create versions in one step
-    (``add_many``); any other cache is bumped under a lock of this process
-    (``simple``, tests).
+    across processes (``bump_versions``), keep an entry's version names beside
+    it (``keep_versioned``) and check them in the lookup itself (``get_fresh``:
+    one statement, or one Redis round trip); any other cache is checked with a
+    second lookup and bumped under a lock of this process (``simple``, tests).
     """
 
     def __init__(self, cache: BaseCache, key_prefix: str, owed_path: Path | None, ttl: int) -> None:
@@ -248,13 +250,15 @@ class VersionedStore:
         reader began, so an older entry that depended on an evicted key stays dead.
         """
         version_keys = tuple(sorted(self.version_key(k) for k in surrogate_keys))
+        if self._keep_versioned is not None:  # the store keeps the names beside the entry and checks them itself
+            entry = (seq, (), answer.body, answer.etag)
+            self._safely(
+                self._keep_versioned, self._entry_name(key), entry, self.ttl, seq, version_keys, self.version_ttl
+            )
+            return
         if version_keys and self._safely(self._add_many, dict.fromkeys(version_keys, seq), self.version_ttl) is None:
             return
-        entry = (seq, version_keys, answer.body, answer.etag)
-        if self._keep_versioned is not None:
-            self._safely(self._keep_versioned, self._entry_name(key), entry, self.ttl, seq, version_keys)
-        else:
-            self._safely(self._store, self._entry_name(key), entry, self.ttl)
+        self._safely(self._store, self._entry_name(key), (seq, version_keys, answer.body, answer.etag), self.ttl)
 
     def forget(self, surrogate_keys: Iterable[str]) -> bool:
         """Bump ``surrogate_keys``; if the cache cannot be reached, owe the bump (see the module docstring).

@@ -97,10 +97,17 @@ class BatchingRedisCache(RedisCache):
         keys = [f"{self.prefix}{name}" for name in (counter, *names)]
         return int(self._bump(keys=keys, args=[seed, timeout]))
 
-    def keep_versioned(self, key: str, value: Any, timeout: int, made_at: int, versions: Iterable[str]) -> None:
-        """Queue an entry and the list :meth:`get_fresh` checks it by: its counter value and version keys."""
+    def keep_versioned(
+        self, key: str, value: Any, timeout: int, made_at: int, versions: Iterable[str], versions_timeout: int
+    ) -> None:
+        """Queue what :meth:`get_fresh` needs: missing versions at ``made_at``, the entry, and its list.
+
+        The list (``<key>:deps``) is the counter value and the version keys' names, in plain text for the script.
+        """
+        names = list(versions)
+        self.add_many(dict.fromkeys(names, made_at), versions_timeout)
         self.set_later(key, value, timeout)
-        deps = " ".join([str(made_at), *(f"{self.prefix}{name}" for name in versions)]).encode()
+        deps = " ".join([str(made_at), *(f"{self.prefix}{name}" for name in names)]).encode()
         self._pending.append((f"{self.prefix}{key}:deps", deps, timeout or None, False))
 
     def get_fresh(self, counter: str, key: str) -> tuple[Any, Any]:

@@ -10,10 +10,11 @@ The values are our own responses, pickled, in a file of the instance folder.
 from __future__ import annotations
 
 import contextlib
+import json
 import pickle
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ class SQLiteCache(BaseCache):
             .execute("SELECT value FROM entries WHERE key = ? AND expires_at > ?", (key, time.time()))
             .fetchone()
         )
-        return pickle.loads(row[0]) if row else None
+        return _loads(row[0]) if row else None
 
     def get_many(self, *keys: str) -> list[Any]:
         """The values of ``keys`` (None where missing), in one statement rather than one per key."""
@@ -85,7 +86,7 @@ class SQLiteCache(BaseCache):
             .fetchall()
         )
         found = dict(rows)
-        return [pickle.loads(found[key]) if key in found else None for key in keys]
+        return [_loads(found[key]) if key in found else None for key in keys]
 
     def set(self, key: str, value: Any, timeout: int | timedelta | None = None) -> bool:
         connection = self._file.connection()
@@ -130,21 +131,63 @@ class SQLiteCache(BaseCache):
         )
         return cursor.rowcount == 1
 
-    def add_many(self, mapping: Mapping[str, Any], timeout: int | timedelta | None = None) -> bool:
-        """``add`` each of ``mapping``'s keys, in one transaction."""
-        now, expires_at = time.time(), self._expires_at(timeout)
-        rows = [
-            (key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), expires_at, now)
-            for key, value in mapping.items()
-        ]
+    def keep_versioned(
+        self, key: str, value: Any, timeout: int, made_at: int, versions: Iterable[str], versions_timeout: int
+    ) -> None:
+        """Store an entry made at counter value ``made_at``, and what :meth:`get_fresh` checks it by.
+
+        In one transaction: the version keys that are missing, at ``made_at``
+        (plain integers, so that SQL can compare them); the entry; and beside it
+        a JSON ``:deps`` row with ``made_at`` and the version keys' names.
+        """
+        names = list(versions)
+        deps = json.dumps({"at": made_at, "keys": names})
+        now, expires_at, versions_expire = time.time(), self._expires_at(timeout), self._expires_at(versions_timeout)
+        blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         with self._transaction() as connection:
             connection.executemany(
                 "INSERT INTO entries (key, value, expires_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at "
                 "WHERE entries.expires_at <= ?",
-                rows,
+                [(name, made_at, versions_expire, now) for name in names],
             )
-        return True
+            connection.executemany(
+                "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)",
+                [(key, blob, expires_at), (f"{key}:deps", deps, expires_at)],
+            )
+        self._writes += 1
+        self._written += len(blob)
+        if self._writes % self._purge_every == 0 or self._written > self._max_bytes // 10:
+            self._purge(self._file.connection())
+
+    def get_fresh(self, counter: str, key: str) -> tuple[Any, Any]:
+        """``(counter, entry)``, the entry only if none of its versions moved past it: one statement.
+
+        SQLite itself looks up the versions the entry's ``:deps`` row names and
+        counts those missing or past the entry's counter value; the entry is
+        returned only when that count is 0.
+        """
+        now = time.time()
+        deps = f"{key}:deps"
+        rows = (
+            self._file.connection()
+            .execute(
+                "WITH deps AS (SELECT json_extract(value, '$.at') AS at, json_extract(value, '$.keys') AS keys"
+                " FROM entries WHERE key = ?4 AND expires_at > ?1)"
+                " SELECT key, value FROM entries WHERE key IN (?2, ?3) AND expires_at > ?1"
+                " UNION ALL SELECT ?4, (SELECT count(*) FROM deps, json_each(deps.keys) AS names"
+                " LEFT JOIN entries AS version ON version.key = names.value AND version.expires_at > ?1"
+                " WHERE version.value IS NULL OR version.value > deps.at)"
+                " WHERE EXISTS (SELECT 1 FROM deps)",
+                (now, counter, key, deps),
+            )
+            .fetchall()
+        )
+        found = dict(rows)
+        seq = pickle.loads(found[counter]) if counter in found else None
+        if key not in found or found.get(deps) != 0:
+            return seq, None
+        return seq, pickle.loads(found[key])
 
     def bump_versions(self, counter: str, names: Iterable[str], seed: int, timeout: int) -> int:
         """Add one to ``counter`` (from ``seed`` when it is missing) and set ``names`` to it, atomically.
@@ -162,9 +205,10 @@ class SQLiteCache(BaseCache):
             connection.execute(
                 "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)", (counter, dump, _NEVER)
             )
+            # Versions are plain integers, compared by get_fresh's SQL.
             connection.executemany(
                 "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)",
-                [(name, dump, expires_at) for name in names],
+                [(name, value, expires_at) for name in names],
             )
         return value
 
@@ -188,3 +232,8 @@ class SQLiteCache(BaseCache):
     def clear(self) -> bool:
         self._file.connection().execute("DELETE FROM entries")
         return True
+
+
+def _loads(stored: Any) -> Any:
+    """A stored value: pickled, or a plain integer (the versions ``bump_versions`` and ``keep_versioned`` write)."""
+    return stored if isinstance(stored, int) else pickle.loads(stored)

@@ -108,14 +108,15 @@ def test_bumps_from_many_threads_leave_every_key_at_the_newest_counter(client: r
     assert 0 < client.ttl("t:v:a") <= 60 and client.ttl("t:seq") == -1
 
 
-def test_added_versions_never_overwrite_a_bumped_one(client: redis.Redis) -> None:
+def test_kept_versions_never_overwrite_a_bumped_one(client: redis.Redis) -> None:
     cache = BatchingRedisCache(client, key_prefix="t:")
     cache.bump_versions("seq", ["v:a"], 0, 0)
 
-    cache.add_many({"v:a": 0, "v:b": 0}, 60)
+    cache.keep_versioned("e", "value", 60, 0, ["v:a", "v:b"], 120)
     cache.get_many("seq")  # sends what was queued
 
     assert cache.get_many("v:a", "v:b") == [1, 0]
+    assert cache.get_fresh("seq", "e") == (1, None)  # v:a moved past the entry
 
 
 def test_a_hit_is_one_round_trip_and_a_bumped_version_makes_it_a_miss(

@@ -93,13 +93,26 @@ def test_bumps_from_many_processes_leave_every_key_at_the_newest_counter(tmp_pat
     assert cache.get_many("seq", "v:a", "v:b") == [1200, 1200, 1200]
 
 
-def test_added_versions_never_overwrite_a_bumped_one(tmp_path: Path) -> None:
+def test_an_entry_kept_with_its_versions_is_fresh_until_one_is_bumped(tmp_path: Path) -> None:
     cache = SQLiteCache(tmp_path / "c.db")
-    cache.bump_versions("seq", ["v:a"], 0, 0)
+    cache.bump_versions("seq", ["v:a"], 0, 0)  # seq 1, v:a 1
 
-    cache.add_many({"v:a": 0, "v:b": 0}, 60)
+    cache.keep_versioned("e", ("made at 1",), 60, 1, ["v:a", "v:b"], 120)  # v:b created at 1, v:a kept
+    fresh = cache.get_fresh("seq", "e")
+    cache.bump_versions("seq", ["v:b"], 0, 0)
+    stale = cache.get_fresh("seq", "e")
 
-    assert cache.get_many("v:a", "v:b") == [1, 0]
+    assert fresh == (1, ("made at 1",)) and stale == (2, None)
+    assert cache.get_many("v:a", "v:b") == [1, 2]
+
+
+def test_an_entry_whose_version_is_missing_is_never_fresh(tmp_path: Path) -> None:
+    cache = SQLiteCache(tmp_path / "c.db")
+    cache.keep_versioned("e", "value", 60, 5, ["v:a"], 120)
+
+    cache.delete("v:a")  # evicted
+
+    assert cache.get_fresh("seq", "e") == (None, None)
 
 
 def test_a_flood_of_large_answers_stays_within_the_byte_bound(tmp_path: Path) -> None:
