@@ -184,13 +184,17 @@ class VersionedStore:
     expires); ``:v:<digest>`` the counter's value when a surrogate key was last
     bumped, kept twice as long as an entry (a version that expires is missing,
     which is safe); ``:e:<digest>`` an entry ``(seq it was made at, version key
-    names, body, ETag)``, kept ``ttl`` seconds (where the store keeps the names
-    beside the entry, in ``:e:<digest>:deps``, the entry holds none). Stores that can
+    names, body, ETag)``, kept ``ttl`` seconds. Where the store keeps the names
+    itself (``keep_versioned``), the entry holds none: Redis keeps them beside
+    it (``:e:<digest>:deps``) and a Lua script checks them on the lookup; the
+    SQLite store has each bump delete the entries that show what it bumps, and
+    refuses to store an entry computed across a bump. Stores that can
     (``stores.SQLiteCache``, ``stores.BatchingRedisCache``) bump atomically
-    across processes (``bump_versions``), keep an entry's version names beside
-    it (``keep_versioned``) and check them in the lookup itself (``get_fresh``:
-    one statement, or one Redis round trip); any other cache is checked with a
-    second lookup and bumped under a lock of this process (``simple``, tests).
+    across processes (``bump_versions``), keep an entry's version names
+    themselves (``keep_versioned``) and answer a lookup with a fresh entry or
+    none (``get_fresh``: one statement, or one Redis round trip); any other
+    cache is checked with a second lookup and bumped under a lock of this
+    process (``simple``, tests).
     """
 
     def __init__(self, cache: BaseCache, key_prefix: str, owed_path: Path | None, ttl: int) -> None:
@@ -250,11 +254,10 @@ class VersionedStore:
         reader began, so an older entry that depended on an evicted key stays dead.
         """
         version_keys = tuple(sorted(self.version_key(k) for k in surrogate_keys))
-        if self._keep_versioned is not None:  # the store keeps the names beside the entry and checks them itself
+        if self._keep_versioned is not None:  # the store keeps the names itself and answers only fresh entries
             entry = (seq, (), answer.body, answer.etag)
-            self._safely(
-                self._keep_versioned, self._entry_name(key), entry, self.ttl, seq, version_keys, self.version_ttl
-            )
+            name = self._entry_name(key)
+            self._safely(self._keep_versioned, self.seq_key, name, entry, self.ttl, seq, version_keys, self.version_ttl)
             return
         if version_keys and self._safely(self._add_many, dict.fromkeys(version_keys, seq), self.version_ttl) is None:
             return

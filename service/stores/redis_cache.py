@@ -98,7 +98,14 @@ class BatchingRedisCache(RedisCache):
         return int(self._bump(keys=keys, args=[seed, timeout]))
 
     def keep_versioned(
-        self, key: str, value: Any, timeout: int, made_at: int, versions: Iterable[str], versions_timeout: int
+        self,
+        counter: str,
+        key: str,
+        value: Any,
+        timeout: int,
+        made_at: int,
+        versions: Iterable[str],
+        versions_timeout: int,
     ) -> None:
         """Queue what :meth:`get_fresh` needs: missing versions at ``made_at``, the entry, and its list.
 

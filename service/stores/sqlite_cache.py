@@ -10,7 +10,6 @@ The values are our own responses, pickled, in a file of the instance folder.
 from __future__ import annotations
 
 import contextlib
-import json
 import pickle
 import sqlite3
 import time
@@ -28,6 +27,12 @@ CREATE TABLE IF NOT EXISTS entries (
     key TEXT PRIMARY KEY,
     value BLOB NOT NULL,
     expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dependents (
+    version TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (version, entry)
 ) WITHOUT ROWID;
 """
 #: At most one write in this many (per process) also purges: expired entries, then any over the threshold.
@@ -104,7 +109,10 @@ class SQLiteCache(BaseCache):
     def _purge(self, connection: sqlite3.Connection) -> None:
         """Delete expired entries, then the soonest to expire beyond the threshold and the byte bound."""
         self._written = 0
-        connection.execute("DELETE FROM entries WHERE expires_at <= ?", (time.time(),))
+        now = time.time()
+        connection.execute("DELETE FROM entries WHERE expires_at <= ?", (now,))
+        # A dependent row lives as long as its entry: never gone while the entry can still be served.
+        connection.execute("DELETE FROM dependents WHERE expires_at <= ?", (now,))
         count, size = connection.execute("SELECT count(*), coalesce(sum(length(value)), 0) FROM entries").fetchone()
         if count > self._threshold:
             connection.execute(
@@ -132,28 +140,58 @@ class SQLiteCache(BaseCache):
         return cursor.rowcount == 1
 
     def keep_versioned(
-        self, key: str, value: Any, timeout: int, made_at: int, versions: Iterable[str], versions_timeout: int
+        self,
+        counter: str,
+        key: str,
+        value: Any,
+        timeout: int,
+        made_at: int,
+        versions: Iterable[str],
+        versions_timeout: int,
     ) -> None:
-        """Store an entry made at counter value ``made_at``, and what :meth:`get_fresh` checks it by.
+        """Store an entry made at ``counter`` value ``made_at`` unless a version it shows moved past that.
 
-        In one transaction: the version keys that are missing, at ``made_at``
-        (plain integers, so that SQL can compare them); the entry; and beside it
-        a JSON ``:deps`` row with ``made_at`` and the version keys' names.
+        Here a bump deletes the entries that show what it bumps (the
+        ``dependents`` rows), so a hit is one plain lookup; what keeps an entry
+        computed across a write out is this check, in the same kind of
+        transaction as a bump (one of them waits for the other): the entry is
+        stored only while none of its versions is past ``made_at``. A version
+        missing (never bumped, or purged) is created at the counter's current
+        value, so an entry whose reader began before some later write is not
+        stored (a miss later, never a stale answer).
         """
-        names = list(versions)
-        deps = json.dumps({"at": made_at, "keys": names})
+        names = sorted(set(versions))
         now, expires_at, versions_expire = time.time(), self._expires_at(timeout), self._expires_at(versions_timeout)
         blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         with self._transaction() as connection:
-            connection.executemany(
-                "INSERT INTO entries (key, value, expires_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at "
-                "WHERE entries.expires_at <= ?",
-                [(name, made_at, versions_expire, now) for name in names],
+            marks = ", ".join("?" * len(names))
+            found = dict(
+                connection.execute(
+                    f"SELECT key, value FROM entries WHERE key IN ({marks}) AND expires_at > ?", (*names, now)
+                ).fetchall()
+                if names
+                else []
+            )
+            if any(name in found and not (isinstance(found[name], int) and found[name] <= made_at) for name in names):
+                return  # a write it does not show changed what it shows since the reader began
+            missing = [name for name in names if name not in found]
+            if missing:
+                (current,) = connection.execute(
+                    "SELECT value FROM entries WHERE key = ? AND expires_at > ?", (counter, now)
+                ).fetchone() or (None,)
+                seq = _loads(current) if current is not None else None
+                if seq != made_at:
+                    return  # writes happened since the reader began: whether they touched these, nobody knows
+                connection.executemany(
+                    "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)",
+                    [(name, made_at, versions_expire) for name in missing],
+                )
+            connection.execute(
+                "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)", (key, blob, expires_at)
             )
             connection.executemany(
-                "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)",
-                [(key, blob, expires_at), (f"{key}:deps", deps, expires_at)],
+                "INSERT OR REPLACE INTO dependents (version, entry, expires_at) VALUES (?, ?, ?)",
+                [(name, key, expires_at) for name in names],
             )
         self._writes += 1
         self._written += len(blob)
@@ -161,33 +199,9 @@ class SQLiteCache(BaseCache):
             self._purge(self._file.connection())
 
     def get_fresh(self, counter: str, key: str) -> tuple[Any, Any]:
-        """``(counter, entry)``, the entry only if none of its versions moved past it: one statement.
-
-        SQLite itself looks up the versions the entry's ``:deps`` row names and
-        counts those missing or past the entry's counter value; the entry is
-        returned only when that count is 0.
-        """
-        now = time.time()
-        deps = f"{key}:deps"
-        rows = (
-            self._file.connection()
-            .execute(
-                "WITH deps AS (SELECT json_extract(value, '$.at') AS at, json_extract(value, '$.keys') AS keys"
-                " FROM entries WHERE key = ?4 AND expires_at > ?1)"
-                " SELECT key, value FROM entries WHERE key IN (?2, ?3) AND expires_at > ?1"
-                " UNION ALL SELECT ?4, (SELECT count(*) FROM deps, json_each(deps.keys) AS names"
-                " LEFT JOIN entries AS version ON version.key = names.value AND version.expires_at > ?1"
-                " WHERE version.value IS NULL OR version.value > deps.at)"
-                " WHERE EXISTS (SELECT 1 FROM deps)",
-                (now, counter, key, deps),
-            )
-            .fetchall()
-        )
-        found = dict(rows)
-        seq = pickle.loads(found[counter]) if counter in found else None
-        if key not in found or found.get(deps) != 0:
-            return seq, None
-        return seq, pickle.loads(found[key])
+        """``(counter, entry)``: one lookup, as an entry that a bump made stale was deleted by it."""
+        seq, entry = self.get_many(counter, key)
+        return seq, entry
 
     def bump_versions(self, counter: str, names: Iterable[str], seed: int, timeout: int) -> int:
         """Add one to ``counter`` (from ``seed`` when it is missing) and set ``names`` to it, atomically.
@@ -205,11 +219,17 @@ class SQLiteCache(BaseCache):
             connection.execute(
                 "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)", (counter, dump, _NEVER)
             )
-            # Versions are plain integers, compared by get_fresh's SQL.
+            # Versions are plain integers. The entries that show what is bumped go.
+            names = list(names)
             connection.executemany(
                 "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)",
                 [(name, value, expires_at) for name in names],
             )
+            marks = ", ".join("?" * len(names))
+            connection.execute(
+                f"DELETE FROM entries WHERE key IN (SELECT entry FROM dependents WHERE version IN ({marks}))", names
+            )
+            connection.execute(f"DELETE FROM dependents WHERE version IN ({marks})", names)
         return value
 
     @contextlib.contextmanager

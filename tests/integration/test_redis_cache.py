@@ -112,7 +112,7 @@ def test_kept_versions_never_overwrite_a_bumped_one(client: redis.Redis) -> None
     cache = BatchingRedisCache(client, key_prefix="t:")
     cache.bump_versions("seq", ["v:a"], 0, 0)
 
-    cache.keep_versioned("e", "value", 60, 0, ["v:a", "v:b"], 120)
+    cache.keep_versioned("seq", "e", "value", 60, 0, ["v:a", "v:b"], 120)
     cache.get_many("seq")  # sends what was queued
 
     assert cache.get_many("v:a", "v:b") == [1, 0]

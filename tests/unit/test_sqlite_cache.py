@@ -93,26 +93,30 @@ def test_bumps_from_many_processes_leave_every_key_at_the_newest_counter(tmp_pat
     assert cache.get_many("seq", "v:a", "v:b") == [1200, 1200, 1200]
 
 
-def test_an_entry_kept_with_its_versions_is_fresh_until_one_is_bumped(tmp_path: Path) -> None:
+def test_a_bump_deletes_the_entries_that_show_what_it_bumps_and_no_other(tmp_path: Path) -> None:
     cache = SQLiteCache(tmp_path / "c.db")
-    cache.bump_versions("seq", ["v:a"], 0, 0)  # seq 1, v:a 1
+    seq = cache.bump_versions("seq", ["v:z"], 0, 0)  # the counter at 1
 
-    cache.keep_versioned("e", ("made at 1",), 60, 1, ["v:a", "v:b"], 120)  # v:b created at 1, v:a kept
-    fresh = cache.get_fresh("seq", "e")
+    cache.keep_versioned("seq", "e1", "one", 60, seq, ["v:a", "v:b"], 120)
+    cache.keep_versioned("seq", "e2", "two", 60, seq, ["v:c"], 120)
+    fresh = cache.get_fresh("seq", "e1"), cache.get_fresh("seq", "e2")
     cache.bump_versions("seq", ["v:b"], 0, 0)
-    stale = cache.get_fresh("seq", "e")
 
-    assert fresh == (1, ("made at 1",)) and stale == (2, None)
-    assert cache.get_many("v:a", "v:b") == [1, 2]
+    assert fresh == ((1, "one"), (1, "two"))
+    assert cache.get_fresh("seq", "e1") == (2, None) and cache.get_fresh("seq", "e2") == (2, "two")
 
 
-def test_an_entry_whose_version_is_missing_is_never_fresh(tmp_path: Path) -> None:
+def test_an_entry_computed_across_a_bump_is_not_stored(tmp_path: Path) -> None:
     cache = SQLiteCache(tmp_path / "c.db")
-    cache.keep_versioned("e", "value", 60, 5, ["v:a"], 120)
+    made_at = cache.bump_versions("seq", ["v:z"], 0, 0)  # a reader reads the counter (1), then computes...
+    cache.keep_versioned("seq", "other", "x", 60, made_at, ["v:a"], 120)  # (v:a now known at 1)
+    cache.bump_versions("seq", ["v:a"], 0, 0)  # ...while a write bumps what it shows
 
-    cache.delete("v:a")  # evicted
+    cache.keep_versioned("seq", "e", "stale", 60, made_at, ["v:a"], 120)
+    cache.keep_versioned("seq", "f", "unknown", 60, made_at, ["v:new"], 120)  # a new key, after a write
 
-    assert cache.get_fresh("seq", "e") == (None, None)
+    assert cache.get_fresh("seq", "e") == (2, None)
+    assert cache.get_fresh("seq", "f") == (2, None)  # not stored: nobody knows if the write touched it
 
 
 def test_a_flood_of_large_answers_stays_within_the_byte_bound(tmp_path: Path) -> None:
