@@ -38,6 +38,14 @@ entry recreates the key at the ``seq`` it read, which is past every bump
 before it. A lost counter is started again from the clock in microseconds,
 past any value it had (writes never come a million a second).
 
+How each store applies that rule, in one lookup per hit: Redis keeps an
+entry's version names beside it and a Lua script returns the entry only if
+none moved past it; the host-local SQLite store turns it around, each bump
+deleting the entries that show what it bumps, and an entry computed across a
+bump refused when it is stored (both are transactions, so one waits for the
+other). Any other cachelib cache (``simple``, in tests) reads the versions
+with a second lookup.
+
 **A cache that fails.** Reads bypass it for a few seconds. A write whose bump
 fails still happened, so the bump is owed: its keys are appended to a file of
 the host (the instance folder), and no worker of the host reads the cache
