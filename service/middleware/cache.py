@@ -216,7 +216,7 @@ class VersionedStore:
         # A cache that can (stores.BatchingRedisCache) sends an entry with its next lookup.
         self._store = getattr(cache, "set_later", cache.set)
         self._add_many = getattr(cache, "add_many", self._add_each)
-        # A store that can (stores.BatchingRedisCache) checks an entry's versions itself, in one round trip.
+        # A store that can (the Redis and SQLite stores) keeps an entry's versions itself: one lookup a hit.
         self._get_fresh = getattr(cache, "get_fresh", None)
         self._keep_versioned = getattr(cache, "keep_versioned", None)
         self._lock = threading.Lock()
