@@ -4,6 +4,11 @@ The pages' JavaScript and CSS are vendored in ``service/static/docs`` (see
 ``docs/update-docs-ui.sh``) and served by werkzeug's SharedDataMiddleware, so
 the docs work behind a firewall. Asset URLs carry the vendored versions, so they
 can be cached for a year and still change when the assets do.
+
+Mounted under a sub-path (a shared host serving the app at ``/conduit``, which
+the WSGI server says in ``SCRIPT_NAME``), every URL the pages and the document
+give starts with that prefix: the assets, the document the pages load, and the
+document's server URL, so "Try it out" calls the API where it is.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "docs"
 SPEC_PATH, SWAGGER_PATH, REDOC_PATH, ASSETS_PATH = "/api/openapi.json", "/docs", "/redoc", "/static/docs"
 #: Seconds browsers and proxies may keep the (versioned) assets.
 ASSET_MAX_AGE = 365 * 24 * 3600
+#: How many mount points' pages are kept.
+_MOUNTS = 8
 
 _SWAGGER_PAGE = """<!doctype html>
 <html lang="en">
@@ -75,20 +82,31 @@ class DocsMiddleware:
 
     def __init__(self, app: Any, document: dict[str, Any]) -> None:
         self.app = SharedDataMiddleware(app, {ASSETS_PATH: str(STATIC_DIR)}, cache_timeout=ASSET_MAX_AGE)
-        links = {"version": quote(_versions()), "spec": SPEC_PATH, "assets": ASSETS_PATH}
-        self.document = encode_json(document)
-        swagger, redoc = _SWAGGER_PAGE.format(**links), _REDOC_PAGE.format(**links)
-        self.pages = {
-            SPEC_PATH: (self.document, JSON_TYPE, None),
-            SWAGGER_PATH: (swagger.encode(), "text/html; charset=utf-8", _csp(_inline_script_hashes(swagger))),
-            REDOC_PATH: (redoc.encode(), "text/html; charset=utf-8", _csp(["blob:"])),
-        }
+        self.document = document
+        self.version = quote(_versions())
+        self._mounts: dict[str, dict[str, tuple[bytes, str, str | None]]] = {}  # SCRIPT_NAME -> pages
+
+    def pages(self, mount: str) -> dict[str, tuple[bytes, str, str | None]]:
+        """The document and the two pages as served under ``mount`` (``""`` at the root), made once per mount."""
+        found = self._mounts.get(mount)
+        if found is None:
+            links = {"version": self.version, "spec": mount + SPEC_PATH, "assets": mount + ASSETS_PATH}
+            document = encode_json({**self.document, "servers": [{"url": mount or "/"}]})
+            swagger, redoc = _SWAGGER_PAGE.format(**links), _REDOC_PAGE.format(**links)
+            found = {
+                SPEC_PATH: (document, JSON_TYPE, None),
+                SWAGGER_PATH: (swagger.encode(), "text/html; charset=utf-8", _csp(_inline_script_hashes(swagger))),
+                REDOC_PATH: (redoc.encode(), "text/html; charset=utf-8", _csp(["blob:"])),
+            }
+            if len(self._mounts) < _MOUNTS:  # a server names one or two; never grow on what a client sends
+                self._mounts[mount] = found
+        return found
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "").rstrip("/") or "/"
-        page = self.pages.get(path)
-        if page is None:
+        if path not in (SPEC_PATH, SWAGGER_PATH, REDOC_PATH):
             return self.app(environ, start_response)
+        page = self.pages(environ.get("SCRIPT_NAME", "").rstrip("/"))[path]
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return ApiError.from_http(405, None, {"Allow": "GET"})(environ, start_response)
         body, content_type, policy = page

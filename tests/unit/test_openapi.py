@@ -117,6 +117,23 @@ def test_doc_pages_load_their_assets_from_the_service_with_long_lived_caching(
     assert "http://" not in html.text and "https://" not in html.text  # nothing from the internet
 
 
+@pytest.mark.parametrize(("page", "asset"), [("/docs", "swagger-ui.css"), ("/redoc", "redoc.standalone.js")])
+def test_mounted_under_a_sub_path_every_url_the_docs_give_carries_it(
+    docs_client: TestApp, page: str, asset: str
+) -> None:
+    """A shared host serving the app at /conduit (SCRIPT_NAME): assets, document and "Try it out" stay under it."""
+    mounted = {"SCRIPT_NAME": "/conduit"}
+
+    html = docs_client.get(page, extra_environ=mounted)
+    document = docs_client.get("/api/openapi.json", extra_environ=mounted).json
+    url = next(part.split('"')[0] for part in html.text.replace("href=", "src=").split('src="')[1:] if asset in part)
+
+    assert url.startswith("/conduit/static/docs/") and "/conduit/api/openapi.json" in html.text
+    assert docs_client.get(url.removeprefix("/conduit"), extra_environ=mounted).status_int == 200
+    assert document["servers"] == [{"url": "/conduit"}]
+    assert docs_client.get("/api/openapi.json").json["servers"] == [{"url": "/"}]  # at the root, as exported
+
+
 def test_vendored_assets_keep_their_licences() -> None:
     static = ROOT / "service" / "static" / "docs"
 
