@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import db, openapi, routing
+from service import db, routing
 from service.config import Settings
 from service.middleware.body import RequestBodyMiddleware
 from service.middleware.cache import OWED_FILE, ResponseCacheMiddleware
@@ -108,12 +108,19 @@ def create_app(
             max_body=settings.max_body_bytes,
         )
     wsgi = RequestBodyMiddleware(wsgi, settings.max_body_bytes)
-    wsgi = DocsMiddleware(wsgi, openapi.build_spec(routes))
+    wsgi = DocsMiddleware(wsgi, functools.partial(_document, routes))
     wsgi = CorsMiddleware(wsgi, settings.cors_origins, router.methods)
     if settings.trusted_proxy_hops:
         # Believe X-Forwarded-For only as deep as there are proxies of ours in front.
         wsgi = ProxyFix(wsgi, x_for=settings.trusted_proxy_hops, x_proto=settings.trusted_proxy_hops)
     return RequestLogMiddleware(wsgi)
+
+
+def _document(routes: tuple[Route, ...]) -> dict[str, Any]:
+    """The OpenAPI document, built when first asked for: apispec is not loaded by a worker that never serves it."""
+    from service import openapi
+
+    return openapi.build_spec(routes)
 
 
 def _with_readiness_probes(

@@ -13,17 +13,17 @@ import dataclasses
 import fcntl
 import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from service.config import WRITE_INTENT, Settings
+
+if TYPE_CHECKING:  # Alembic is imported where migrations run, not by every worker at start-up (90 ms)
+    from alembic.config import Config
 
 #: Milliseconds a SQLite writer waits for the lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -75,6 +75,8 @@ def migrations_path() -> Path:
 
 def alembic_config(url: str | None = None) -> Config:
     """Alembic's configuration, usable from any working directory, checkout or wheel."""
+    from alembic.config import Config
+
     location = migrations_path()
     ini = PROJECT_ROOT / "alembic.ini"
     # The ini (logging, revision file names) belongs to a checkout; a wheel needs none.
@@ -91,6 +93,8 @@ def expected_head() -> str:
 
     :raises MigrationsMissing: when there are no migration scripts to read it from.
     """
+    from alembic.script import ScriptDirectory
+
     location = migrations_path()
     if not (location / "env.py").is_file():
         raise MigrationsMissing(f"no migration scripts in {location}")
@@ -106,6 +110,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     Alembic gets a connection outside any transaction: on SQLite, env.py must
     switch foreign keys off before the migration's transaction begins.
     """
+    from alembic import command
+
     config = alembic_config()
     config.attributes["configure_logging"] = False  # the host process owns logging
     with engine.connect() as connection:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -77,12 +77,15 @@ _REDOC_PAGE = """<!doctype html>
 class DocsMiddleware:
     """Serve ``/api/openapi.json``, ``/docs``, ``/redoc`` and ``/static/docs/*``.
 
-    :param document: the OpenAPI document (built once, at start-up).
+    :param document: builds the OpenAPI document, once, when it is first asked for
+        (building it loads apispec: a tenth of a second a worker would otherwise
+        spend at start-up).
     """
 
-    def __init__(self, app: Any, document: dict[str, Any]) -> None:
+    def __init__(self, app: Any, document: Callable[[], dict[str, Any]]) -> None:
         self.app = SharedDataMiddleware(app, {ASSETS_PATH: str(STATIC_DIR)}, cache_timeout=ASSET_MAX_AGE)
-        self.document = document
+        self.build_document = document
+        self._document: dict[str, Any] | None = None
         self.version = quote(_versions())
         self._mounts: dict[str, dict[str, tuple[bytes, str, str | None]]] = {}  # SCRIPT_NAME -> pages
 
@@ -91,7 +94,9 @@ class DocsMiddleware:
         found = self._mounts.get(mount)
         if found is None:
             links = {"version": self.version, "spec": mount + SPEC_PATH, "assets": mount + ASSETS_PATH}
-            document = encode_json({**self.document, "servers": [{"url": mount or "/"}]})
+            if self._document is None:
+                self._document = self.build_document()
+            document = encode_json({**self._document, "servers": [{"url": mount or "/"}]})
             swagger, redoc = _SWAGGER_PAGE.format(**links), _REDOC_PAGE.format(**links)
             found = {
                 SPEC_PATH: (document, JSON_TYPE, None),
