@@ -58,6 +58,22 @@ return {seq or false, redis.call('GET', KEYS[2]) or false}
 """
 
 
+#: Create the missing version keys KEYS[2..] for ARGV[1] seconds (0: forever), at the counter KEYS[1]'s
+#: current value, or past the entry's (ARGV[2]) when the counter is missing. A version that is missing
+#: was never bumped or was evicted: at the current value, an entry whose reader began before some later
+#: write is stale from the start (a miss later), never an answer from before that write.
+_ADD_VERSIONS = """
+local value = redis.call('GET', KEYS[1]) or tostring(tonumber(ARGV[2]) + 1)
+local seconds = tonumber(ARGV[1])
+for i = 2, #KEYS do
+    if redis.call('EXISTS', KEYS[i]) == 0 then
+        if seconds > 0 then redis.call('SET', KEYS[i], value, 'EX', seconds) else redis.call('SET', KEYS[i], value) end
+    end
+end
+return 1
+"""
+
+
 class BatchingRedisCache(RedisCache):
     """A RedisCache whose ``set_later`` entries are sent with the next ``get_many``.
 
@@ -74,9 +90,12 @@ class BatchingRedisCache(RedisCache):
         self.client = client
         self.prefix = key_prefix
         self._pending: deque[tuple[str, bytes, int | None, bool]] = deque(maxlen=max_pending)
+        # Version keys to create with the next read: (counter, names, seconds, made at).
+        self._pending_versions: deque[tuple[str, list[str], int, int]] = deque(maxlen=max_pending)
         # The registered scripts, on first use (registering sends nothing).
         self._bump: Any = None
         self._fetch: Any = None
+        self._add_versions: Any = None
 
     def set_later(self, key: str, value: Any, timeout: int | None = None) -> None:
         """Queue ``key`` to be stored with this process's next read."""
@@ -107,12 +126,15 @@ class BatchingRedisCache(RedisCache):
         versions: Iterable[str],
         versions_timeout: int,
     ) -> None:
-        """Queue what :meth:`get_fresh` needs: missing versions at ``made_at``, the entry, and its list.
+        """Queue what :meth:`get_fresh` needs: the missing versions, the entry, and its list.
 
-        The list (``<key>:deps``) is the counter value and the version keys' names, in plain text for the script.
+        The missing versions are created at the counter's value when they are
+        sent (``_ADD_VERSIONS``); the list (``<key>:deps``) is ``made_at`` and the
+        version keys' names, in plain text for the script that checks them.
         """
         names = list(versions)
-        self.add_many(dict.fromkeys(names, made_at), versions_timeout)
+        if names:
+            self._pending_versions.append((counter, names, versions_timeout, made_at))
         self.set_later(key, value, timeout)
         deps = " ".join([str(made_at), *(f"{self.prefix}{name}" for name in names)]).encode()
         self._pending.append((f"{self.prefix}{key}:deps", deps, timeout or None, False))
@@ -120,13 +142,13 @@ class BatchingRedisCache(RedisCache):
     def get_fresh(self, counter: str, key: str) -> tuple[Any, Any]:
         """``(counter, entry)``, the entry only if none of its versions moved past it, in one round trip."""
         if self._fetch is None:
-            self._fetch = self.client.register_script(_FETCH)
+            self._fetch = self._loaded(_FETCH)
         pipe = self._sending_pending()
         keys = [f"{self.prefix}{counter}", f"{self.prefix}{key}", f"{self.prefix}{key}:deps"]
         if pipe is None:
-            seq, entry = self._fetch(keys=keys)
+            seq, entry = self._fetch(keys=keys)  # reloads the script if Redis lost it
         else:
-            self._fetch(keys=keys, client=pipe)
+            pipe.evalsha(self._fetch.sha, len(keys), *keys)  # by its hash: no SCRIPT EXISTS round trip
             seq, entry = pipe.execute()[-1]
         return self.serializer.loads(seq), self.serializer.loads(entry)
 
@@ -139,17 +161,34 @@ class BatchingRedisCache(RedisCache):
         values = pipe.execute()[-1]
         return [self.serializer.loads(value) for value in values]
 
+    def _loaded(self, source: str) -> Any:
+        """A script registered and loaded into Redis once (a pipeline then calls it by its hash)."""
+        script = self.client.register_script(source)
+        self.client.script_load(source)
+        return script
+
     def _sending_pending(self) -> Any:
         """A pipeline with this process's queued stores in it, or None when nothing waits."""
-        pending = []
-        while self._pending:
-            try:
-                pending.append(self._pending.popleft())
-            except IndexError:  # another thread took the last one
-                break
-        if not pending:
+        versions, pending = _drained(self._pending_versions), _drained(self._pending)
+        if not versions and not pending:
             return None
         pipe = self.client.pipeline(transaction=False)
+        if versions and self._add_versions is None:
+            self._add_versions = self._loaded(_ADD_VERSIONS)
+        for counter, names, seconds, made_at in versions:
+            keys = [f"{self.prefix}{name}" for name in (counter, *names)]
+            pipe.evalsha(self._add_versions.sha, len(keys), *keys, seconds, made_at)
         for name, dump, seconds, only_if_missing in pending:
             pipe.set(name=name, value=dump, ex=seconds, nx=only_if_missing)
         return pipe
+
+
+def _drained(queue: deque[Any]) -> list[Any]:
+    """Everything in ``queue``, taken out (another thread may take the last ones first)."""
+    taken = []
+    while queue:
+        try:
+            taken.append(queue.popleft())
+        except IndexError:
+            break
+    return taken

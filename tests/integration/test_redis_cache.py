@@ -115,7 +115,7 @@ def test_kept_versions_never_overwrite_a_bumped_one(client: redis.Redis) -> None
     cache.keep_versioned("seq", "e", "value", 60, 0, ["v:a", "v:b"], 120)
     cache.get_many("seq")  # sends what was queued
 
-    assert cache.get_many("v:a", "v:b") == [1, 0]
+    assert cache.get_many("v:a", "v:b") == [1, 1]  # v:b created at the counter's value, not the entry's
     assert cache.get_fresh("seq", "e") == (1, None)  # v:a moved past the entry
 
 
@@ -148,3 +148,14 @@ def test_a_hit_is_one_round_trip_and_a_bumped_version_makes_it_a_miss(
     assert hit is not None and hit.body == b'{"x":1}'
     assert trips_for_a_hit == 1
     assert after is None
+
+
+def test_an_entry_computed_across_a_bump_whose_version_was_evicted_is_never_fresh(client: redis.Redis) -> None:
+    cache = BatchingRedisCache(client, key_prefix="t:")
+    made_at = cache.bump_versions("seq", ["v:z"], 0, 0)  # a reader reads the counter (1), then computes...
+    cache.bump_versions("seq", ["v:a"], 0, 0)  # ...while a write bumps what it shows (v:a at 2)
+    client.delete("t:v:a")  # and v:a is evicted before the reader stores
+
+    cache.keep_versioned("seq", "e", "stale", 60, made_at, ["v:a"], 120)
+
+    assert cache.get_fresh("seq", "e") == (2, None)  # v:a came back at the counter (2), past the entry
