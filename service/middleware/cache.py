@@ -34,8 +34,10 @@ saw the write. Counter and keys change in one atomic step of the store (a
 Lua script on Redis, a transaction on SQLite), so two writers cannot leave a
 key behind. A key missing from the store (evicted, or never stored) is no
 version: an entry depending on it is dead, and a reader that stores a new
-entry recreates the key at the ``seq`` it read, which is past every bump
-before it. A lost counter is started again from the clock in microseconds,
+entry recreates the key at the counter's value *when it stores* (Redis and
+SQLite; past every bump so far, so an entry computed across a write whose
+version was evicted meanwhile is dead on arrival too; the generic path of
+other caches uses the value it read). A lost counter is started again from the clock in microseconds,
 past any value it had (writes never come a million a second).
 
 How each store applies that rule, in one lookup per hit: Redis keeps an
