@@ -215,9 +215,6 @@ class VersionedStore:
         self.seq_key = f"{key_prefix}:seq"
         self._owed = OwedBumps(owed_path)
         self._skip_until = 0.0
-        # A cache that can (stores.BatchingRedisCache) sends an entry with its next lookup.
-        self._store = getattr(cache, "set_later", cache.set)
-        self._add_many = getattr(cache, "add_many", self._add_each)
         # A store that can (the Redis and SQLite stores) keeps an entry's versions itself: one lookup a hit.
         self._get_fresh = getattr(cache, "get_fresh", None)
         self._keep_versioned = getattr(cache, "keep_versioned", None)
@@ -269,9 +266,9 @@ class VersionedStore:
             name = self._entry_name(key)
             self._safely(self._keep_versioned, self.seq_key, name, entry, self.ttl, seq, version_keys, self.version_ttl)
             return
-        if version_keys and self._safely(self._add_many, dict.fromkeys(version_keys, seq), self.version_ttl) is None:
+        if version_keys and self._safely(self._add_each, dict.fromkeys(version_keys, seq), self.version_ttl) is None:
             return
-        self._safely(self._store, self._entry_name(key), (seq, version_keys, answer.body, answer.etag), self.ttl)
+        self._safely(self.cache.set, self._entry_name(key), (seq, version_keys, answer.body, answer.etag), self.ttl)
 
     def forget(self, surrogate_keys: Iterable[str]) -> bool:
         """Bump ``surrogate_keys``; if the cache cannot be reached, owe the bump (see the module docstring).

@@ -16,7 +16,7 @@ a later miss; correctness never depended on an entry being there.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import redis
@@ -101,13 +101,6 @@ class BatchingRedisCache(RedisCache):
         """Queue ``key`` to be stored with this process's next read."""
         seconds = self.default_timeout if timeout is None else timeout
         self._pending.append((f"{self.prefix}{key}", self.serializer.dumps(value), seconds or None, False))
-
-    def add_many(self, mapping: Mapping[str, Any], timeout: int | None = None) -> bool:
-        """Queue an ``add`` (``SET NX``) of each key, sent before the next ``set_later`` entry."""
-        seconds = self.default_timeout if timeout is None else timeout
-        for key, value in mapping.items():
-            self._pending.append((f"{self.prefix}{key}", self.serializer.dumps(value), seconds or None, True))
-        return True
 
     def bump_versions(self, counter: str, names: Iterable[str], seed: int, timeout: int) -> int:
         """Add one to ``counter`` (from ``seed`` when it is missing) and set ``names`` to it: one atomic script."""

@@ -19,18 +19,12 @@ import pytest
 
 from tests.conftest import TEST_SECRET
 from tests.integration.servers import Gunicorn, Reply, gunicorn, redis_server
+from tests.integration.test_multiprocess import ROOMY as MULTIPROCESS_ROOMY
 
 pytestmark = pytest.mark.slow
 
-ROOMY = {
-    "ratelimit_default": "100000/minute",
-    "ratelimit_login": "100000/minute",
-    "ratelimit_register": "1000/minute",
-    "ratelimit_writes": "1000/minute",
-    "cache_ttl": "300",
-    "cache_min_uses": "1",
-    "secret_key": TEST_SECRET,
-}
+#: The suite's roomy limits, a long TTL, and every miss stored: each worker holds every page at once.
+ROOMY = {**MULTIPROCESS_ROOMY, "cache_ttl": "300", "cache_min_uses": "1", "secret_key": TEST_SECRET}
 
 
 def read_everywhere(servers: list[Gunicorn], path: str, n: int = 12) -> list[Reply]:
