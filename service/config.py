@@ -138,6 +138,7 @@ class Settings:
     workers: int = _setting(0, "gunicorn sync workers; 0 for 2 x cores + 1")
     worker_timeout: int = _setting(30, "seconds before a silent worker is replaced")
     graceful_timeout: int = _setting(30, "seconds a worker gets to finish on reload or stop")
+    drain_seconds: int = _setting(5, "seconds a stopping host answers /readyz 503 while still serving")
     max_requests: int = _setting(2000, "requests after which a worker is recycled")
     max_requests_jitter: int = _setting(200, "random extra requests, so workers do not recycle together")
     forwarded_allow_ips: str = _setting("127.0.0.1", "proxies whose X-Forwarded-* headers gunicorn believes")

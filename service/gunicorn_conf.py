@@ -9,15 +9,19 @@ between processes.
 from __future__ import annotations
 
 import multiprocessing
+import time
+from typing import Any
 
 from service.config import Settings
+from service.lifecycle import start_draining
 
 _read = Settings.read
 
 #: Where to listen.
 bind = _read("bind")
 #: Sync workers: one request at a time each; (2 x cores) + 1 keeps CPUs busy while others wait on I/O.
-worker_class = "sync"
+#: gunicorn's own, except that a stopping worker first serves the connections already queued for it.
+worker_class = "service.gunicorn_worker.DrainingSyncWorker"
 workers = _read("workers") or multiprocessing.cpu_count() * 2 + 1
 #: A worker silent for this long is killed and replaced (a stuck request must not hold it forever).
 timeout = _read("worker_timeout")
@@ -37,3 +41,28 @@ loglevel = _read("log_level").lower()
 #: Bounded request line and headers (gunicorn's defaults, stated).
 limit_request_line = 4094
 limit_request_fields = 100
+
+#: Seconds between SIGTERM and closing the listening socket, while /readyz answers 503 (not a gunicorn setting).
+_drain_seconds = _read("drain_seconds")
+
+
+def when_ready(server: Any) -> None:
+    """Make SIGTERM drain first: ``/readyz`` 503 for ``CONDUIT_DRAIN_SECONDS``, then gunicorn's graceful stop.
+
+    A balancer that checks ``/readyz`` takes the host out of rotation while it
+    still serves everything it is sent; gunicorn then closes the listening
+    socket and each worker finishes its request in flight and the connections
+    already queued (``service.gunicorn_worker``). SIGHUP and USR2 need none of
+    this: the listening socket stays open throughout (docs/deploy.md, "Rolling
+    release"). SIGINT and SIGQUIT still stop at once, after the drain if one
+    has begun.
+    """
+    graceful_stop = server.handle_term
+
+    def drain_then_stop() -> None:
+        start_draining()
+        server.log.info("Draining: /readyz answers 503; stopping in %s s", _drain_seconds)
+        time.sleep(_drain_seconds)
+        graceful_stop()
+
+    server.handle_term = drain_then_stop

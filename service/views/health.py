@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from service.errors import ApiError
+from service.lifecycle import draining
 from service.ops import health as ops
 from service.web import ApiRequest
 
@@ -20,11 +22,13 @@ def get_readiness(
     probes: Mapping[str, Callable[[], bool]] | None = None,
     required: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """GET /readyz: the database answers and its schema is at the code's revision.
+    """GET /readyz: the host is not stopping, the database answers and its schema is at the code's revision.
 
     ``create_app`` binds ``probes`` (the shared storages to report on) and
     ``required`` (those whose failure makes the host unready).
 
-    :raises ApiError: 503 naming the check that failed.
+    :raises ApiError: 503 naming the check that failed (``server: shutting down`` while draining).
     """
+    if draining():
+        raise ApiError.unavailable("server", message="shutting down")
     return {"status": "ok", "checks": ops.readiness(request.db, probes, required)}

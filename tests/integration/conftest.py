@@ -1,4 +1,4 @@
-"""A real engine per test (separate connections, real commits) for concurrency tests."""
+"""A real engine per test (separate connections, real commits); the wheel installed once per run."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from service import db as service_db
 from tests.conftest import make_settings
+from tests.integration.servers import Installed, install_wheel
 
 
 @pytest.fixture
@@ -20,3 +21,9 @@ def real_engine(backend: str, tmp_path: Path, request: pytest.FixtureRequest) ->
     service_db.upgrade(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """The wheel in a fresh virtual environment, built once for every test that runs the installed package."""
+    return install_wheel(tmp_path_factory.mktemp("wheel"))

@@ -1,4 +1,4 @@
-"""Real servers for multi-process tests: gunicorn with N sync workers, and redis-server."""
+"""Real servers for multi-process tests: gunicorn with N sync workers, redis-server, an installed wheel."""
 
 from __future__ import annotations
 
@@ -170,3 +170,82 @@ def memcached_server(tmp_path: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@dataclass
+class Installed:
+    """A virtual environment with the wheel installed, and an unrelated folder to run in."""
+
+    bin: Path
+    elsewhere: Path
+
+    def environ(self, **env: str) -> dict[str, str]:
+        """This process's environment without anything that could point back at the checkout, plus ``env``."""
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("CONDUIT_", "PYTHON", "VIRTUAL_ENV"))}
+        environ.update(env)
+        return environ
+
+    def run(self, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.bin / argv[0]), *argv[1:]],
+            cwd=self.elsewhere,
+            env=self.environ(**env),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+
+def install_wheel(tmp: Path) -> Installed:
+    """Build the wheel from a copy of the checkout and install it in a new virtual environment under ``tmp``."""
+    # Built from a copy: setuptools' build/ folder in the checkout could carry stale modules into the wheel.
+    source = tmp / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "instance"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp / "dist"), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (tmp / "dist").glob("conduit_wsgi-*.whl")
+    subprocess.run([sys.executable, "-m", "venv", str(tmp / "venv")], check=True)
+    subprocess.run([str(tmp / "venv" / "bin" / "pip"), "install", "-q", str(wheel)], check=True, capture_output=True)
+    elsewhere = tmp / "elsewhere"
+    elsewhere.mkdir()
+    return Installed(tmp / "venv" / "bin", elsewhere)
+
+
+#: The configuration docs/deploy.md gives for nginx, run as it is (addresses substituted).
+NGINX_SITE = ROOT / "docs" / "nginx-conduit.conf"
+#: What a distribution's nginx.conf supplies around it, pointed at a private folder.
+_NGINX_CONF = """
+{user}
+daemon off;
+worker_processes {workers};
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    include {site};
+}}
+"""
+
+
+@contextmanager
+def nginx_server(tmp: Path, site: str, workers: int = 1) -> Iterator[str]:
+    """nginx serving ``site`` (a server block, ``listen 80;`` moved to a free loopback port); yields its base URL."""
+    binary = require_binary("nginx")
+    port = free_port()
+    (tmp / "site.conf").write_text(site.replace("listen 80;", f"listen 127.0.0.1:{port};"))
+    # As root, nginx's workers would switch to "nobody", who cannot enter pytest's private temp folders.
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf = tmp / "nginx.conf"
+    conf.write_text(_NGINX_CONF.format(user=user, tmp=tmp, site=tmp / "site.conf", workers=workers))
+    base = f"http://127.0.0.1:{port}"
+    with http_server([binary, "-c", str(conf), "-p", str(tmp)], base, tmp / "nginx.out"):
+        yield base

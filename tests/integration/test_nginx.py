@@ -10,7 +10,6 @@ one docs/deploy.md gives, with loopback ports and a private temp folder.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import statistics
 import threading
@@ -20,34 +19,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.servers import ROOT, Gunicorn, free_port, gunicorn, http_server, require_binary
+from tests.integration.servers import NGINX_SITE, Gunicorn, gunicorn, nginx_server
 
 pytestmark = pytest.mark.slow
 
 SLOW_CLIENTS = 20
 #: How long the slow clients keep trickling their headers.
 SLOW_SECONDS = 6.0
-
-#: The configuration docs/deploy.md gives, run as it is (ports substituted).
-SITE = ROOT / "docs" / "nginx-conduit.conf"
-#: What a distribution's nginx.conf supplies around it, pointed at a private folder.
-NGINX_CONF = """
-{user}
-daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    include {site};
-}}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -60,18 +38,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
 @pytest.fixture(scope="module")
 def nginx(service: Gunicorn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """nginx on a free loopback port in front of ``service``; yields its base URL."""
-    binary = require_binary("nginx")
-    tmp = tmp_path_factory.mktemp("nginx")
-    port = free_port()
     upstream = service.base.rsplit(":", 1)[1]
-    conf = tmp / "nginx.conf"
-    # As root, nginx's workers would switch to "nobody", who cannot enter pytest's private temp folders.
-    user = "user root;" if os.geteuid() == 0 else ""
-    site = SITE.read_text().replace("127.0.0.1:8000", f"127.0.0.1:{upstream}")
-    (tmp / "site.conf").write_text(site.replace("listen 80;", f"listen 127.0.0.1:{port};"))
-    conf.write_text(NGINX_CONF.format(user=user, tmp=tmp, site=tmp / "site.conf"))
-    base = f"http://127.0.0.1:{port}"
-    with http_server([binary, "-c", str(conf), "-p", str(tmp)], base, tmp / "nginx.out"):
+    site = NGINX_SITE.read_text().replace("127.0.0.1:8000", f"127.0.0.1:{upstream}")
+    with nginx_server(tmp_path_factory.mktemp("nginx"), site) as base:
         yield base
 
 

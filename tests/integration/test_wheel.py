@@ -7,59 +7,15 @@ and everything else inside the installed distribution.
 from __future__ import annotations
 
 import configparser
-import os
-import shutil
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.integration.servers import ROOT, free_port, http_server
+from tests.integration.servers import ROOT, Installed, free_port, http_server
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Installed:
-    """A virtual environment with the wheel installed, and an unrelated folder to run in."""
-
-    bin: Path
-    elsewhere: Path
-
-    def run(self, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("CONDUIT_", "PYTHON", "VIRTUAL_ENV"))}
-        environ.update(env)
-        return subprocess.run(
-            [str(self.bin / argv[0]), *argv[1:]],
-            cwd=self.elsewhere,
-            env=environ,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    tmp = tmp_path_factory.mktemp("wheel")
-    # Built from a copy: setuptools' build/ folder in the checkout could carry stale modules into the wheel.
-    source = tmp / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "instance"))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp / "dist"), str(source)],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = (tmp / "dist").glob("conduit_wsgi-*.whl")
-    subprocess.run([sys.executable, "-m", "venv", str(tmp / "venv")], check=True)
-    subprocess.run([str(tmp / "venv" / "bin" / "pip"), "install", "-q", str(wheel)], check=True, capture_output=True)
-    elsewhere = tmp / "elsewhere"
-    elsewhere.mkdir()
-    return Installed(tmp / "venv" / "bin", elsewhere)
 
 
 def test_the_installed_commands_migrate_report_and_check_a_new_sqlite_database(
@@ -93,8 +49,7 @@ def test_the_installed_commands_migrate_postgresql(installed: Installed, throwaw
 def served(installed: Installed, tmp_path: Path) -> Iterator[str]:
     """``gunicorn wsgi:application`` from the venv, in the unrelated folder, on a new instance folder."""
     port = free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("CONDUIT_", "PYTHON", "VIRTUAL_ENV"))}
-    environ["CONDUIT_INSTANCE_PATH"] = str(tmp_path / "instance")
+    environ = installed.environ(CONDUIT_INSTANCE_PATH=str(tmp_path / "instance"))
     argv = [str(installed.bin / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:application"]
     base = f"http://127.0.0.1:{port}"
     with http_server(argv, base, tmp_path / "gunicorn.log", cwd=installed.elsewhere, env=environ):

@@ -6,6 +6,9 @@ import importlib
 import multiprocessing
 
 import pytest
+from gunicorn.workers.sync import SyncWorker  # type: ignore[import-untyped]
+
+from service.gunicorn_worker import DrainingSyncWorker
 
 
 def load(monkeypatch: pytest.MonkeyPatch, **env: str) -> object:
@@ -20,7 +23,8 @@ def test_defaults_are_sync_workers_from_cpu_count_never_preloaded(monkeypatch: p
     monkeypatch.delenv("CONDUIT_WORKERS", raising=False)
     conf = load(monkeypatch)
 
-    assert conf.worker_class == "sync"  # type: ignore[attr-defined]
+    assert conf.worker_class == "service.gunicorn_worker.DrainingSyncWorker"  # type: ignore[attr-defined]
+    assert issubclass(DrainingSyncWorker, SyncWorker)  # gunicorn's sync worker, one request at a time
     assert conf.workers == multiprocessing.cpu_count() * 2 + 1  # type: ignore[attr-defined]
     assert conf.preload_app is False  # type: ignore[attr-defined]  # pools are created after fork
     assert conf.max_requests > 0 and conf.max_requests_jitter > 0  # type: ignore[attr-defined]

@@ -26,6 +26,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "service.router": ("service.errors", "service.surrogates"),
     "service.surrogates": (),
     "service.views": ("service.ops", "service.web", "service.errors"),
+    # Readiness also says whether the host is stopping.
+    "service.views.health": ("service.ops", "service.web", "service.errors", "service.lifecycle"),
+    "service.lifecycle": (),
     "service.web": (
         "service.middleware.cache",  # the hand-over protocol and personalisation of shared answers
         "service.surrogates",
@@ -59,7 +62,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "service.openapi": ("service", "service.routing", "schemas", "service.router"),
     # Composition roots: they see every layer.
     "service.cli": ("service", "schemas"),
-    "service.gunicorn_conf": ("service.config",),
+    "service.gunicorn_conf": ("service.config", "service.lifecycle"),
+    "service.gunicorn_worker": (),
     "service.ops": (
         "service.queries",
         "service.models",

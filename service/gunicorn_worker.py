@@ -1,0 +1,34 @@
+"""gunicorn's sync worker, told to stop, serves the connections already queued before it exits.
+
+When gunicorn stops, the master closes its copy of the listening socket and
+tells each worker to finish. A stock sync worker finishes the request in hand
+and exits; connections that the kernel had already accepted for the socket but
+no worker had taken yet are then reset by the kernel when the last copy of the
+socket closes. Behind a load balancer those connections carry requests it has
+already sent, so it cannot know whether they were applied and must not retry a
+``POST``: the client gets a 502. This worker takes every queued connection and
+serves it before it exits; a connection arriving after the queue was found
+empty is refused once the socket is closed, before any request was sent, and
+the balancer retries it on another host.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from gunicorn.workers.sync import SyncWorker  # type: ignore[import-untyped]  # gunicorn ships no types
+
+
+class DrainingSyncWorker(SyncWorker):  # type: ignore[misc]
+    """``worker_class = "service.gunicorn_worker.DrainingSyncWorker"``."""
+
+    def run(self) -> None:
+        super().run()
+        for listener in self.sockets:
+            while True:
+                try:
+                    self.accept(listener)  # the listener is non-blocking: raises once the queue is empty
+                except OSError as exc:
+                    if exc.errno == errno.ECONNABORTED:
+                        continue
+                    break

@@ -1,0 +1,228 @@
+"""Many hosts, proven: three application hosts behind nginx, one PostgreSQL, one Redis, faults on purpose.
+
+docs/deploy.md section 7 as an operator builds it, on one machine: each host is
+a network namespace running the installed wheel under gunicorn (2 sync
+workers, ``service.gunicorn_conf``, production settings, one secret);
+PostgreSQL and Redis have namespaces of their own, reached over a veth link
+per host (so one host's link to Redis can be cut alone); nginx in the root
+namespace balances over the three with docs/nginx-conduit.conf and the
+upstream block of docs/nginx-conduit-hosts.conf. Every namespace, link and
+process is removed at the end, even after a failure (``tests.integration.hosts``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+
+from tests import pg
+from tests.conftest import TEST_SECRET, unavailable
+from tests.integration import hosts
+from tests.integration.hosts import Link, Reply, Topology, call
+from tests.integration.servers import NGINX_SITE, ROOT, Installed, nginx_server, require_binary
+
+pytestmark = [pytest.mark.slow, pytest.mark.pg]
+
+HOSTS_SITE = ROOT / "docs" / "nginx-conduit-hosts.conf"
+#: The port each host's gunicorn listens on (its own address: no clash between namespaces).
+APP_PORT = 8000
+#: Limits far above what the load below sends, except where a test sets its own.
+ROOMY_LIMITS = {
+    "CONDUIT_RATELIMIT_DEFAULT": "100000/minute",
+    "CONDUIT_RATELIMIT_WRITES": "100000/minute",
+    "CONDUIT_RATELIMIT_LOGIN": "100000/minute",
+    "CONDUIT_RATELIMIT_REGISTER": "100000/minute",
+}
+
+
+@dataclass
+class AppHost:
+    """One application host: a namespace, its links, and gunicorn when running."""
+
+    name: str
+    ns: str
+    front: Link  # nginx and the tests (root namespace) -> this host
+    to_db: Link
+    to_redis: Link
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.front.far}:{APP_PORT}"
+
+    def ready(self) -> bool:
+        try:
+            return call(self.address, "GET", "/readyz", timeout=2).status == 200
+        except OSError:
+            return False
+
+
+@dataclass
+class Cluster:
+    topo: Topology
+    installed: Installed
+    db: hosts.PostgresNode
+    db_url: str  # from the root namespace (the tests' own checks)
+    redis_url: str
+    hosts: list[AppHost]
+    tmp: Path
+    settings: dict[str, str] = field(default_factory=lambda: dict(ROOMY_LIMITS))
+    nginx: str = ""
+
+    def environment(self, host: AppHost) -> dict[str, str]:
+        return self.installed.environ(
+            CONDUIT_ENV="production",
+            CONDUIT_SECRET_KEY=TEST_SECRET,
+            CONDUIT_DATABASE_URL=f"postgresql+psycopg://postgres@{host.to_db.far}:5432/postgres",
+            CONDUIT_CACHE_URL=f"redis://{host.to_redis.far}:6379/0",
+            CONDUIT_RATELIMIT_STORAGE_URI=f"redis://{host.to_redis.far}:6379/1",
+            CONDUIT_INSTANCE_PATH=str(self.tmp / host.name),
+            CONDUIT_BIND=f"0.0.0.0:{APP_PORT}",
+            CONDUIT_WORKERS="2",
+            CONDUIT_TRUSTED_PROXY_HOPS="1",
+            CONDUIT_FORWARDED_ALLOW_IPS=host.front.near,
+            CONDUIT_DRAIN_SECONDS="1",
+            CONDUIT_GRACEFUL_TIMEOUT="10",
+            **self.settings,
+        )
+
+    def start(self, host: AppHost) -> None:
+        argv = [str(self.installed.bin / "gunicorn"), "-c", "python:service.gunicorn_conf", "wsgi:application"]
+        host.process = self.topo.spawn(
+            host.ns, argv, host.log, cwd=self.installed.elsewhere, env=self.environment(host)
+        )
+
+    def wait_ready(self, *chosen: AppHost) -> None:
+        for host in chosen or self.hosts:
+            hosts.wait_until(host.ready, f"{host.name} ({host.log.read_text()[-2000:]})")
+
+    def stop(self, host: AppHost, sig: int = signal.SIGTERM) -> None:
+        """Signal gunicorn's master and wait for the host to be gone."""
+        assert host.process is not None
+        host.process.send_signal(sig)
+        host.process.wait(timeout=60)
+        host.process = None
+
+    def restart_all(self, **settings: str) -> None:
+        """Every host stopped, then started again with ``settings`` in place of the roomy limits."""
+        for host in self.hosts:
+            self.stop(host)
+        self.settings = {**ROOMY_LIMITS, **settings}
+        for host in self.hosts:
+            self.start(host)
+        self.wait_ready()
+
+    def sql(self, statement: str, *args: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.db_url.replace("+psycopg", ""), autocommit=True) as connection:
+            return connection.execute(statement, args).fetchall()
+
+    def via_balancer(self, method: str, path: str, body: Any = None, **options: Any) -> Reply:
+        return call(self.nginx, method, path, body, **options)
+
+
+@pytest.fixture(scope="module")
+def cluster(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    binaries = pg.bindir()
+    if binaries is None:
+        unavailable("the many-hosts test needs PostgreSQL's server binaries (apt-get install postgresql)")
+    assert binaries is not None
+    redis_binary = require_binary("redis-server")
+    tmp = tmp_path_factory.mktemp("many-hosts")
+    with hosts.topology(tmp) as topo:
+        db_ns, redis_ns = topo.namespace("db"), topo.namespace("redis")
+        db_front, redis_front = topo.link(None, db_ns), topo.link(None, redis_ns)
+        app_hosts = []
+        for n in (1, 2, 3):
+            ns = topo.namespace(f"h{n}")
+            app_hosts.append(
+                AppHost(
+                    f"h{n}", ns, topo.link(None, ns), topo.link(ns, db_ns), topo.link(ns, redis_ns), tmp / f"h{n}.log"
+                )
+            )
+        db = hosts.postgres(topo, db_ns, binaries)
+        try:
+            redis_argv = [
+                redis_binary,
+                "--bind",
+                "0.0.0.0",
+                "--protected-mode",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+            topo.spawn(redis_ns, redis_argv, tmp / "redis.log")
+            redis_url = f"redis://{redis_front.far}:6379"
+            hosts.wait_until(redis.Redis.from_url(redis_url, socket_connect_timeout=0.5).ping, "redis")
+            made = Cluster(
+                topo,
+                installed,
+                db,
+                f"postgresql+psycopg://postgres@{db_front.far}:5432/postgres",
+                redis_url,
+                app_hosts,
+                tmp,
+            )
+            migrated = installed.run("conduit", "db", "upgrade", CONDUIT_DATABASE_URL=made.db_url)
+            assert migrated.returncode == 0, migrated.stderr
+            for host in app_hosts:
+                made.start(host)
+            made.wait_ready()
+            (tmp / "nginx").mkdir()
+            with nginx_server(tmp / "nginx", balancer_site(app_hosts), workers=2) as base:
+                made.nginx = base.removeprefix("http://")
+                yield made
+        finally:
+            shutil.rmtree(db.datadir, ignore_errors=True)
+
+
+def balancer_site(app_hosts: list[AppHost]) -> str:
+    """docs/nginx-conduit.conf with its upstream block replaced by docs/nginx-conduit-hosts.conf's."""
+    site = NGINX_SITE.read_text()
+    upstream = HOSTS_SITE.read_text()
+    for n, host in enumerate(app_hosts, start=11):
+        upstream = upstream.replace(f"10.0.0.{n}:8000", host.address)
+    start = site.index("upstream conduit {")
+    end = site.index("}\n", start) + 2
+    return site[:start] + upstream[upstream.index("upstream conduit {") :] + site[end:]
+
+
+# --- clients -------------------------------------------------------------------------------------
+
+
+def register(cluster: Cluster, name: str | None = None, **options: Any) -> tuple[str, str]:
+    """A new user through the balancer: (username, token)."""
+    name = name or f"u{uuid.uuid4().hex[:10]}"
+    user = {"username": name, "email": f"{name}@example.org", "password": "password123"}
+    reply = cluster.via_balancer("POST", "/api/users", {"user": user}, **options)
+    assert reply.status == 201, reply
+    return name, reply.body["user"]["token"]
+
+
+# --- proofs --------------------------------------------------------------------------------------
+
+
+def test_a_per_client_limit_is_exact_across_the_three_hosts(cluster: Cluster) -> None:
+    cluster.restart_all(CONDUIT_RATELIMIT_DEFAULT="30/minute")
+    try:
+        statuses = [cluster.via_balancer("GET", "/api/tags", source="127.0.0.30").status for _ in range(50)]
+        served_by = {host.name for host in cluster.hosts if "GET /api/tags" in host.log.read_text()}
+    finally:
+        cluster.restart_all()
+
+    assert statuses.count(200) == 30
+    assert statuses.count(429) == 20
+    assert statuses[:30] == [200] * 30
+    assert served_by == {"h1", "h2", "h3"}
