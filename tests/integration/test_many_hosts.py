@@ -12,11 +12,13 @@ process is removed at the end, even after a failure (``tests.integration.hosts``
 
 from __future__ import annotations
 
+import functools
 import shutil
 import signal
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,7 @@ class Cluster:
             CONDUIT_FORWARDED_ALLOW_IPS=host.front.near,
             CONDUIT_DRAIN_SECONDS="1",
             CONDUIT_GRACEFUL_TIMEOUT="10",
+            CONDUIT_CACHE_MIN_USES="1",  # every miss stores: the cache is in play from the first read
             **self.settings,
         )
 
@@ -165,7 +168,8 @@ def cluster(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> I
             ]
             topo.spawn(redis_ns, redis_argv, tmp / "redis.log")
             redis_url = f"redis://{redis_front.far}:6379"
-            hosts.wait_until(redis.Redis.from_url(redis_url, socket_connect_timeout=0.5).ping, "redis")
+            with redis.Redis.from_url(redis_url, socket_connect_timeout=0.5) as client:
+                hosts.wait_until(client.ping, "redis")
             made = Cluster(
                 topo,
                 installed,
@@ -199,6 +203,10 @@ def balancer_site(app_hosts: list[AppHost]) -> str:
     return site[:start] + upstream[upstream.index("upstream conduit {") :] + site[end:]
 
 
+def figures(line: str) -> None:
+    print(f"\n[many hosts] {line}")  # noqa: T201 - the figures the closing note and docs/deploy.md quote
+
+
 # --- clients -------------------------------------------------------------------------------------
 
 
@@ -226,3 +234,140 @@ def test_a_per_client_limit_is_exact_across_the_three_hosts(cluster: Cluster) ->
     assert statuses.count(429) == 20
     assert statuses[:30] == [200] * 30
     assert served_by == {"h1", "h2", "h3"}
+
+
+@dataclass
+class Fresh:
+    """What a write changed, as the reads after it must show it."""
+
+    path: str
+    shows: Callable[[Reply], bool]
+    token: str | None = None
+
+
+def _writes(cluster: Cluster) -> list[tuple[str, Callable[[AppHost], Fresh]]]:
+    """Every kind of write the API has, each with the read that must show it on the other hosts."""
+    author, author_token = register(cluster)
+    _, reader_token = register(cluster)
+    state: dict[str, Any] = {"bio": 0, "comments": [], "favorited": False, "following": False}
+
+    def on(host: AppHost, method: str, path: str, body: Any = None, token: str | None = None) -> Reply:
+        reply = call(host.address, method, path, body, token=token)
+        assert reply.status in (200, 201, 204), (method, path, reply)
+        return reply
+
+    def new_article(host: AppHost) -> Fresh:
+        tag = f"t{uuid.uuid4().hex[:8]}"
+        article = {"title": f"a {uuid.uuid4().hex}", "description": "d", "body": "b", "tagList": [tag]}
+        slug = on(host, "POST", "/api/articles", {"article": article}, author_token).body["article"]["slug"]
+        state.update(slug=slug, tag=tag, comments=[], favorited=False)
+        return Fresh(f"/api/articles?author={author}&limit=1", lambda r: r.body["articles"][0]["slug"] == slug)
+
+    def tags(host: AppHost) -> Fresh:
+        new_article(host)
+        tag = state["tag"]
+        return Fresh("/api/tags", lambda r: tag in r.body["tags"])
+
+    def edit_article(host: AppHost) -> Fresh:
+        body = uuid.uuid4().hex
+        on(host, "PUT", f"/api/articles/{state['slug']}", {"article": {"body": body}}, author_token)
+        return Fresh(f"/api/articles/{state['slug']}", lambda r: r.body["article"]["body"] == body)
+
+    def favorite(host: AppHost) -> Fresh:
+        state["favorited"] = not state["favorited"]
+        on(
+            host,
+            "POST" if state["favorited"] else "DELETE",
+            f"/api/articles/{state['slug']}/favorite",
+            token=reader_token,
+        )
+        count = int(state["favorited"])
+        return Fresh(f"/api/articles/{state['slug']}", lambda r: r.body["article"]["favoritesCount"] == count)
+
+    def comment(host: AppHost) -> Fresh:
+        if state["comments"]:
+            gone = state["comments"].pop()
+            on(host, "DELETE", f"/api/articles/{state['slug']}/comments/{gone}", token=reader_token)
+        else:
+            added = on(
+                host, "POST", f"/api/articles/{state['slug']}/comments", {"comment": {"body": "c"}}, reader_token
+            )
+            state["comments"].append(added.body["comment"]["id"])
+        ids = list(state["comments"])
+        return Fresh(f"/api/articles/{state['slug']}/comments", lambda r: [c["id"] for c in r.body["comments"]] == ids)
+
+    def follow(host: AppHost) -> Fresh:
+        state["following"] = not state["following"]
+        on(host, "POST" if state["following"] else "DELETE", f"/api/profiles/{author}/follow", token=reader_token)
+        following = state["following"]
+        return Fresh(f"/api/profiles/{author}", lambda r: r.body["profile"]["following"] is following, reader_token)
+
+    def bio(host: AppHost) -> Fresh:
+        state["bio"] += 1
+        text = f"bio {state['bio']}"
+        on(host, "PUT", "/api/user", {"user": {"bio": text}}, author_token)
+        return Fresh(f"/api/profiles/{author}", lambda r: r.body["profile"]["bio"] == text)
+
+    def delete_article(host: AppHost) -> Fresh:
+        slug = state["slug"]
+        on(host, "DELETE", f"/api/articles/{slug}", token=author_token)
+        new_article(host)  # the next writes need one
+        return Fresh(f"/api/articles?author={author}", lambda r: slug not in [a["slug"] for a in r.body["articles"]])
+
+    def sign_up(host: AppHost) -> Fresh:
+        name = f"n{uuid.uuid4().hex[:10]}"
+        user = {"username": name, "email": f"{name}@example.org", "password": "password123"}
+        on(host, "POST", "/api/users", {"user": user})
+        return Fresh(f"/api/profiles/{name}", lambda r: r.status == 200)
+
+    def sign_out(host: AppHost) -> Fresh:
+        name = f"o{uuid.uuid4().hex[:10]}"
+        user = {"username": name, "email": f"{name}@example.org", "password": "password123"}
+        token = on(host, "POST", "/api/users", {"user": user}).body["user"]["token"]
+        on(host, "POST", "/api/user/logout", token=token)
+        return Fresh("/api/user", lambda r: r.status == 401, token)
+
+    first = call(cluster.hosts[0].address, "GET", "/api/tags")
+    assert first.status == 200
+    new_article(cluster.hosts[0])
+    return [
+        ("article created", new_article),
+        ("tag created", tags),
+        ("article edited", edit_article),
+        ("favorite", favorite),
+        ("comment", comment),
+        ("follow", follow),
+        ("profile edited", bio),
+        ("article deleted", delete_article),
+        ("user registered", sign_up),
+        ("token revoked", sign_out),
+    ]
+
+
+def _read_on(fresh: Fresh, host: AppHost) -> Reply:
+    return call(host.address, "GET", fresh.path, token=fresh.token)
+
+
+def test_a_write_on_one_host_is_never_followed_by_a_stale_read_on_another(cluster: Cluster) -> None:
+    writes = _writes(cluster)
+    pairs, stale, warm_hits = 0, [], 0
+    with ThreadPoolExecutor(2) as pool:
+        for round_ in range(26):
+            for index, (kind, write) in enumerate(writes):
+                writer = cluster.hosts[(round_ + index) % 3]
+                others = [host for host in cluster.hosts if host is not writer]
+                fresh = write(writer)
+                read = functools.partial(_read_on, fresh)
+                replies = list(pool.map(read, others))
+                for host, reply in zip(others, replies, strict=True):
+                    pairs += 1
+                    if not fresh.shows(reply):
+                        stale.append((kind, writer.name, host.name, reply))
+                # Warm the cache for the next write of the kind: read again on both, so hits are in play.
+                again = list(pool.map(read, others))
+                warm_hits += sum(reply.headers.get("X-Cache") == "hit" for reply in again)
+
+    figures(f"write-then-read pairs: {pairs}, stale: {len(stale)}, cache hits while warming: {warm_hits}")
+    assert pairs >= 500
+    assert stale == []
+    assert warm_hits > 100  # the reads went through the shared cache, not around it
