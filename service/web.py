@@ -218,8 +218,13 @@ class Dispatcher:
         try:
             response = self._run_once_more_if_disconnected(request)
             if "db" in request.__dict__ and request.method not in _SAFE_METHODS:
+                changed = self._changes(request)
+                forget_first = request.environ.get(cache.FORGET_FIRST_KEY)
+                if changed and forget_first is not None and not forget_first(changed):
+                    raise ApiError.unavailable("cache")  # a shared cache other hosts read cannot be told
                 request.db.commit()  # a read has nothing to commit: closing the session releases it
-                self._hand_over_changes(request)
+                if changed:
+                    request.environ[cache.CHANGED_KEY] = changed
             return response
         except ApiError as error:
             self._rollback(request)
@@ -264,20 +269,20 @@ class Dispatcher:
             request.close_db()
             return self._run(request)
 
-    def _hand_over_changes(self, request: ApiRequest) -> None:
-        """Give the response cache the surrogate keys the committed write changed.
+    def _changes(self, request: ApiRequest) -> frozenset[str]:
+        """The surrogate keys the write changed, for the response cache (``middleware.cache``).
 
         A key of a kind the route does not declare in ``forgets`` is still
         forgotten, and logged: the route table must say what each write changes.
         """
         changed = surrogates.recorded(request.db.info)
         if not changed:
-            return
+            return changed
         route = self.router.route_for(request.environ)
         undeclared = sorted(key for key in changed if route is None or surrogates.kind(key) not in route.forgets)
         if undeclared:
             logger.error("%s %s changed %s, which its route does not declare", request.method, request.path, undeclared)
-        request.environ[cache.CHANGED_KEY] = changed
+        return changed
 
     def _run(self, request: ApiRequest) -> Response | Answer:
         route, values = self.router.match(request.environ)

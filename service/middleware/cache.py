@@ -48,12 +48,18 @@ bump refused when it is stored (both are transactions, so one waits for the
 other). Any other cachelib cache (``simple``, in tests) reads the versions
 with a second lookup.
 
-**A cache that fails.** Reads bypass it for a few seconds. A write whose bump
-fails still happened, so the bump is owed: its keys are appended to a file of
-the host (the instance folder), and no worker of the host reads the cache
-again until the owed keys have been bumped. What remains: other hosts serve
-what the shared cache holds until that host delivers (when its link comes
-back), or until the entries expire if the host never returns.
+**A cache that fails.** Reads bypass it for a few seconds. A cache shared by
+hosts (Redis) is also bumped *before* a write commits (:data:`FORGET_FIRST_KEY`):
+if that fails, the write is refused with 503 and nothing changes, so a host cut
+off from Redis can never leave the other hosts serving what it changed. A bump
+that fails after the commit (the link lost in the millisecond between the two)
+still happened, so it is owed: its keys are appended to a file of the host (the
+instance folder), and no worker of the host reads the cache again until the
+owed keys have been bumped. What remains, then: other hosts may serve an
+answer computed in that millisecond, after the first bump and before the
+commit, until that host delivers (when its link comes back) or the entry
+expires (``CONDUIT_CACHE_TTL``). A host-local cache needs no first bump: only
+that host's workers read it, and they stop reading it while a bump is owed.
 """
 
 from __future__ import annotations
@@ -85,11 +91,13 @@ logger = logging.getLogger(__name__)
 #: WSGI environ keys between this cache and the dispatcher. The cached anonymous
 #: answer for a signed-in reader (bytes); "hand back what you answer"; what it
 #: answered (an ``Answer`` for an anonymous reader, the personal bytes otherwise);
-#: and, after a committed write, the surrogate keys it changed.
+#: after a committed write, the surrogate keys it changed; and, for a write, the
+#: function to call with those keys before it commits (false: it must not commit).
 SHARED_ANSWER_KEY = "conduit.shared_answer"
 SHARED_WANTED_KEY = "conduit.shared_wanted"
 SHARED_STORE_KEY = "conduit.shared_store"
 CHANGED_KEY = "conduit.changed"
+FORGET_FIRST_KEY = "conduit.forget_first"
 
 #: The host's file of owed bumps, in the instance folder.
 OWED_FILE = "owed-invalidations"
@@ -140,6 +148,7 @@ class ResponseCacheMiddleware:
             if found is not None:
                 return self._read(environ, start_response, method, *found)
             return self.app(environ, start_response)  # type: ignore[no-any-return]
+        environ[FORGET_FIRST_KEY] = self.store.forget_before_commit
         body = self.app(environ, start_response)
         # The dispatcher has committed and started its response by now.
         changed = environ.pop(CHANGED_KEY, None)
@@ -218,6 +227,8 @@ class VersionedStore:
         # A store that can (the Redis and SQLite stores) keeps an entry's versions itself: one lookup a hit.
         self._get_fresh = getattr(cache, "get_fresh", None)
         self._keep_versioned = getattr(cache, "keep_versioned", None)
+        #: Whether other hosts read this cache too (Redis): then a write bumps before it commits as well.
+        self.shared_by_hosts: bool = getattr(cache, "shared_by_hosts", False)
         self._lock = threading.Lock()
 
     def version_key(self, surrogate: str) -> str:
@@ -281,6 +292,22 @@ class VersionedStore:
         self._owed.add(names)
         logger.warning("response cache unreachable: %d invalidations owed until it is back", len(names))
         return False
+
+    def forget_before_commit(self, surrogate_keys: Iterable[str]) -> bool:
+        """Bump ``surrogate_keys`` of a write about to commit, if the cache is shared by hosts.
+
+        :returns: whether the write may commit: false when a shared cache cannot
+            be reached now (it is backing off, or a bump this host owes cannot
+            be delivered), so that no other host keeps serving what it changes.
+        """
+        if not self.shared_by_hosts:
+            return True
+        names = sorted({self.version_key(k) for k in surrogate_keys})
+        if not names:
+            return True
+        if time.monotonic() < self._skip_until or (self._owed.pending() and not self._deliver_owed()):
+            return False
+        return self._bump(names)
 
     def _bump(self, names: list[str]) -> bool:
         bump = getattr(self.cache, "bump_versions", None)

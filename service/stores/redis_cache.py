@@ -83,6 +83,9 @@ class BatchingRedisCache(RedisCache):
     :param max_pending: stores that may wait (an entry and its versions); beyond that the oldest are dropped.
     """
 
+    #: Every host reads the same Redis: a write must reach it before it commits (``middleware.cache``).
+    shared_by_hosts = True
+
     def __init__(
         self, client: redis.Redis, *, key_prefix: str, default_timeout: int = 300, max_pending: int = 1024
     ) -> None:

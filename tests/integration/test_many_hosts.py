@@ -16,6 +16,7 @@ import functools
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -371,3 +372,61 @@ def test_a_write_on_one_host_is_never_followed_by_a_stale_read_on_another(cluste
     assert pairs >= 500
     assert stale == []
     assert warm_hits > 100  # the reads went through the shared cache, not around it
+
+
+def _favorites_everywhere(cluster: Cluster, slug: str) -> list[Reply]:
+    with ThreadPoolExecutor(3) as pool:
+        return list(pool.map(lambda host: call(host.address, "GET", f"/api/articles/{slug}"), cluster.hosts))
+
+
+def test_a_host_cut_off_from_redis_keeps_serving_refuses_what_others_would_not_see_and_nothing_is_stale(
+    cluster: Cluster,
+) -> None:
+    cut, other, third = cluster.hosts
+    _, author = register(cluster)
+    _, fan = register(cluster)
+    article = {"article": {"title": f"cut {uuid.uuid4().hex}", "description": "d", "body": "b", "tagList": []}}
+    slug = cluster.via_balancer("POST", "/api/articles", article, token=author).body["article"]["slug"]
+    for _ in range(2):
+        _favorites_everywhere(cluster, slug)  # cached on every host
+
+    cut.to_redis.cut()
+    try:
+        started = time.monotonic()
+        reads_on_cut = []
+        while time.monotonic() - started < 6:  # several of the host's back-off periods
+            reads_on_cut.append(call(cut.address, "GET", f"/api/articles/{slug}"))
+            time.sleep(0.02)
+        refused = call(cut.address, "POST", f"/api/articles/{slug}/favorite", token=fan)
+        ready_on_cut = call(cut.address, "GET", "/readyz")
+        elsewhere = call(other.address, "POST", f"/api/articles/{slug}/favorite", token=fan)
+        seen_by_third = call(third.address, "GET", f"/api/articles/{slug}")
+        comment = call(cut.address, "POST", f"/api/articles/{slug}/comments", {"comment": {"body": "x"}}, token=fan)
+        cut_seconds = time.monotonic() - started
+    finally:
+        cut.to_redis.restore()
+    first_reads = _favorites_everywhere(cluster, slug)
+    time.sleep(2.5)  # past the cut host's back-off from Redis
+    unfavorited = call(cut.address, "DELETE", f"/api/articles/{slug}/favorite", token=fan)
+    after = _favorites_everywhere(cluster, slug)
+    in_db = cluster.sql("SELECT favorites_count FROM articles WHERE slug = %s", slug)
+
+    latencies = sorted(reply.seconds for reply in reads_on_cut)
+    p50, p95 = (latencies[int(len(latencies) * q)] * 1000 for q in (0.5, 0.95))
+    figures(
+        f"Redis cut from one host for {cut_seconds:.1f} s: {len(reads_on_cut)} reads there, all "
+        f"{sorted({r.status for r in reads_on_cut})}, p50 {p50:.1f} ms, "
+        f"p95 {p95:.1f} ms, max {latencies[-1] * 1000:.0f} ms; writes there that change "
+        f"cached answers refused with {refused.status} (comment: {comment.status})"
+    )
+    assert {reply.status for reply in reads_on_cut} == {200}
+    assert all("X-Cache" not in reply.headers for reply in reads_on_cut[5:])  # the cache is bypassed
+    assert (refused.status, refused.body) == (503, {"errors": {"cache": ["unavailable"]}})
+    assert comment.status == 503  # refused too: not applied, the client may retry it
+    assert ready_on_cut.status == 200 and ready_on_cut.body["checks"]["cache"] == "unavailable"
+    assert elsewhere.status == 200 and seen_by_third.body["article"]["favoritesCount"] == 1
+    assert [reply.body["article"]["favoritesCount"] for reply in first_reads] == [1, 1, 1]
+    assert unfavorited.status == 200
+    assert [reply.body["article"]["favoritesCount"] for reply in after] == [0, 0, 0] and in_db == [(0,)]
+    comments = call(third.address, "GET", f"/api/articles/{slug}/comments").body["comments"]
+    assert comments == []
