@@ -430,3 +430,41 @@ def test_a_host_cut_off_from_redis_keeps_serving_refuses_what_others_would_not_s
     assert [reply.body["article"]["favoritesCount"] for reply in after] == [0, 0, 0] and in_db == [(0,)]
     comments = call(third.address, "GET", f"/api/articles/{slug}/comments").body["comments"]
     assert comments == []
+
+
+def test_postgresql_restarted_gives_fast_503s_says_why_and_every_host_serves_again_within_two_seconds(
+    cluster: Cluster,
+) -> None:
+    _, token = register(cluster)
+    cluster.db.stop()
+    try:
+        outage = [call(host.address, "GET", "/api/user", token=token) for host in cluster.hosts]
+        writes = [call(host.address, "PUT", "/api/user", {"user": {"bio": "x"}}, token=token) for host in cluster.hosts]
+        ready = [call(host.address, "GET", "/readyz") for host in cluster.hosts]
+        balanced = cluster.via_balancer("GET", "/api/user", token=token)
+        time.sleep(1)
+    finally:
+        cluster.db.start()
+    back = time.monotonic()
+    recovered: dict[str, float] = {}
+    while len(recovered) < len(cluster.hosts) and time.monotonic() - back < 10:
+        for host in cluster.hosts:
+            if host.name in recovered:
+                continue
+            read = call(host.address, "GET", "/api/user", token=token)
+            write = call(host.address, "PUT", "/api/user", {"user": {"bio": host.name}}, token=token)
+            if read.status == write.status == 200:
+                recovered[host.name] = time.monotonic() - back
+        time.sleep(0.02)
+
+    slowest = max(reply.seconds for reply in [*outage, *writes, *ready])
+    figures(
+        f"PostgreSQL stopped: slowest 503 {slowest * 1000:.0f} ms; back: every host served a read and a write "
+        f"within {max(recovered.values(), default=float('inf')):.2f} s ({recovered})"
+    )
+    for reply in [*outage, *writes, *ready, balanced]:
+        assert (reply.status, reply.body) == (503, {"errors": {"database": ["unavailable"]}}), reply
+        assert int(reply.headers["Retry-After"]) > 0
+    assert slowest < 1.0
+    assert set(recovered) == {host.name for host in cluster.hosts}
+    assert max(recovered.values()) < 2.0
