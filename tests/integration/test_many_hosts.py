@@ -16,6 +16,7 @@ import functools
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -468,3 +469,155 @@ def test_postgresql_restarted_gives_fast_503s_says_why_and_every_host_serves_aga
     assert slowest < 1.0
     assert set(recovered) == {host.name for host in cluster.hosts}
     assert max(recovered.values()) < 2.0
+
+
+# --- traffic ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    method: str
+    path: str
+    status: int  # 0: the connection failed
+    started: float
+    seconds: float
+    marker: str = ""  # a write's comment body
+
+
+@dataclass
+class Traffic:
+    """Readers and writers through the balancer at a steady pace, until stopped.
+
+    Each client sends one request every ``1 / rate`` seconds (sleeping off what
+    is left), so the load stays the same while hosts come and go and latency
+    measures the service, not a queue of the test's own making.
+    """
+
+    cluster: Cluster
+    slug: str
+    tokens: list[str]
+    readers: int = 6
+    writers: int = 2
+    rate: float = 20.0
+    retry_writes: bool = False
+    outcomes: list[Outcome] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __enter__(self) -> Traffic:
+        for n in range(self.readers):
+            self._threads.append(threading.Thread(target=self._read, args=(n,), daemon=True))
+        for n in range(self.writers):
+            self._threads.append(threading.Thread(target=self._write, args=(n,), daemon=True))
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+    def _paced(self) -> Iterator[int]:
+        n = 0
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            yield n
+            n += 1
+            next_at += 1 / self.rate
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    def _send(self, method: str, path: str, body: Any = None, marker: str = "", **options: Any) -> Outcome:
+        started = time.monotonic()
+        try:
+            status = self.cluster.via_balancer(method, path, body, timeout=30, **options).status
+        except OSError:
+            status = 0
+        outcome = Outcome(method, path, status, started, time.monotonic() - started, marker)
+        with self._lock:
+            self.outcomes.append(outcome)
+        return outcome
+
+    def _read(self, client: int) -> None:
+        token = self.tokens[client % len(self.tokens)]
+        paths = [
+            (f"/api/articles/{self.slug}", None),
+            ("/api/articles?limit=5", None),
+            ("/api/tags", None),
+            (f"/api/articles/{self.slug}/comments", None),
+            ("/api/user", token),  # signed in: never cached, always the database
+            ("/api/articles?limit=5", token),
+        ]
+        for n in self._paced():
+            path, signed_in = paths[(n + client) % len(paths)]
+            self._send("GET", path, token=signed_in)
+
+    def _write(self, client: int) -> None:
+        token = self.tokens[client % len(self.tokens)]
+        for _ in self._paced():
+            marker = f"w-{uuid.uuid4().hex}"
+            body = {"comment": {"body": marker}}
+            headers = {"Idempotency-Key": marker} if self.retry_writes else None
+            for _attempt in range(3 if self.retry_writes else 1):
+                sent = self._send(
+                    "POST", f"/api/articles/{self.slug}/comments", body, marker, token=token, headers=headers
+                )
+                if sent.status < 500 and sent.status != 0:
+                    break
+                time.sleep(0.2)
+
+    def of(self, method: str, since: float = 0.0, until: float = float("inf")) -> list[Outcome]:
+        return [o for o in self.outcomes if o.method == method and since <= o.started < until]
+
+
+def p99(outcomes: list[Outcome]) -> float:
+    ordered = sorted(o.seconds for o in outcomes)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def _traffic_setup(cluster: Cluster) -> tuple[str, list[str]]:
+    _, author = register(cluster)
+    tokens = [register(cluster)[1] for _ in range(4)]
+    article = {"article": {"title": f"busy {uuid.uuid4().hex}", "description": "d", "body": "b", "tagList": ["t"]}}
+    slug = cluster.via_balancer("POST", "/api/articles", article, token=author).body["article"]["slug"]
+    return slug, tokens
+
+
+def _comments_by_marker(cluster: Cluster, slug: str) -> dict[str, int]:
+    rows = cluster.sql(
+        "SELECT c.body, count(*) FROM comments c JOIN articles a ON a.id = c.article_id "
+        "WHERE a.slug = %s GROUP BY c.body",
+        slug,
+    )
+    return {body: count for body, count in rows}
+
+
+def test_a_host_killed_mid_traffic_fails_no_read_and_loses_no_acknowledged_write(cluster: Cluster) -> None:
+    slug, tokens = _traffic_setup(cluster)
+    victim = cluster.hosts[1]
+    with Traffic(cluster, slug, tokens, retry_writes=False) as traffic:
+        time.sleep(3)
+        killed_at = time.monotonic()
+        cluster.topo.kill_all_in(victim.ns)
+        time.sleep(4)
+    victim.process = None
+    cluster.start(victim)
+    cluster.wait_ready(victim)
+
+    stored = _comments_by_marker(cluster, slug)
+    reads, writes = traffic.of("GET"), traffic.of("POST")
+    failed_reads = [o for o in reads if o.status != 200]
+    acknowledged = [o for o in writes if o.status == 201]
+    refused = [o for o in writes if o.status != 201]
+    refused_applied = [o for o in refused if stored.get(o.marker)]
+    figures(
+        f"kill -9 of one host mid-traffic: {len(reads)} GETs, {len(failed_reads)} failed; {len(writes)} POSTs, "
+        f"{len(acknowledged)} acknowledged (all stored once: "
+        f"{all(stored.get(o.marker) == 1 for o in acknowledged)}), {len(refused)} refused "
+        f"({sorted({o.status for o in refused})}), of which applied anyway: {len(refused_applied)}; "
+        f"reads after the kill: {len(traffic.of('GET', since=killed_at))}"
+    )
+    assert failed_reads == []
+    assert all(stored.get(o.marker) == 1 for o in acknowledged)
+    assert len(traffic.of("GET", since=killed_at)) > 100
