@@ -78,6 +78,11 @@ class ApiError(Exception):
         return cls(409, {field: ["has already been taken"] for field in fields})
 
     @classmethod
+    def conflict(cls, key: str, message: str) -> ApiError:
+        """409: another request holds what this one needs; it may be retried in a moment."""
+        return cls(409, {key: [message]}, {"Retry-After": "1"})
+
+    @classmethod
     def unauthorized(cls, message: str) -> ApiError:
         """401 about the token: "is missing", "is invalid" or "has expired"."""
         return cls(401, {"token": [message]}, {"WWW-Authenticate": "Token"})

@@ -108,6 +108,18 @@ def _operation(route: Route) -> dict[str, Any]:
                 "the write is refused with 412 if it is no longer current.",
             }
         )
+    if route.auth == "required" and route.method in ("POST", "PUT", "PATCH", "DELETE"):
+        parameters.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "description": "Any key of your own (a UUID): a retry with the same key gets the first answer "
+                "(`Idempotent-Replayed: true`) instead of applying the write twice. Kept for a day; "
+                "the same key on a different request is refused with 422.",
+            }
+        )
     operation: dict[str, Any] = {
         "operationId": _operation_id(route),
         "tags": [tag],

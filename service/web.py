@@ -9,6 +9,7 @@ after the response has been sent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -32,6 +33,7 @@ from service.config import RATE_CHARGE_KEY, REQUEST_ID_KEY, USER_ID_KEY, WRITE_I
 from service.errors import ApiError
 from service.middleware import cache
 from service.models import User
+from service.ops import idempotency
 from service.router import AuthPolicy, Route, Router
 from service.wire import encode_json, json_bytes_response
 
@@ -300,6 +302,11 @@ class Dispatcher:
                 options["isolation_level"] = "REPEATABLE READ"
             request.db.connection(execution_options=options)
         request.user = self._authenticate(request, route.auth)
+        key = _idempotency_key(request)
+        if key is not None:
+            replay = idempotency.claim(request.db, key[0], key[1], _fingerprint(request))
+            if replay is not None:
+                return _replayed(replay)
         if if_match:
             self._check_if_match(request, route, values, if_match)
         kwargs: dict[str, Any] = dict(values)
@@ -309,11 +316,15 @@ class Dispatcher:
             kwargs["body"] = load(self._schemas[route.body], read_json(request))
         result = route.view(request, **kwargs)
         if route.reply is None:
+            if key is not None:
+                idempotency.answered(request.db, *key, route.status, b"")
             empty = Response(status=route.status)
             del empty.headers["Content-Type"]  # a 204 has no content, so no content type
             return empty
         # Dumped before the commit: committing must not be able to change what is sent.
         body = encode_json(self._schemas[route.reply].dump(result))
+        if key is not None:
+            idempotency.answered(request.db, *key, route.status, body)
         if route.method == "GET" and route.status == 200:
             answer = Answer(body, private=bool(request.environ.get("HTTP_AUTHORIZATION")))
             if request.environ.get(cache.SHARED_WANTED_KEY):
@@ -395,6 +406,32 @@ def _if_match(request: ApiRequest, route: Route | None) -> str:
     if request.method in _SAFE_METHODS or (route is not None and route.current is None):
         return ""
     return str(request.environ.get("HTTP_IF_MATCH", "")).strip()  # an empty field names nothing: no condition
+
+
+def _idempotency_key(request: ApiRequest) -> tuple[int, str] | None:
+    """(user id, key) of a signed-in write sent with an ``Idempotency-Key`` (``ops.idempotency``)."""
+    key = request.environ.get(idempotency.ENVIRON_KEY)
+    if key is None or request.user is None or request.method in _SAFE_METHODS:
+        return None
+    return request.user.id, key
+
+
+def _replayed(replay: idempotency.Replay) -> Response:
+    """The answer a write with the same key got, marked as a replay."""
+    if replay.body:
+        response = json_bytes_response(replay.body, replay.status)
+    else:
+        response = Response(status=replay.status)
+        del response.headers["Content-Type"]
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _fingerprint(request: ApiRequest) -> str:
+    """What makes two writes the same one: method, path, query and body (SHA-256)."""
+    digest = hashlib.sha256(f"{request.method} {request.path}?{request.query_string.decode('latin1')}\n".encode())
+    digest.update(request.get_data())  # kept: the view reads the same bytes
+    return digest.hexdigest()
 
 
 def _on_postgresql_engine(request: ApiRequest) -> bool:

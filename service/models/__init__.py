@@ -6,6 +6,7 @@ Imports only SQLAlchemy and ``service.models.*``.
 from service.models.article import Article, Tag, article_tags, favorites
 from service.models.base import Base, UTCDateTime, later_than, utcnow
 from service.models.comment import Comment
+from service.models.idempotency import IdempotencyKey
 from service.models.totals import ALL_ARTICLES, RECOUNTS, create_triggers, totals
 from service.models.user import User, follows, new_token_stamp
 
@@ -15,6 +16,7 @@ __all__ = [
     "Article",
     "Base",
     "Comment",
+    "IdempotencyKey",
     "Tag",
     "UTCDateTime",
     "User",

@@ -133,3 +133,36 @@ def test_two_conditional_edits_of_one_version_at_once_give_one_200_and_one_412(r
         thread.join()
 
     assert sorted(statuses) == [200] + [412] * 7
+
+
+def test_one_write_sent_many_times_at_once_with_one_idempotency_key_is_applied_once(real_engine: Engine) -> None:
+    """The retries race the first attempt: each waits for it on the key's unique index, then replays it."""
+    factory = service_db.make_session_factory(real_engine)
+    with factory() as session:
+        jake = make_user(session, "jake")
+        slug = make_article(session, jake).slug
+        headers = {**auth_header(jake), "Idempotency-Key": "one-comment"}
+    client = TestApp(create_app(make_settings(), session_factory=factory))
+    barrier = threading.Barrier(8)
+    answers: list[tuple[int, object, str | None]] = []
+
+    def send() -> None:
+        barrier.wait()
+        response = client.post_json(
+            f"/api/articles/{slug}/comments", {"comment": {"body": "once"}}, headers=headers, expect_errors=True
+        )
+        answers.append((response.status_int, response.json, response.headers.get("Idempotent-Replayed")))
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    applied = [answer for answer in answers if answer[0] == 201 and answer[2] is None]
+    replayed = [answer for answer in answers if answer[2] == "true"]
+    busy = [answer for answer in answers if answer[0] == 409]
+    assert len(applied) == 1 and len(replayed) == 7 and busy == []
+    assert all(answer[1] == applied[0][1] for answer in replayed)
+    comments = client.get(f"/api/articles/{slug}/comments").json["comments"]
+    assert [comment["body"] for comment in comments] == ["once"]

@@ -40,6 +40,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.queries",
         "service.models",
         "service.config",
+        "service.ops.idempotency",  # a write's Idempotency-Key is claimed and answered in its transaction
     ),
     "service.middleware": ("service.errors", "service.wire", "service.answer", "service.config", "service.middleware"),
     # Reads what a route declares it depends on; the surrogate keys are the cache's vocabulary.

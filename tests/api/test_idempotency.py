@@ -1,0 +1,120 @@
+"""``Idempotency-Key``: a signed-in client retries a write and it is applied once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from webtest import TestApp
+
+from service.models import Comment, IdempotencyKey
+from tests.factories import auth_header, make_article, make_user
+
+
+def _comment(client: TestApp, slug: str, headers: dict[str, str], body: str = "once", status: int = 201) -> Any:
+    payload = {"comment": {"body": body}}
+    return client.post_json(f"/api/articles/{slug}/comments", payload, headers=headers, status=status)
+
+
+def _comments(db: Session) -> int:
+    db.expire_all()
+    return int(db.scalar(select(func.count()).select_from(Comment)) or 0)
+
+
+def test_a_retried_write_with_the_same_key_gets_the_first_answer_and_is_applied_once(
+    client: TestApp, db: Session
+) -> None:
+    jake = make_user(db, "jake")
+    slug = make_article(db, jake).slug
+    headers = {**auth_header(jake), "Idempotency-Key": "3f2b6a9e-retry-me"}
+
+    first = _comment(client, slug, headers)
+    again = _comment(client, slug, headers)
+
+    assert again.json == first.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert _comments(db) == 1
+
+
+def test_without_a_key_every_write_is_applied(client: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    slug = make_article(db, jake).slug
+
+    _comment(client, slug, auth_header(jake))
+    _comment(client, slug, auth_header(jake))
+
+    assert _comments(db) == 2
+
+
+def test_a_write_without_a_body_replays_its_empty_answer(client: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    slug = make_article(db, jake).slug
+    headers = {**auth_header(jake), "Idempotency-Key": "unfavorite-1"}
+    client.post(f"/api/articles/{slug}/favorite", headers=auth_header(jake), status=200)
+
+    client.delete(f"/api/articles/{slug}/favorite", headers=headers, status=200)
+    client.post(f"/api/articles/{slug}/favorite", headers=auth_header(jake), status=200)  # favorited again
+    replay = client.delete(f"/api/articles/{slug}/favorite", headers=headers, status=200)
+
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json["article"]["favorited"] is False  # the first answer, not a second unfavorite
+    shown = client.get(f"/api/articles/{slug}", headers=auth_header(jake), status=200)
+    assert shown.json["article"]["favorited"] is True
+
+
+def test_a_key_on_a_different_request_is_refused(client: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    slug = make_article(db, jake).slug
+    headers = {**auth_header(jake), "Idempotency-Key": "k1"}
+    _comment(client, slug, headers, body="first")
+
+    other = _comment(client, slug, headers, body="second", status=422)
+
+    assert other.json == {"errors": {"Idempotency-Key": ["was used for a different request"]}}
+    assert _comments(db) == 1
+
+
+def test_a_failed_write_stores_nothing_so_its_retry_runs(client: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    slug = make_article(db, jake).slug
+    headers = {**auth_header(jake), "Idempotency-Key": "k2"}
+
+    _comment(client, slug, headers, body="", status=422)
+    _comment(client, "no-such-article", headers, body="x", status=404)
+    _comment(client, slug, headers, body="x")
+
+    assert _comments(db) == 1
+
+
+def test_keys_are_each_users_own(client: TestApp, db: Session) -> None:
+    jake, jane = make_user(db, "jake"), make_user(db, "jane")
+    slug = make_article(db, jake).slug
+
+    _comment(client, slug, {**auth_header(jake), "Idempotency-Key": "same"})
+    second = _comment(client, slug, {**auth_header(jane), "Idempotency-Key": "same"})
+
+    assert "Idempotent-Replayed" not in second.headers
+    assert _comments(db) == 2
+
+
+def test_a_malformed_key_is_refused(client: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    slug = make_article(db, jake).slug
+
+    for key in ("", "x" * 256, "has space"):
+        refused = _comment(client, slug, {**auth_header(jake), "Idempotency-Key": key}, status=400)
+        assert refused.json == {"errors": {"Idempotency-Key": ["must be 1 to 255 visible ASCII characters"]}}
+    assert _comments(db) == 0
+
+
+def test_a_key_is_deleted_with_its_user(client: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    slug = make_article(db, jake).slug
+    _comment(client, slug, {**auth_header(jake), "Idempotency-Key": "gone-with-jake"})
+
+    db.delete(jake)
+    db.commit()
+
+    assert db.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
