@@ -481,7 +481,8 @@ class Outcome:
     status: int  # 0: the connection failed
     started: float
     seconds: float
-    marker: str = ""  # a write's comment body
+    marker: str = ""  # a write's comment body (and its Idempotency-Key)
+    replayed: bool = False
 
 
 @dataclass
@@ -530,11 +531,13 @@ class Traffic:
 
     def _send(self, method: str, path: str, body: Any = None, marker: str = "", **options: Any) -> Outcome:
         started = time.monotonic()
+        replayed = False
         try:
-            status = self.cluster.via_balancer(method, path, body, timeout=30, **options).status
+            reply = self.cluster.via_balancer(method, path, body, timeout=30, **options)
+            status, replayed = reply.status, reply.headers.get("Idempotent-Replayed") == "true"
         except OSError:
             status = 0
-        outcome = Outcome(method, path, status, started, time.monotonic() - started, marker)
+        outcome = Outcome(method, path, status, started, time.monotonic() - started, marker, replayed)
         with self._lock:
             self.outcomes.append(outcome)
         return outcome
@@ -596,7 +599,7 @@ def _comments_by_marker(cluster: Cluster, slug: str) -> dict[str, int]:
 def test_a_host_killed_mid_traffic_fails_no_read_and_loses_no_acknowledged_write(cluster: Cluster) -> None:
     slug, tokens = _traffic_setup(cluster)
     victim = cluster.hosts[1]
-    with Traffic(cluster, slug, tokens, retry_writes=False) as traffic:
+    with Traffic(cluster, slug, tokens, retry_writes=True) as traffic:
         time.sleep(3)
         killed_at = time.monotonic()
         cluster.topo.kill_all_in(victim.ns)
@@ -606,18 +609,24 @@ def test_a_host_killed_mid_traffic_fails_no_read_and_loses_no_acknowledged_write
     cluster.wait_ready(victim)
 
     stored = _comments_by_marker(cluster, slug)
-    reads, writes = traffic.of("GET"), traffic.of("POST")
+    reads, attempts = traffic.of("GET"), traffic.of("POST")
     failed_reads = [o for o in reads if o.status != 200]
-    acknowledged = [o for o in writes if o.status == 201]
-    refused = [o for o in writes if o.status != 201]
-    refused_applied = [o for o in refused if stored.get(o.marker)]
+    by_marker: dict[str, list[Outcome]] = {}
+    for attempt in attempts:
+        by_marker.setdefault(attempt.marker, []).append(attempt)
+    acknowledged = {marker for marker, tries in by_marker.items() if tries[-1].status == 201}
+    first_failed = {marker: tries for marker, tries in by_marker.items() if tries[0].status != 201}
+    applied_before_retry = [marker for marker, tries in first_failed.items() if any(t.replayed for t in tries)]
     figures(
-        f"kill -9 of one host mid-traffic: {len(reads)} GETs, {len(failed_reads)} failed; {len(writes)} POSTs, "
-        f"{len(acknowledged)} acknowledged (all stored once: "
-        f"{all(stored.get(o.marker) == 1 for o in acknowledged)}), {len(refused)} refused "
-        f"({sorted({o.status for o in refused})}), of which applied anyway: {len(refused_applied)}; "
-        f"reads after the kill: {len(traffic.of('GET', since=killed_at))}"
+        f"kill -9 of one host mid-traffic: {len(reads)} GETs ({len(traffic.of('GET', since=killed_at))} after the "
+        f"kill), {len(failed_reads)} failed; {len(by_marker)} comment POSTs, {len(acknowledged)} acknowledged, "
+        f"every one stored exactly once: {all(stored.get(m) == 1 for m in acknowledged)}; "
+        f"{len(first_failed)} got {sorted({t[0].status for t in first_failed.values()})} on the first try, "
+        f"of which {len(applied_before_retry)} had been applied (the retry with the same Idempotency-Key "
+        f"got the first answer) and {len(first_failed) - len(applied_before_retry)} not"
     )
     assert failed_reads == []
-    assert all(stored.get(o.marker) == 1 for o in acknowledged)
+    assert acknowledged == set(by_marker)  # every write was acknowledged, at the latest on its retry
+    assert all(stored.get(marker) == 1 for marker in acknowledged)
+    assert all(tries[0].status == 503 for tries in first_failed.values())  # the balancer's JSON 503
     assert len(traffic.of("GET", since=killed_at)) > 100
