@@ -13,6 +13,7 @@ process is removed at the end, even after a failure (``tests.integration.hosts``
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import signal
 import subprocess
@@ -38,6 +39,8 @@ from tests.integration.servers import NGINX_SITE, ROOT, Installed, nginx_server,
 pytestmark = [pytest.mark.slow, pytest.mark.pg]
 
 HOSTS_SITE = ROOT / "docs" / "nginx-conduit-hosts.conf"
+#: How long nginx keeps a host that refused a connection out of rotation (the shipped upstream block's).
+FAIL_TIMEOUT = float(re.findall(r"fail_timeout=(\d+)s", HOSTS_SITE.read_text())[0])
 #: The port each host's gunicorn listens on (its own address: no clash between namespaces).
 APP_PORT = 8000
 #: Limits far above what the load below sends, except where a test sets its own.
@@ -630,3 +633,34 @@ def test_a_host_killed_mid_traffic_fails_no_read_and_loses_no_acknowledged_write
     assert all(stored.get(marker) == 1 for marker in acknowledged)
     assert all(tries[0].status == 503 for tries in first_failed.values())  # the balancer's JSON 503
     assert len(traffic.of("GET", since=killed_at)) > 100
+
+
+def test_a_rolling_release_fails_no_request_and_keeps_p99_within_twice_before(cluster: Cluster) -> None:
+    slug, tokens = _traffic_setup(cluster)
+    draining_seen: list[dict[str, Any]] = []
+    with Traffic(cluster, slug, tokens) as traffic:
+        time.sleep(5)
+        rolling_from = time.monotonic()
+        for host in cluster.hosts:
+            assert host.process is not None
+            host.process.send_signal(signal.SIGTERM)
+            hosts.wait_until(lambda h=host: call(h.address, "GET", "/readyz").status == 503, f"{host.name} draining")
+            draining_seen.append(call(host.address, "GET", "/readyz").body)
+            host.process.wait(timeout=60)
+            cluster.start(host)
+            cluster.wait_ready(host)
+            time.sleep(FAIL_TIMEOUT)  # until nginx tries it again: never two hosts out of rotation at once
+        rolled_at = time.monotonic()
+        time.sleep(2)
+
+    before = traffic.of("GET", until=rolling_from) + traffic.of("POST", until=rolling_from)
+    during = traffic.of("GET", rolling_from, rolled_at) + traffic.of("POST", rolling_from, rolled_at)
+    failed = [o for o in traffic.outcomes if o.status not in (200, 201)]
+    figures(
+        f"rolling release of 3 hosts in {rolled_at - rolling_from:.1f} s under {len(traffic.outcomes)} requests "
+        f"({len(traffic.of('POST'))} writes): {len(failed)} failed; p99 before {p99(before) * 1000:.1f} ms, "
+        f"during {p99(during) * 1000:.1f} ms; failed: {sorted({(o.method, o.status) for o in failed})}"
+    )
+    assert draining_seen == [{"errors": {"server": ["shutting down"]}}] * 3
+    assert failed == []
+    assert p99(during) <= 2 * p99(before)
