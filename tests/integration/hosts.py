@@ -44,14 +44,15 @@ def _ip(*args: str, ns: str | None = None) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=10).stdout
 
 
-def _pids_in(ns: str) -> list[int]:
+def pids_in(ns: str) -> list[int]:
+    """Every process in ``ns``."""
     found = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10).stdout
     return [int(pid) for pid in found.split()]
 
 
 def _remove_namespace(ns: str) -> None:
     for _ in range(50):
-        pids = _pids_in(ns)
+        pids = pids_in(ns)
         if not pids:
             break
         for pid in pids:
@@ -138,12 +139,12 @@ class Topology:
 
     def kill_all_in(self, ns: str) -> None:
         """``kill -9`` every process in ``ns`` (a host dying: master and workers at once)."""
-        for pid in _pids_in(ns):
+        for pid in pids_in(ns):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         for process in self.processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                if process.poll() is None and process.pid not in _pids_in(ns):
+                if process.poll() is None and process.pid not in pids_in(ns):
                     continue
                 process.wait(timeout=5)
 
