@@ -12,6 +12,10 @@ import multiprocessing
 import time
 from typing import Any
 
+# Imported once, here in the master, before any fork: a worker (at start, or replacing one that
+# died or reached max_requests) then only builds the app from modules already in memory, instead of
+# importing them again on a CPU the other workers are serving from. Nothing here connects to anything.
+import service.app  # noqa: F401
 from service.config import Settings
 from service.lifecycle import start_draining
 
@@ -32,7 +36,7 @@ max_requests = _read("max_requests")
 max_requests_jitter = _read("max_requests_jitter")
 #: Which proxies may set X-Forwarded-* (gunicorn's own check; the app trusts nothing by default).
 forwarded_allow_ips = _read("forwarded_allow_ips")
-#: Never preload: pools must be created after fork.
+#: Never preload the app: pools must be created after fork.
 preload_app = False
 #: The service writes its own request log line (service.access); gunicorn's access log would duplicate it.
 accesslog = None
