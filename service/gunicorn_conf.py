@@ -8,6 +8,7 @@ between processes.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 from typing import Any
@@ -15,8 +16,10 @@ from typing import Any
 # Imported once, here in the master, before any fork: a worker (at start, or replacing one that
 # died or reached max_requests) then only builds the app from modules already in memory, instead of
 # importing them again on a CPU the other workers are serving from. Nothing here connects to anything.
+# So SIGHUP starts workers with the same code, never a mix: a new release is USR2 or a restart.
 import service.app  # noqa: F401
 from service.config import Settings
+from service.db import MigrationsMissing, expected_head
 from service.lifecycle import start_draining
 
 _read = Settings.read
@@ -51,7 +54,9 @@ _drain_seconds = _read("drain_seconds")
 
 
 def when_ready(server: Any) -> None:
-    """Make SIGTERM drain first: ``/readyz`` 503 for ``CONDUIT_DRAIN_SECONDS``, then gunicorn's graceful stop.
+    """Before the workers start: read the migration head once, and make SIGTERM drain first.
+
+    Draining: ``/readyz`` 503 for ``CONDUIT_DRAIN_SECONDS``, then gunicorn's graceful stop.
 
     A balancer that checks ``/readyz`` takes the host out of rotation while it
     still serves everything it is sent; gunicorn then closes the listening
@@ -61,6 +66,8 @@ def when_ready(server: Any) -> None:
     release"). SIGINT and SIGQUIT still stop at once, after the drain if one
     has begun.
     """
+    with contextlib.suppress(MigrationsMissing):
+        expected_head()  # read once here, before the workers fork, instead of by each worker's first /readyz
     graceful_stop = server.handle_term
 
     def drain_then_stop() -> None:

@@ -644,7 +644,7 @@ def test_a_host_killed_mid_traffic_fails_no_read_and_loses_no_acknowledged_write
 def test_a_rolling_release_fails_no_request_and_keeps_p99_within_twice_before(cluster: Cluster) -> None:
     slug, tokens = _traffic_setup(cluster)
     draining_seen: list[dict[str, Any]] = []
-    with Traffic(cluster, slug, tokens) as traffic:
+    with Traffic(cluster, slug, tokens, rate=12) as traffic:  # about 100 requests a second
         time.sleep(8)  # the p99 to compare with: about 2 000 requests
         rolling_from = time.monotonic()
         for host in cluster.hosts:
