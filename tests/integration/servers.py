@@ -237,15 +237,21 @@ http {{
 
 
 @contextmanager
-def nginx_server(tmp: Path, site: str, workers: int = 1) -> Iterator[str]:
-    """nginx serving ``site`` (a server block, ``listen 80;`` moved to a free loopback port); yields its base URL."""
+def nginx_server(
+    tmp: Path, site: str, workers: int = 1, *, listen: str | None = None, inside: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """nginx serving ``site`` (a server block, ``listen 80;`` moved); yields its base URL.
+
+    :param listen: ``address:port`` to listen on (default: a free loopback port).
+    :param inside: an argv prefix to run nginx with (``ip netns exec NS``); ``listen`` must then be reachable.
+    """
     binary = require_binary("nginx")
-    port = free_port()
-    (tmp / "site.conf").write_text(site.replace("listen 80;", f"listen 127.0.0.1:{port};"))
+    listen = listen or f"127.0.0.1:{free_port()}"
+    (tmp / "site.conf").write_text(site.replace("listen 80;", f"listen {listen};"))
     # As root, nginx's workers would switch to "nobody", who cannot enter pytest's private temp folders.
     user = "user root;" if os.geteuid() == 0 else ""
     conf = tmp / "nginx.conf"
     conf.write_text(_NGINX_CONF.format(user=user, tmp=tmp, site=tmp / "site.conf", workers=workers))
-    base = f"http://127.0.0.1:{port}"
-    with http_server([binary, "-c", str(conf), "-p", str(tmp)], base, tmp / "nginx.out"):
+    base = f"http://{listen}"
+    with http_server([*inside, binary, "-c", str(conf), "-p", str(tmp)], base, tmp / "nginx.out"):
         yield base

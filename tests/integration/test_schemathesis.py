@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.servers import gunicorn
+from tests.integration.servers import ROOT, gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +44,9 @@ def test_schemathesis_finds_nothing(tmp_path: Path, who: str) -> None:
                 {"user": {"username": "fuzzer", "email": "fuzzer@x.org", "password": "fuzzer-password"}},
             ).body["user"]["token"]
             argv += ["--header", f"Authorization: Token {token}"]
-        result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        # Hooks: tests/integration/schemathesis_hooks.py (unique Idempotency-Keys), imported from the checkout.
+        env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.integration.schemathesis_hooks", "PYTHONPATH": str(ROOT)}
+        result = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         server_errors = re.findall(r"\[service\.access\].* 5\d\d [\d.]+ms", server.log.read_text())
 
     assert result.returncode == 0, result.stdout[-6000:]
