@@ -1,10 +1,12 @@
 """The HTTP edge: the request type, JSON in, and the dispatcher.
 
 The request lifecycle is decided here, once: match the URL, authenticate per
-the route's policy, load the query and body with the route's schemas, call the
-view, dump its result with the route's reply schema, then commit. Any error
-rolls back and renders as the RealWorld error body; the session is closed
-after the response has been sent.
+the route's policy, claim a signed-in write's ``Idempotency-Key`` (or replay
+the answer it already got), load the query and body with the route's schemas,
+call the view, dump its result with the route's reply schema, tell a shared
+cache what the write changed, then commit. Any error rolls back and renders as
+the RealWorld error body; the session is closed after the response has been
+sent.
 """
 
 from __future__ import annotations
