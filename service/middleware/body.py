@@ -1,8 +1,13 @@
 """Request bodies read once, with one size rule, whatever their framing.
 
 A body comes with a ``Content-Length`` or chunked (``Transfer-Encoding:
-chunked``, which gunicorn and werkzeug's server de-chunk themselves, leaving
-``CONTENT_LENGTH`` unset). Left to each reader, the two framings obeyed
+chunked``, which gunicorn, Granian, Waitress and werkzeug's server de-chunk
+themselves, saying so with ``wsgi.input_terminated``; gunicorn and Granian
+leave ``CONTENT_LENGTH`` unset). uWSGI does not: its ``wsgi.input`` is empty
+for a chunked body, which the app reads with ``uwsgi.chunked_read()``
+instead. A server that does neither cannot hand the app a chunked body at all,
+and the client is told so: ``411`` (send a ``Content-Length``), rather than an
+empty body the app would misread. Left to each reader, the two framings obeyed
 different rules: werkzeug's limit *truncates* an unterminated stream at the
 maximum instead of refusing it, a malformed chunk raised from deep inside a view
 as a 500, and the login limiter (which looks for the email) saw no body at all.
@@ -15,6 +20,7 @@ length, in memory. Nothing inside ever acts on a body the client did not send.
 
 from __future__ import annotations
 
+import importlib
 import io
 from collections.abc import Iterable
 from typing import Any
@@ -47,8 +53,15 @@ class RequestBodyMiddleware:
             length = int(declared)
             if length > self.max_bytes:
                 return ApiError.too_large()(environ, start_response)  # refused unread
+        stream = environ["wsgi.input"]
+        if chunked and not environ.get("wsgi.input_terminated"):
+            if "uwsgi.version" not in environ:
+                return ApiError(411, {"body": ["must come with a Content-Length on this server"]})(
+                    environ, start_response
+                )
+            stream = _UWSGIChunks()
         try:
-            body = _read(environ["wsgi.input"], self.max_bytes + 1 if length is None else length)
+            body = _read(stream, self.max_bytes + 1 if length is None else length)
         except Exception:  # the server's framing error (gunicorn: InvalidChunkSize, NoMoreData, ...)
             return ApiError.bad_request("body", "could not be read")(environ, start_response)
         if len(body) > self.max_bytes:
@@ -72,3 +85,21 @@ def _read(stream: Any, limit: int) -> bytes:
         parts.append(part)
         remaining -= len(part)
     return b"".join(parts)
+
+
+class _UWSGIChunks:
+    """A chunked body under uWSGI, read chunk by chunk with its own API (``wsgi.input`` is empty there)."""
+
+    def __init__(self) -> None:
+        uwsgi = importlib.import_module("uwsgi")  # exists only inside a uWSGI worker
+        self._next_chunk = uwsgi.chunked_read
+        self._pending = b""
+
+    def read(self, size: int) -> bytes:
+        while len(self._pending) < size:
+            chunk = self._next_chunk()  # raises IOError on a malformed chunk or a timeout
+            if not chunk:
+                break
+            self._pending += chunk
+        part, self._pending = self._pending[:size], self._pending[size:]
+        return bytes(part)

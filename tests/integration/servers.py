@@ -208,7 +208,9 @@ def install_wheel(tmp: Path) -> Installed:
     )
     (wheel,) = (tmp / "dist").glob("conduit_wsgi-*.whl")
     subprocess.run([sys.executable, "-m", "venv", str(tmp / "venv")], check=True)
-    subprocess.run([str(tmp / "venv" / "bin" / "pip"), "install", "-q", str(wheel)], check=True, capture_output=True)
+    # With the extras "servers" and "uwsgi": the WSGI servers that docs/deploy.md names (test_wsgi_servers.py).
+    pip = [str(tmp / "venv" / "bin" / "pip"), "install", "-q", f"{wheel}[servers,uwsgi]"]
+    subprocess.run(pip, check=True, capture_output=True)
     elsewhere = tmp / "elsewhere"
     elsewhere.mkdir()
     return Installed(tmp / "venv" / "bin", elsewhere)

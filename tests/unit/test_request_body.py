@@ -27,6 +27,10 @@ class BrokenChunks(io.RawIOBase):
         raise ValueError("Invalid chunk size: 'zz'")
 
 
+#: How gunicorn, Granian and Waitress frame a chunked body: de-chunked, and saying so.
+CHUNKED = {"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True}
+
+
 def call(environ_extra: dict[str, Any], stream: Any, max_bytes: int = 10) -> tuple[str, bytes]:
     environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/articles", "wsgi.input": stream, **environ_extra}
     started: list[str] = []
@@ -35,12 +39,12 @@ def call(environ_extra: dict[str, Any], stream: Any, max_bytes: int = 10) -> tup
 
 
 def test_a_chunked_body_reaches_the_app_framed_by_its_length() -> None:
-    status, body = call({"HTTP_TRANSFER_ENCODING": "chunked"}, io.BytesIO(b"0123456789"))
+    status, body = call(CHUNKED, io.BytesIO(b"0123456789"))
 
     assert status == "200 OK" and body == b"0123456789"
 
 
-@pytest.mark.parametrize("framing", [{"HTTP_TRANSFER_ENCODING": "chunked"}, {"CONTENT_LENGTH": "11"}])
+@pytest.mark.parametrize("framing", [CHUNKED, {"CONTENT_LENGTH": "11"}])
 def test_a_body_over_the_limit_is_413_in_either_framing(framing: dict[str, str]) -> None:
     status, body = call(framing, io.BytesIO(b"0123456789" + b"x"))
 
@@ -48,7 +52,7 @@ def test_a_body_over_the_limit_is_413_in_either_framing(framing: dict[str, str])
 
 
 def test_an_unreadable_body_is_400() -> None:
-    status, body = call({"HTTP_TRANSFER_ENCODING": "chunked"}, BrokenChunks())
+    status, body = call(CHUNKED, BrokenChunks())
 
     assert status.startswith("400") and json.loads(body) == {"errors": {"body": ["could not be read"]}}
 
@@ -64,3 +68,10 @@ def test_a_body_shorter_than_its_content_length_is_400() -> None:
     status, body = call({"CONTENT_LENGTH": "8"}, io.BytesIO(b"abc"))
 
     assert status.startswith("400") and "shorter" in body.decode()
+
+
+def test_a_chunked_body_from_a_server_that_neither_de_chunks_nor_says_so_is_411() -> None:
+    status, body = call({"HTTP_TRANSFER_ENCODING": "chunked"}, io.BytesIO(b""))
+
+    assert status.startswith("411")
+    assert json.loads(body) == {"errors": {"body": ["must come with a Content-Length on this server"]}}
