@@ -196,8 +196,12 @@ class Installed:
         )
 
 
-def install_wheel(tmp: Path) -> Installed:
-    """Build the wheel from a copy of the checkout and install it in a new virtual environment under ``tmp``."""
+def install_wheel(tmp: Path, extras: str = "servers,uwsgi", python: str = sys.executable) -> Installed:
+    """Build the wheel from a copy of the checkout and install it in a new virtual environment under ``tmp``.
+
+    :param extras: the wheel's extras to install with it (by default the WSGI servers test_wsgi_servers.py runs).
+    :param python: the interpreter the virtual environment is made from.
+    """
     # Built from a copy: setuptools' build/ folder in the checkout could carry stale modules into the wheel.
     source = tmp / "source"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "instance"))
@@ -207,9 +211,8 @@ def install_wheel(tmp: Path) -> Installed:
         capture_output=True,
     )
     (wheel,) = (tmp / "dist").glob("conduit_wsgi-*.whl")
-    subprocess.run([sys.executable, "-m", "venv", str(tmp / "venv")], check=True)
-    # With the extras "servers" and "uwsgi": the WSGI servers that docs/deploy.md names (test_wsgi_servers.py).
-    pip = [str(tmp / "venv" / "bin" / "pip"), "install", "-q", f"{wheel}[servers,uwsgi]"]
+    subprocess.run([python, "-m", "venv", str(tmp / "venv")], check=True)
+    pip = [str(tmp / "venv" / "bin" / "pip"), "install", "-q", f"{wheel}[{extras}]" if extras else str(wheel)]
     subprocess.run(pip, check=True, capture_output=True)
     elsewhere = tmp / "elsewhere"
     elsewhere.mkdir()

@@ -10,7 +10,10 @@ host that starts processes on demand makes its first visitor wait.
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,8 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import unavailable
 from tests.integration import journey
-from tests.integration.servers import ROOT, Installed, free_port
+from tests.integration.servers import ROOT, Installed, free_port, install_wheel, require_binary
+from tests.integration.test_docs_browser import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.slow
 
@@ -100,3 +105,111 @@ def test_the_deployment_guide_quotes_each_server_file_as_the_test_runs_it(path: 
     guide = (ROOT / "docs" / "deploy.md").read_text()
 
     assert path.read_text() in guide
+
+
+#: What a distribution's apache2.conf supplies around docs/servers/apache-mod_wsgi.conf, in a private folder.
+_HTTPD_CONF = """
+ServerName localhost
+Listen {listen}
+PidFile {run}/httpd.pid
+DefaultRuntimeDir {run}
+Mutex file:{run} default
+ErrorLog {run}/error.log
+LogLevel warn
+User www-data
+Group www-data
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+WSGISocketPrefix {run}/wsgi
+Include {site}
+"""
+
+
+@pytest.fixture(scope="module")
+def apache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """Apache and mod_wsgi (Debian's), the wheel in a virtualenv of Debian's python3, the app under /conduit.
+
+    Apache's processes run as www-data, so the virtualenv and the instance
+    folder live in a folder of their own that www-data can read (pytest's are private).
+    """
+    apache2 = require_binary("apache2")
+    if not Path("/usr/lib/apache2/modules/mod_wsgi.so").exists():
+        unavailable("mod_wsgi is not installed (apt-get install libapache2-mod-wsgi-py3)")
+    shared = Path(tempfile.mkdtemp(prefix="conduit-apache-", dir="/tmp"))
+    try:
+        shared.chmod(0o755)
+        installed = install_wheel(shared, extras="", python="/usr/bin/python3")
+        instance, run = shared / "instance", shared / "run"
+        instance.mkdir()
+        run.mkdir(mode=0o755)
+        owner = pwd.getpwnam("www-data")
+        os.chown(instance, owner.pw_uid, owner.pw_gid)
+        port = free_port()
+        conf = run / "httpd.conf"
+        conf.write_text(
+            _HTTPD_CONF.format(
+                listen=f"127.0.0.1:{port}",
+                run=run,
+                site=SERVERS / "apache-mod_wsgi.conf",
+            )
+        )
+        environ = installed.environ(
+            CONDUIT_VENV=str(installed.bin.parent), CONDUIT_INSTANCE_PATH=str(instance), **journey.SERVER_SETTINGS
+        )
+        base = f"http://127.0.0.1:{port}/conduit"
+        started = time.monotonic()
+        process = subprocess.Popen([apache2, "-f", str(conf), "-DFOREGROUND"], env=environ)
+        try:
+            deadline = started + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/healthz", timeout=5):
+                        break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        log = (run / "error.log").read_text() if (run / "error.log").exists() else ""
+                        raise RuntimeError(f"apache2 did not start:\n{log}") from None
+                    time.sleep(0.05)
+            yield Served(base, time.monotonic() - started)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        errors = (run / "error.log").read_text()
+        assert "Traceback" not in errors, errors[-3000:]
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_the_journey_passes_through_apache_mod_wsgi_under_conduit(apache: Served) -> None:
+    seen = journey.run(apache.base)
+
+    print(f"\n[servers] apache mod_wsgi: cold start to first answer {apache.cold_start:.2f} s")  # noqa: T201
+    assert seen["slug"]
+
+
+def test_under_conduit_with_mod_wsgi_the_docs_try_it_out_reaches_the_api(apache: Served, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    executable = require_binary("chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            called: list[str] = []
+            page.on("request", lambda request: called.append(request.url))
+            page.goto(f"{apache.base}/docs")
+            page.wait_for_selector(".opblock", timeout=30_000)
+            tags = page.locator("#operations-Tags-GetTags")
+            tags.locator(".opblock-summary").click()
+            tags.get_by_role("button", name="Try it out").click()
+            tags.get_by_role("button", name="Execute").click()
+            status = tags.locator(".live-responses-table tbody .response-col_status").first
+            status.wait_for(timeout=30_000)
+            page.screenshot(path=str(tmp_path / "swagger-ui-conduit.png"), full_page=True)
+            answered = status.inner_text().strip()
+        finally:
+            browser.close()
+
+    assert answered.startswith("200")
+    assert f"{apache.base}/api/tags" in called  # "Try it out" called the API under the mount
+    assert all(url.startswith(apache.base) for url in called if url.startswith("http")), called
