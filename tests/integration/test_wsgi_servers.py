@@ -120,55 +120,57 @@ User www-data
 Group www-data
 LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
 LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
-WSGISocketPrefix {run}/wsgi
+LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so
 Include {site}
 """
 
 
-@pytest.fixture(scope="module")
-def apache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """Apache and mod_wsgi (Debian's), the wheel in a virtualenv of Debian's python3, the app under /conduit.
+@contextmanager
+def apache_serving(site: str, httpd: str = "") -> Iterator[Served]:
+    """Debian's Apache with ``site`` (a file of docs/servers/), the wheel in a virtualenv of Debian's python3.
 
-    Apache's processes run as www-data, so the virtualenv and the instance
+    Apache's processes run as www-data, so the virtualenv, the application folder and the instance
     folder live in a folder of their own that www-data can read (pytest's are private).
+
+    :param httpd: more lines for the main configuration (what the module's package would add).
     """
     apache2 = require_binary("apache2")
-    if not Path("/usr/lib/apache2/modules/mod_wsgi.so").exists():
-        unavailable("mod_wsgi is not installed (apt-get install libapache2-mod-wsgi-py3)")
     shared = Path(tempfile.mkdtemp(prefix="conduit-apache-", dir="/tmp"))
     try:
         shared.chmod(0o755)
         installed = install_wheel(shared, extras="", python="/usr/bin/python3")
-        instance, run = shared / "instance", shared / "run"
-        instance.mkdir()
-        run.mkdir(mode=0o755)
+        instance, run, app_root = shared / "instance", shared / "run", shared / "app"
+        for folder in (instance, run, app_root, app_root / "public"):
+            folder.mkdir(mode=0o755)
+        shutil.copy(SERVERS / "passenger_wsgi.py", app_root / "passenger_wsgi.py")
         owner = pwd.getpwnam("www-data")
         os.chown(instance, owner.pw_uid, owner.pw_gid)
         port = free_port()
         conf = run / "httpd.conf"
         conf.write_text(
-            _HTTPD_CONF.format(
-                listen=f"127.0.0.1:{port}",
-                run=run,
-                site=SERVERS / "apache-mod_wsgi.conf",
-            )
+            _HTTPD_CONF.format(listen=f"127.0.0.1:{port}", run=run, site=SERVERS / site) + httpd.format(run=run)
         )
         environ = installed.environ(
-            CONDUIT_VENV=str(installed.bin.parent), CONDUIT_INSTANCE_PATH=str(instance), **journey.SERVER_SETTINGS
+            CONDUIT_VENV=str(installed.bin.parent),
+            CONDUIT_APP_ROOT=str(app_root),
+            CONDUIT_INSTANCE_PATH=str(instance),
+            **journey.SERVER_SETTINGS,
         )
         base = f"http://127.0.0.1:{port}/conduit"
         started = time.monotonic()
-        process = subprocess.Popen([apache2, "-f", str(conf), "-DFOREGROUND"], env=environ)
+        with (run / "apache2.out").open("wb") as sink:
+            argv = [apache2, "-f", str(conf), "-DFOREGROUND"]
+            process = subprocess.Popen(argv, env=environ, stdout=sink, stderr=sink)
         try:
-            deadline = started + 60
+            deadline = started + 90
             while True:
                 try:
-                    with urllib.request.urlopen(f"{base}/healthz", timeout=5):
+                    with urllib.request.urlopen(f"{base}/healthz", timeout=10):
                         break
                 except OSError:
                     if process.poll() is not None or time.monotonic() > deadline:
-                        log = (run / "error.log").read_text() if (run / "error.log").exists() else ""
-                        raise RuntimeError(f"apache2 did not start:\n{log}") from None
+                        logs = [path.read_text() for path in (run / "apache2.out", run / "error.log") if path.exists()]
+                        raise RuntimeError("apache2 did not start:\n" + "\n".join(logs)) from None
                     time.sleep(0.05)
             yield Served(base, time.monotonic() - started)
         finally:
@@ -178,6 +180,15 @@ def apache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         assert "Traceback" not in errors, errors[-3000:]
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def apache() -> Iterator[Served]:
+    """mod_wsgi in daemon mode (docs/servers/apache-mod_wsgi.conf)."""
+    if not Path("/usr/lib/apache2/modules/mod_wsgi.so").exists():
+        unavailable("mod_wsgi is not installed (apt-get install libapache2-mod-wsgi-py3)")
+    with apache_serving("apache-mod_wsgi.conf", "WSGISocketPrefix {run}/wsgi\n") as served:
+        yield served
 
 
 def test_the_journey_passes_through_apache_mod_wsgi_under_conduit(apache: Served) -> None:
@@ -213,3 +224,15 @@ def test_under_conduit_with_mod_wsgi_the_docs_try_it_out_reaches_the_api(apache:
     assert answered.startswith("200")
     assert f"{apache.base}/api/tags" in called  # "Try it out" called the API under the mount
     assert all(url.startswith(apache.base) for url in called if url.startswith("http")), called
+
+
+def test_the_journey_passes_through_passenger_under_apache_from_passenger_wsgi_py(tmp_path: Path) -> None:
+    if not Path("/usr/lib/apache2/modules/mod_passenger.so").exists():
+        unavailable("Passenger is not installed (apt-get install libapache2-mod-passenger)")
+    # What a host adds around the site: whom the app runs as, and where Passenger keeps its files.
+    httpd = "PassengerDefaultUser www-data\nPassengerDefaultGroup www-data\nPassengerInstanceRegistryDir {run}\n"
+    with apache_serving("apache-passenger.conf", httpd) as served:
+        seen = journey.run(served.base)
+
+    print(f"\n[servers] passenger: cold start to first answer {served.cold_start:.2f} s")  # noqa: T201
+    assert seen["slug"]
