@@ -21,6 +21,7 @@ import service.app  # noqa: F401
 from service.config import Settings
 from service.db import MigrationsMissing, expected_head
 from service.lifecycle import start_draining
+from service.warmup import warm
 
 _read = Settings.read
 
@@ -77,3 +78,8 @@ def when_ready(server: Any) -> None:
         graceful_stop()
 
     server.handle_term = drain_then_stop
+
+
+def post_worker_init(worker: Any) -> None:
+    """Warm the worker (``service.warmup``) before it accepts its first connection."""
+    warm(worker.wsgi)

@@ -3,9 +3,9 @@
 Each role (an application host, PostgreSQL, Redis) runs in a namespace of its
 own, and each pair of roles that talk gets a veth link of its own (a /30 in a
 private /24 that nothing on the machine uses), so that one link can be cut
-(``ip link set ... down``) while the others stay up. The test process and
-nginx stay in the root namespace, joined to each namespace by a link: traffic
-only ever goes to loopback and to the addresses created here.
+(``ip link set ... down``) while the others stay up. The test process stays
+in the root namespace, joined to each namespace by a link: traffic only ever
+goes to loopback and to the addresses created here.
 
 Everything is removed on exit, even after a failure: every process in the
 namespaces is killed, then the namespaces are deleted (which deletes the veth
@@ -139,14 +139,13 @@ class Topology:
 
     def kill_all_in(self, ns: str) -> None:
         """``kill -9`` every process in ``ns`` (a host dying: master and workers at once)."""
-        for pid in pids_in(ns):
+        killed = set(pids_in(ns))
+        for pid in killed:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         for process in self.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                if process.poll() is None and process.pid not in pids_in(ns):
-                    continue
-                process.wait(timeout=5)
+            if process.pid in killed:
+                process.wait(timeout=10)  # reaped, so no zombie keeps its pid
 
     def close(self) -> None:
         for ns in reversed(self.namespaces):

@@ -63,7 +63,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "service.openapi": ("service", "service.routing", "schemas", "service.router"),
     # Composition roots: they see every layer.
     "service.cli": ("service", "schemas"),
-    "service.gunicorn_conf": ("service.config", "service.lifecycle", "service.app", "service.db"),
+    "service.gunicorn_conf": ("service.config", "service.lifecycle", "service.app", "service.db", "service.warmup"),
+    "service.warmup": (),
     "service.gunicorn_worker": (),
     "service.ops": (
         "service.queries",
