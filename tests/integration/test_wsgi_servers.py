@@ -9,6 +9,7 @@ host that starts processes on demand makes its first visitor wait.
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import shutil
@@ -16,7 +17,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ import pytest
 from tests.conftest import unavailable
 from tests.integration import journey
 from tests.integration.servers import ROOT, Installed, free_port, install_wheel, require_binary
-from tests.integration.test_docs_browser import CHROMIUM_ARGS
+from tests.integration.test_docs_browser import CHROMIUM_ARGS, try_it_out_on_get_tags
 
 pytestmark = pytest.mark.slow
 
@@ -57,15 +58,7 @@ def running(argv: list[str], installed: Installed, tmp: Path, prefix: str = "", 
     with log.open("wb") as sink:
         process = subprocess.Popen(argv, cwd=installed.elsewhere, env=environ, stdout=sink, stderr=sink)
     try:
-        deadline = started + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{argv[0]} did not start:\n{log.read_text()}") from None
-                time.sleep(0.02)
+        _until_healthy(base, process, started + 60, lambda: f"{argv[0]} did not start:\n{log.read_text()}")
         yield Served(base, time.monotonic() - started)
     finally:
         process.terminate()
@@ -75,6 +68,23 @@ def running(argv: list[str], installed: Installed, tmp: Path, prefix: str = "", 
             process.kill()
             process.wait(timeout=10)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def _apache_failed(run: Path) -> str:
+    logs = (run / "apache2.out", run / "error.log")
+    return "apache2 did not start:\n" + "\n".join(path.read_text() for path in logs if path.exists())
+
+
+def _until_healthy(base: str, process: subprocess.Popen[bytes], deadline: float, failed: Callable[[], str]) -> None:
+    """Poll ``base``/healthz until it answers; raise with ``failed()`` if the process exits or time runs out."""
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=10):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(failed()) from None
+            time.sleep(0.02)
 
 
 def _server(name: str, installed: Installed) -> tuple[list[str], str]:
@@ -162,16 +172,7 @@ def apache_serving(site: str, httpd: str = "") -> Iterator[Served]:
             argv = [apache2, "-f", str(conf), "-DFOREGROUND"]
             process = subprocess.Popen(argv, env=environ, stdout=sink, stderr=sink)
         try:
-            deadline = started + 90
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{base}/healthz", timeout=10):
-                        break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        logs = [path.read_text() for path in (run / "apache2.out", run / "error.log") if path.exists()]
-                        raise RuntimeError("apache2 did not start:\n" + "\n".join(logs)) from None
-                    time.sleep(0.05)
+            _until_healthy(base, process, started + 90, functools.partial(_apache_failed, run))
             yield Served(base, time.monotonic() - started)
         finally:
             process.terminate()
@@ -210,14 +211,8 @@ def test_under_conduit_with_mod_wsgi_the_docs_try_it_out_reaches_the_api(apache:
             page.on("request", lambda request: called.append(request.url))
             page.goto(f"{apache.base}/docs")
             page.wait_for_selector(".opblock", timeout=30_000)
-            tags = page.locator("#operations-Tags-GetTags")
-            tags.locator(".opblock-summary").click()
-            tags.get_by_role("button", name="Try it out").click()
-            tags.get_by_role("button", name="Execute").click()
-            status = tags.locator(".live-responses-table tbody .response-col_status").first
-            status.wait_for(timeout=30_000)
+            answered = try_it_out_on_get_tags(page)
             page.screenshot(path=str(tmp_path / "swagger-ui-conduit.png"), full_page=True)
-            answered = status.inner_text().strip()
         finally:
             browser.close()
 
