@@ -23,10 +23,15 @@ PATHS = ("/readyz", "/api/tags", "/api/articles?limit=20", "/api/articles/-warmu
 
 
 def warm(app: Callable[[dict[str, Any], Any], Iterable[bytes]]) -> None:
-    """Send :data:`PATHS` through ``app``, reading each answer to the end."""
+    """Send :data:`PATHS` through ``app``, reading each answer to the end.
+
+    Stops at the first 5xx: a database or storage that is down has nothing to
+    warm, and each further try could wait out a connect timeout.
+    """
+    statuses: list[str] = []
     for path in PATHS:
         environ = EnvironBuilder(path=path, headers=[("X-Request-ID", "warmup")]).get_environ()
-        body = app(environ, lambda status, headers, exc_info=None: None)
+        body = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
         try:
             for _ in body:
                 pass
@@ -34,3 +39,5 @@ def warm(app: Callable[[dict[str, Any], Any], Iterable[bytes]]) -> None:
             close = getattr(body, "close", None)
             if close is not None:
                 close()
+        if statuses and statuses[-1].startswith("5"):
+            return

@@ -32,3 +32,17 @@ def test_warm_up_runs_each_read_through_the_app_and_reads_each_answer(tmp_path: 
         ("/api/profiles/-warmup-", "404"),
     ]
     assert {request_id for _, _, request_id in seen} == {"warmup"}  # told apart in the request log
+
+
+def test_warm_up_stops_at_the_first_server_error() -> None:
+    """A database that is down has nothing to warm (and each try could wait out a connect timeout)."""
+    tried: list[str] = []
+
+    def failing(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        tried.append(environ["PATH_INFO"])
+        start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+        return [b'{"errors": {"database": ["unavailable"]}}']
+
+    warmup.warm(failing)
+
+    assert tried == ["/readyz"]
