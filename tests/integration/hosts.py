@@ -88,7 +88,6 @@ class Link:
 
     near: str
     far: str
-    near_ns: str | None
     far_ns: str
     far_if: str
 
@@ -128,7 +127,7 @@ class Topology:
         for ns, name, address in ((near_ns, near_if, near), (far_ns, far_if, far)):
             _ip("addr", "add", f"{address}/30", "dev", name, ns=ns)
             _ip("link", "set", name, "up", ns=ns)
-        return Link(near, far, near_ns, far_ns, far_if)
+        return Link(near, far, far_ns, far_if)
 
     def spawn(self, ns: str, argv: list[str], log: Path, **options: Any) -> subprocess.Popen[bytes]:
         """``argv`` inside ``ns``, its output to ``log``."""
@@ -235,19 +234,16 @@ def call(
     *,
     token: str | None = None,
     headers: dict[str, str] | None = None,
-    source: str | None = None,
     timeout: float = 30,
 ) -> Reply:
-    """One request on a new connection, from ``source`` (a loopback address: a client of its own)."""
+    """One request on a new connection (so the kernel may hand it to any worker)."""
     host, port = address.rsplit(":", 1)
     sent = {"Content-Type": "application/json"} if body is not None else {}
     if token:
         sent["Authorization"] = f"Token {token}"
     sent.update(headers or {})
     started = time.monotonic()
-    connection = http.client.HTTPConnection(
-        host, int(port), timeout=timeout, source_address=(source, 0) if source else None
-    )
+    connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
         connection.request(method, path, json.dumps(body) if body is not None else None, sent)
         response = connection.getresponse()
