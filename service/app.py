@@ -20,12 +20,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import db, routing
+from service import __version__, db, routing
 from service.config import Settings
+from service.metrics import Metrics, make_metrics
 from service.middleware.body import RequestBodyMiddleware
 from service.middleware.cache import OWED_FILE, ResponseCacheMiddleware
 from service.middleware.cors import CorsMiddleware
 from service.middleware.docs import DocsMiddleware
+from service.middleware.metrics import MetricsMiddleware
 from service.middleware.ratelimit import RateLimitMiddleware, limits_from
 from service.middleware.requestlog import RequestLogMiddleware
 from service.router import Route, Router
@@ -45,13 +47,15 @@ def create_app(
     session_factory: sessionmaker[Session] | None = None,
     limiter: RateLimiter | None = None,
     cache: BaseCache | None = None,
+    metrics: Metrics | None = None,
 ) -> WSGIApp:
     """Build the WSGI application.
 
     The middleware, outermost first: request log, ProxyFix (only for trusted
-    proxies), CORS (so that 429s are readable by browsers), API docs, request
-    bodies read whole (one size rule for every framing), rate limiting (before
-    any work), response cache, then the dispatcher.
+    proxies), metrics (only when ``/metrics`` may be read), CORS (so that 429s
+    are readable by browsers), API docs, request bodies read whole (one size
+    rule for every framing), rate limiting (before any work), response cache,
+    then the dispatcher.
 
     :param settings: the configuration.
     :param routes: the operations served (tests serve a broken view this way).
@@ -64,6 +68,7 @@ def create_app(
     :param session_factory: sessions for requests; by default bound to the engines.
     :param limiter: a ``limits`` strategy; by default from the settings.
     :param cache: a cachelib cache; by default from the settings.
+    :param metrics: what the layers report to; by default from the settings (Prometheus, or nothing).
     """
     if session_factory is None:
         if engine is None:
@@ -79,12 +84,17 @@ def create_app(
             # The caller's engine: its autocommit twin, so no pool here outlives the caller's.
             read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     cache = cache if cache is not None else make_cache(settings)
+    if metrics is None:
+        metrics = make_metrics(settings, (__version__, _migration_head()))
+    for pool, watched in (("write", engine), ("read", read_engine)):
+        if watched is not None:
+            metrics.watch_pool(watched, pool)
     if settings.ratelimit_enabled and limiter is None:
         limiter = make_limiter(settings)
     probes, required = readiness_probes(cache, limiter, settings)
     router = Router(_with_readiness_probes(routes, probes, required))
 
-    wsgi: Any = Dispatcher(router, settings, session_factory, read_engine=read_engine)
+    wsgi: Any = Dispatcher(router, settings, session_factory, read_engine=read_engine, metrics=metrics)
     wsgi = ResponseCacheMiddleware(
         wsgi,
         router.shared_read,
@@ -93,6 +103,7 @@ def create_app(
         settings.cache_key_prefix,
         min_uses=settings.cache_min_uses,
         owed_path=settings.instance_path / OWED_FILE,
+        metrics=metrics,
     )
     if limiter is not None:
         wsgi = RateLimitMiddleware(
@@ -106,14 +117,25 @@ def create_app(
             headers_enabled=settings.ratelimit_headers_enabled,
             swallow_errors=settings.ratelimit_swallow_errors,
             max_body=settings.max_body_bytes,
+            metrics=metrics,
         )
     wsgi = RequestBodyMiddleware(wsgi, settings.max_body_bytes)
     wsgi = DocsMiddleware(wsgi, functools.partial(_document, routes))
     wsgi = CorsMiddleware(wsgi, settings.cors_origins, router.methods)
+    if metrics.enabled:
+        wsgi = MetricsMiddleware(wsgi, metrics, allow=settings.metrics_allow, token=settings.metrics_token)
     if settings.trusted_proxy_hops:
         # Believe X-Forwarded-For only as deep as there are proxies of ours in front.
         wsgi = ProxyFix(wsgi, x_for=settings.trusted_proxy_hops, x_proto=settings.trusted_proxy_hops)
     return RequestLogMiddleware(wsgi)
+
+
+def _migration_head() -> str:
+    """The revision the code expects, for the build information; ``unknown`` without migration scripts."""
+    try:
+        return db.expected_head()
+    except db.MigrationsMissing:
+        return "unknown"
 
 
 def _document(routes: tuple[Route, ...]) -> dict[str, Any]:

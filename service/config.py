@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ TOKEN_CLAIMS_KEY = "conduit.token_claims"
 RATE_CHARGE_KEY = "conduit.rate_charge"
 #: Shortest secret accepted: HS256 wants a key at least as long as its hash.
 MIN_SECRET_BYTES = 32
+#: Shortest bearer token accepted for ``/metrics``.
+MIN_METRICS_TOKEN = 16
 #: Secrets that are obviously copied from an example and must never sign tokens.
 _PLACEHOLDER_SECRETS = frozenset(
     {"", "secret", "changeme", "change-me", "change_me", "dev", "development", "test", "xxx"}
@@ -133,6 +136,9 @@ class Settings:
     cache_max_bytes: int = _setting(256 * 1024 * 1024, "about how many bytes of answers a host-local cache keeps")
     cache_min_uses: int = _setting(2, "a worker stores an answer at this miss of its URL")
     cache_key_prefix: str = _setting("conduit", "prefix of every cache key")
+    metrics_allow: tuple[str, ...] = _setting((), "addresses or networks that may read /metrics, comma-separated")
+    metrics_token: str = _setting("", "bearer token /metrics asks for (at least 16 characters)")
+    metrics_dir: str = _setting("", "folder where each process keeps its metrics (gunicorn: instance/metrics)")
     # Read by service.gunicorn_conf, not by the application.
     bind: str = _setting("127.0.0.1:8000", "gunicorn's listen address")
     workers: int = _setting(0, "gunicorn sync workers; 0 for 2 x cores + 1")
@@ -177,6 +183,18 @@ class Settings:
             raise ConfigError("CONDUIT_CACHE_THRESHOLD and CONDUIT_CACHE_MIN_USES must be at least 1")
         if self.token_ttl <= 0:
             raise ConfigError("CONDUIT_TOKEN_TTL must be a positive number of seconds")
+        try:
+            networks = tuple(str(ip_network(allowed, strict=False)) for allowed in self.metrics_allow)
+            object.__setattr__(self, "metrics_allow", networks)
+        except ValueError:
+            raise ConfigError("CONDUIT_METRICS_ALLOW must list addresses or networks (10.0.0.0/8)") from None
+        if self.metrics_token and len(self.metrics_token) < MIN_METRICS_TOKEN:
+            raise ConfigError(f"CONDUIT_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters")
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """``/metrics`` is served (and the service counts) only once someone is allowed to read it."""
+        return bool(self.metrics_allow or self.metrics_token)
 
     def __repr__(self) -> str:
         # Never let the secret (or a password inside a URL) reach a log line through a repr.

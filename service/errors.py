@@ -83,9 +83,13 @@ class ApiError(Exception):
         return cls(409, {key: [message]}, {"Retry-After": "1"})
 
     @classmethod
-    def unauthorized(cls, message: str) -> ApiError:
-        """401 about the token: "is missing", "is invalid" or "has expired"."""
-        return cls(401, {"token": [message]}, {"WWW-Authenticate": "Token"})
+    def unauthorized(cls, message: str, scheme: str = "Token") -> ApiError:
+        """401 about the token: "is missing", "is invalid" or "has expired".
+
+        :param scheme: the one the client is asked for: RealWorld's ``Token``, or
+            ``Bearer`` where only that is accepted (``/metrics``).
+        """
+        return cls(401, {"token": [message]}, {"WWW-Authenticate": scheme})
 
     @classmethod
     def bad_credentials(cls) -> ApiError:

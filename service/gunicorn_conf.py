@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 # Imported once, here in the master, before any fork: a worker (at start, or replacing one that
@@ -21,9 +23,18 @@ import service.app  # noqa: F401
 from service.config import Settings
 from service.db import MigrationsMissing, expected_head
 from service.lifecycle import start_draining
+from service.metrics import MULTIPROC_ENV, empty_folder
 from service.warmup import warm
 
 _read = Settings.read
+
+#: Where the workers keep their counts when /metrics is on: set here, in the master, before any
+#: worker starts, so every worker (and this process, which reads a dead worker's files) agrees.
+_metrics_dir: Path | None = None
+if _read("metrics_allow") or _read("metrics_token"):
+    _metrics_dir = Path(_read("metrics_dir") or _read("instance_path") / "metrics").resolve()
+    os.environ["CONDUIT_METRICS_DIR"] = os.environ[MULTIPROC_ENV] = str(_metrics_dir)
+
 
 #: Where to listen.
 bind = _read("bind")
@@ -52,6 +63,25 @@ limit_request_fields = 100
 
 #: Seconds between SIGTERM and closing the listening socket, while /readyz answers 503 (not a gunicorn setting).
 _drain_seconds = _read("drain_seconds")
+
+
+def on_starting(server: Any) -> None:
+    """Empty the metrics folder: counts of a previous run must not be added to this one's.
+
+    Not on USR2's new master (``GUNICORN_FD`` set): the old workers, still
+    serving, keep writing there, and their counts belong to the totals.
+    """
+    if _metrics_dir is not None and "GUNICORN_FD" not in os.environ:
+        _metrics_dir.mkdir(parents=True, exist_ok=True)
+        empty_folder(_metrics_dir)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's gauges (its counters stay: they are part of the totals)."""
+    if _metrics_dir is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, str(_metrics_dir))  # type: ignore[no-untyped-call]
 
 
 def when_ready(server: Any) -> None:

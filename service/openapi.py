@@ -12,7 +12,6 @@ behaviour. Schema class names become component names (``ArticleSchema`` →
 from __future__ import annotations
 
 import json
-import re
 import sys
 import warnings
 from typing import Any
@@ -48,7 +47,6 @@ _ERROR_DESCRIPTIONS = {
     429: "Rate limit exceeded; see Retry-After",
     503: "A backing service is unavailable; see Retry-After",
 }
-_PARAM = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
 
 def _schema_name(schema: Schema | type[Schema]) -> str:
@@ -68,12 +66,12 @@ def _operation_id(route: Route) -> str:
 def _path(route: Route) -> tuple[str, list[dict[str, Any]]]:
     """The OpenAPI path and its path parameters."""
     parameters = []
-    for converter, name in _PARAM.findall(route.path):
+    for converter, name in route.variables:
         schema: dict[str, Any] = {"type": "string"}
         if converter == "int":
             schema = {"type": "integer", "minimum": 0, "maximum": 2147483647}
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
-    return route.mount + _PARAM.sub(r"{\2}", route.path), parameters
+    return route.template, parameters
 
 
 def _error_statuses(route: Route) -> list[int]:

@@ -9,8 +9,10 @@ once and keeps the match in the environ for every layer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from marshmallow import Schema
@@ -32,6 +34,8 @@ DependsOn = Callable[[Mapping[str, Any], Mapping[str, str]], Iterable[str]]
 #: paths, before it starts over: a flood of distinct long paths costs at most this.
 _RECENT_MATCHES = 2048
 _RECENT_BYTES = 512 * 1024
+#: A werkzeug URL variable, ``<slug>`` or ``<int:id>``: its name is the second group.
+_PARAM = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 #: WSGI environ key: the request's match (route and URL values, or the error it earns), found once.
 ROUTE_KEY = "conduit.route"
 
@@ -86,6 +90,16 @@ class Route:
     limits: tuple[LimitScope, ...] = ("all",)
     tag: str = ""
     summary: str = ""
+
+    @property
+    def variables(self) -> list[tuple[str, str]]:
+        """The URL's variables as (converter, name): ``("int", "id")``, ``("", "slug")``."""
+        return _PARAM.findall(self.path)
+
+    @cached_property
+    def template(self) -> str:
+        """The URL as OpenAPI writes it, ``/api/articles/{slug}``: how the docs and the metrics name the route."""
+        return self.mount + _PARAM.sub(r"{\2}", self.path)
 
     @property
     def endpoint(self) -> str:

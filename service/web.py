@@ -33,6 +33,7 @@ from service import auth, queries, surrogates
 from service.answer import Answer
 from service.config import RATE_CHARGE_KEY, REQUEST_ID_KEY, USER_ID_KEY, WRITE_INTENT, Settings
 from service.errors import ApiError
+from service.metrics import Metrics
 from service.middleware import cache
 from service.models import User
 from service.ops import idempotency
@@ -72,6 +73,7 @@ class ApiRequest(Request):
         self._read_engine = read_engine
         self.user: User | None = None
         self.claims: auth.Claims | None = None  # what the authenticated token says
+        self.stamp_seen: str | None = None  # the account's token stamp when the request was authenticated
 
     @cached_property
     def reads(self) -> queries.Reads:
@@ -195,8 +197,10 @@ class Dispatcher:
         session_factory: sessionmaker[Session],
         *,
         read_engine: Engine | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.router = router
+        self.metrics = metrics if metrics is not None else Metrics()
         self.settings = settings
         self.session_factory = session_factory
         self.read_engine = read_engine
@@ -226,12 +230,16 @@ class Dispatcher:
                 forget_first = request.environ.get(cache.FORGET_FIRST_KEY)
                 if changed and forget_first is not None and not forget_first(changed):
                     raise ApiError.unavailable("cache")  # a shared cache other hosts read cannot be told
+                revoked = request.user is not None and request.user.token_stamp != request.stamp_seen
                 request.db.commit()  # a read has nothing to commit: closing the session releases it
                 if changed:
                     request.environ[cache.CHANGED_KEY] = changed
+                if revoked:  # the write gave the caller's account a new stamp: every earlier token is void
+                    self.metrics.tokens_revoked()
             return response
         except ApiError as error:
             self._rollback(request)
+            self._count_refusal(error)
             return error.get_response()
         except HTTPException as exc:
             self._rollback(request)
@@ -244,6 +252,9 @@ class Dispatcher:
                 # A conditional write lost to a concurrent one: its If-Match no longer names the current version.
                 return ApiError.precondition_failed().get_response()
             logger.error("database unavailable on %s %s: %s", request.method, request.path, _describe(exc))
+            if isinstance(exc, PoolTimeout):
+                self.metrics.pool_timeout()
+            self.metrics.unavailable("database")
             return ApiError.unavailable("database").get_response()
         except Exception:
             self._rollback(request)
@@ -254,6 +265,13 @@ class Dispatcher:
                 request.environ.get(REQUEST_ID_KEY, "-"),
             )
             return ApiError.internal().get_response()
+
+    def _count_refusal(self, error: ApiError) -> None:
+        """Report the refusals an operator watches: 503s by cause, and failed logins."""
+        if error.status == 503:
+            self.metrics.unavailable(next(iter(error.messages), "unknown"))
+        elif error.status == 401 and "credentials" in error.messages:  # only a login checks credentials
+            self.metrics.failed_login()
 
     def _run_once_more_if_disconnected(self, request: ApiRequest) -> Response | Answer:
         """Run the request; if its pooled connection turned out dead, run it again on a fresh one.
@@ -388,6 +406,7 @@ class Dispatcher:
         _count_against(request, user.id)
         request.environ[USER_ID_KEY] = user.id  # for the request log line
         request.claims = claims
+        request.stamp_seen = user.token_stamp
         return user
 
     @staticmethod

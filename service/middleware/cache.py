@@ -83,6 +83,7 @@ from werkzeug.http import generate_etag
 
 from service import surrogates
 from service.answer import Answer
+from service.metrics import Metrics
 from service.router import Route
 from service.wire import encode_json
 
@@ -119,6 +120,7 @@ class ResponseCacheMiddleware:
         or NullCache to cache nothing.
     :param ttl: seconds an entry may be served.
     :param owed_path: the host's file of bumps owed after a failure (None: kept in this process).
+    :param metrics: told of each lookup, hit, store and invalidation.
     :param min_uses: store an answer once this process has missed its URL this
         many times (nginx's ``proxy_cache_min_uses``): a URL asked for once (a
         one-off query string, or a flood of them) costs a lookup but never a store.
@@ -133,8 +135,10 @@ class ResponseCacheMiddleware:
         key_prefix: str = "conduit",
         min_uses: int = 2,
         owed_path: Path | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
+        self.metrics = metrics if metrics is not None else Metrics()
         self.shared_read = shared_read
         self.store = VersionedStore(cache, key_prefix, owed_path, ttl)
         self.ttl = ttl
@@ -154,6 +158,7 @@ class ResponseCacheMiddleware:
         changed = environ.pop(CHANGED_KEY, None)
         if changed:
             self.store.forget(changed)
+            self.metrics.cache_invalidations(len(changed))
         return body  # type: ignore[no-any-return]
 
     def _read(
@@ -165,6 +170,7 @@ class ResponseCacheMiddleware:
         if seq is None:  # the cache is down, or owed a bump: answer without it
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         outcome = "hit" if stored is not None else "miss"
+        self.metrics.cache_lookup(route.template, stored is not None)
 
         def start_with_outcome(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, [*headers, ("X-Cache", outcome)], exc_info)
@@ -183,6 +189,7 @@ class ResponseCacheMiddleware:
             shared, data = _shareable(handed)
             declared = route.cache(values, query) if route.cache is not None else ()
             self.store.keep(key, seq, {*declared, *surrogates.shown_in(data)}, shared)
+            self.metrics.cache_store(route.template)
         return answer  # type: ignore[no-any-return]
 
     def _worth_storing(self, key: bytes) -> bool:

@@ -25,7 +25,6 @@ is configured to fail closed (503).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -42,6 +41,7 @@ from limits.strategies import RateLimiter
 from service import auth
 from service.config import RATE_CHARGE_KEY, Settings
 from service.errors import ApiError
+from service.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 _BACKOFF_SECONDS = 2.0
 #: What a storage check gives back when the storage failed.
 _DOWN = object()
+#: A check's verdict: exceeded?, the limit to report, remaining, reset time, its counter's scope.
+_Verdict = tuple[bool, RateLimitItem, int, float, str]
 #: What a refusal says, by the counter's scope: the thing limited, and what there was too much of.
 _REFUSALS = {
     "all": ("requests", "too many requests from this client"),
@@ -88,6 +90,7 @@ class RateLimitMiddleware:
     :param limiter: a ``limits`` strategy bound to the shared storage.
     :param secret: the token secret, to key authenticated requests by user id.
     :param max_body: bodies larger than this are not read for the login email.
+    :param metrics: told of each refusal (429 by scope, 503 when the storage fails closed).
     """
 
     def __init__(
@@ -103,8 +106,10 @@ class RateLimitMiddleware:
         headers_enabled: bool = True,
         swallow_errors: bool = True,
         max_body: int = 1024 * 1024,
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
+        self.metrics = metrics if metrics is not None else Metrics()
         self.scopes = scopes
         self.authenticates = authenticates
         self.limiter = limiter
@@ -144,14 +149,16 @@ class RateLimitMiddleware:
         headers: list[tuple[str, str]] = []
         charged: list[bool] = []
 
-        def charge(user_id: int | None) -> None:
+        def charge(user_id: int | None, answered: bool = False) -> None:
             if charged:
                 return  # a request run again on a new database connection is counted once
             charged.append(True)
             verdict = self._safely(self._check, environ, scopes, user_id)
+            if answered:
+                return  # the answer is given; the count holds for the next request
             if verdict is _DOWN:
                 if not self.swallow_errors:
-                    raise ApiError.unavailable("rate_limit")
+                    raise ApiError.unavailable("rate_limit")  # the dispatcher answers (and counts) it
                 return
             if verdict is not None and verdict[0]:
                 raise self._refusal(verdict, self._headers(verdict))
@@ -163,8 +170,7 @@ class RateLimitMiddleware:
         environ[RATE_CHARGE_KEY] = charge
         body = self.app(environ, start_with_headers)
         if not charged:  # the dispatcher answered before it authenticated (a malformed request)
-            with contextlib.suppress(ApiError):  # the answer is given; the count holds for the next request
-                charge(None)
+            charge(None, answered=True)
         return body  # type: ignore[no-any-return]
 
     def _safely(self, check: Callable[..., Any], *args: Any) -> Any:
@@ -175,7 +181,7 @@ class RateLimitMiddleware:
             logger.warning("rate-limit storage failed; %s", "serving anyway" if self.swallow_errors else "refusing")
             return _DOWN
 
-    def _headers(self, verdict: tuple[bool, RateLimitItem, int, float, str] | None) -> list[tuple[str, str]]:
+    def _headers(self, verdict: _Verdict | None) -> list[tuple[str, str]]:
         if verdict is None or not (self.headers_enabled or verdict[0]):
             return []
         _, item, remaining, reset, _ = verdict
@@ -185,8 +191,8 @@ class RateLimitMiddleware:
             ("X-RateLimit-Reset", str(math.ceil(reset))),
         ]
 
-    @staticmethod
-    def _refusal(verdict: tuple[bool, RateLimitItem, int, float, str], headers: list[tuple[str, str]]) -> ApiError:
+    def _refusal(self, verdict: _Verdict, headers: list[tuple[str, str]]) -> ApiError:
+        self.metrics.rate_limited(verdict[4])
         retry_after = max(1, math.ceil(verdict[3] - time.time()))
         limited, too_many = _REFUSALS[verdict[4]]
         return ApiError.too_many_requests(retry_after, dict(headers), limited, too_many)
@@ -194,11 +200,10 @@ class RateLimitMiddleware:
     def _storage_down(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if self.swallow_errors:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
+        self.metrics.unavailable("rate_limit")
         return ApiError.unavailable("rate_limit")(environ, start_response)
 
-    def _check(
-        self, environ: dict[str, Any], scopes: Sequence[str], user_id: int | None
-    ) -> tuple[bool, RateLimitItem, int, float, str] | None:
+    def _check(self, environ: dict[str, Any], scopes: Sequence[str], user_id: int | None) -> _Verdict | None:
         """Hit every limit of the request's scopes for ``user_id`` (None: the address); stop at the first exceeded.
 
         :returns: (exceeded, the limit to report, remaining, reset time, its counter's scope),

@@ -32,7 +32,7 @@ class SharedRoute:
     """The part of a Route the cache reads: what the URL alone says the answer depends on."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
+        self.path = self.template = path
 
     def cache(self, url: Mapping[str, Any], query: Mapping[str, str]) -> tuple[str, ...]:
         if self.path == "/api/articles":

@@ -21,6 +21,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.config",
         "service.openapi",
         "service.views.health",  # to bind the readiness view to the storages it reports on
+        "service.metrics",
+        "service",  # the version, for the build information
     ),
     "service.routing": ("service.views", "schemas", "service.router", "service.surrogates"),
     "service.router": ("service.errors", "service.surrogates"),
@@ -41,8 +43,18 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.models",
         "service.config",
         "service.ops.idempotency",  # a write's Idempotency-Key is claimed and answered in its transaction
+        "service.metrics",
     ),
-    "service.middleware": ("service.errors", "service.wire", "service.answer", "service.config", "service.middleware"),
+    "service.middleware": (
+        "service.errors",
+        "service.wire",
+        "service.answer",
+        "service.config",
+        "service.middleware",
+        "service.metrics",
+    ),
+    # Labels each request with the route the router matched for it.
+    "service.middleware.metrics": ("service.errors", "service.metrics", "service.router"),
     # Reads what a route declares it depends on; the surrogate keys are the cache's vocabulary.
     "service.middleware.cache": (
         "service.errors",
@@ -50,6 +62,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.answer",
         "service.router",
         "service.surrogates",
+        "service.metrics",
     ),
     # Keys authenticated requests by user id: reads the token, never the database.
     "service.middleware.ratelimit": (
@@ -57,13 +70,23 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.config",
         "service.middleware",
         "service.auth",
+        "service.metrics",
     ),
     "service.stores": ("service.config", "service.stores"),
     "service.logs": ("service.config",),
     "service.openapi": ("service", "service.routing", "schemas", "service.router"),
     # Composition roots: they see every layer.
     "service.cli": ("service", "schemas"),
-    "service.gunicorn_conf": ("service.config", "service.lifecycle", "service.app", "service.db", "service.warmup"),
+    "service.gunicorn_conf": (
+        "service.config",
+        "service.lifecycle",
+        "service.app",
+        "service.db",
+        "service.warmup",
+        "service.metrics",
+    ),
+    # Hands every layer the same counters; reads only the settings.
+    "service.metrics": ("service.config",),
     "service.warmup": (),
     "service.gunicorn_worker": (),
     "service.ops": (

@@ -1,0 +1,264 @@
+"""What the service counts for Prometheus, and nothing at all when no one may read it.
+
+``/metrics`` is off unless an operator says who may scrape it
+(``CONDUIT_METRICS_ALLOW``, ``CONDUIT_METRICS_TOKEN``). Off, every layer holds
+the no-op :class:`Metrics`, and prometheus_client is never imported. On, they
+hold :class:`PrometheusMetrics`; every series is bounded: requests are labelled
+by their route's *template* (``/api/articles/{slug}``), never the raw path, and
+by method (``other`` for a method no route has) and status class.
+
+**Several processes.** A server that runs several processes (gunicorn,
+uWSGI, mod_wsgi with ``processes=N``) needs ``CONDUIT_METRICS_DIR``:
+prometheus_client's multiprocess mode, where each process writes its counts
+to files in that folder and a scrape adds up the files of every process,
+including those that have exited, so a total never goes back when a worker is
+replaced. ``service.gunicorn_conf`` sets the folder (``<instance>/metrics``),
+empties it when gunicorn starts and removes a dead worker's gauges. Without a
+folder, a scrape of a multi-process server is refused: each process would
+answer for itself alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+from service.config import ConfigError, Settings
+
+#: Methods that label requests as they are; any other is counted as ``other`` (a label set must stay bounded).
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: Request latency buckets, in seconds: this service answers in milliseconds; a slow answer is a finding.
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: The environment variable through which prometheus_client learns its multiprocess folder.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class Metrics:
+    """The events the layers report; each does nothing here (metrics off).
+
+    The layers are handed one instance by ``create_app`` and call it whether or
+    not anyone scrapes: off, a call is a no-op method.
+    """
+
+    enabled = False
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """A request answered: its route template (``(unmatched)``, ``(other)``), method, status, latency."""
+
+    def cache_lookup(self, route: str, hit: bool) -> None:
+        """The response cache was asked for a shared read of ``route``."""
+
+    def cache_store(self, route: str) -> None:
+        """An answer of ``route`` was handed to the response cache to keep."""
+
+    def cache_invalidations(self, keys: int) -> None:
+        """A committed write forgot ``keys`` surrogate keys."""
+
+    def rate_limited(self, scope: str) -> None:
+        """A request was refused with 429 by a limit of ``scope``."""
+
+    def unavailable(self, cause: str) -> None:
+        """A 503 was answered because ``cause`` (``database``, ``cache``, ``rate_limit``...) was not available."""
+
+    def failed_login(self) -> None:
+        """A login was refused for its credentials."""
+
+    def tokens_revoked(self) -> None:
+        """A committed write revoked a user's tokens (sign-out everywhere, password change)."""
+
+    def pool_timeout(self) -> None:
+        """A request waited for a pooled connection in vain."""
+
+    def watch_pool(self, engine: Engine, pool: str) -> None:
+        """Count ``engine``'s checkouts, new connections and errors as ``pool`` (``write``, ``read``)."""
+
+    def exposition(self, accept: str) -> tuple[bytes, str]:
+        """The metrics in the text format the ``Accept`` header prefers, and its content type."""
+        raise NotImplementedError("metrics are off")
+
+    @property
+    def multiprocess(self) -> bool:
+        """Whether every process's counts are added up (``CONDUIT_METRICS_DIR``)."""
+        return False
+
+
+def make_metrics(settings: Settings, build: tuple[str, str]) -> Metrics:
+    """The metrics ``settings`` ask for: Prometheus once ``/metrics`` may be read, else the no-op.
+
+    :param build: the version and the migration head, for ``conduit_build_info``.
+    :raises ConfigError: when ``CONDUIT_METRICS_DIR`` cannot be honoured in this process.
+    """
+    if not settings.metrics_enabled:
+        return Metrics()
+    return PrometheusMetrics(Path(settings.metrics_dir).resolve() if settings.metrics_dir else None, build)
+
+
+class PrometheusMetrics(Metrics):
+    """The events, counted with prometheus_client (imported only here, when metrics are on)."""
+
+    enabled = True
+
+    def __init__(self, folder: Path | None, build: tuple[str, str]) -> None:
+        if folder is not None:
+            _use_folder(folder)
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.folder = folder
+        # In-process, the metrics are registered here and a scrape reads them; in multiprocess mode
+        # they are registered nowhere (their values are in files) and a scrape reads the folder.
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = None if folder is not None else self.registry
+
+        def counter(name: str, text: str, labels: tuple[str, ...] = ()) -> Any:
+            return Counter(name, text, labels, registry=registry)
+
+        self._requests = Histogram(
+            "conduit_http_request_duration_seconds",
+            "Requests answered, by route template, method and status class, and how long the answer took "
+            "(its _count is the number of requests)",
+            ("route", "method", "status"),
+            buckets=_BUCKETS,
+            registry=registry,
+        )
+        self._lookups = counter("conduit_cache_lookups", "Shared reads looked up in the response cache", ("route",))
+        self._hits = counter("conduit_cache_hits", "Shared reads answered from the response cache", ("route",))
+        self._stores = counter(
+            "conduit_cache_stores",
+            "Answers handed to the response cache to keep (it refuses one computed across a write)",
+            ("route",),
+        )
+        self._invalidations = counter(
+            "conduit_cache_invalidations", "Surrogate keys forgotten by committed writes (what they changed)"
+        )
+        self._refusals = counter("conduit_ratelimit_refusals", "Requests refused with 429, by limit scope", ("scope",))
+        self._unavailable = counter("conduit_unavailable", "Requests answered 503, by what was unavailable", ("cause",))
+        self._failed_logins = counter("conduit_login_failures", "Logins refused for their credentials")
+        self._revocations = counter(
+            "conduit_token_revocations", "Writes that revoked every earlier token of a user (sign-out, password)"
+        )
+        self._checkouts = counter("conduit_db_pool_checkouts", "Connections taken from a pool", ("pool",))
+        self._waits = counter(
+            "conduit_db_pool_waits",
+            "Checkouts that found no idle connection and waited for a new one (or, in vain, for one back)",
+            ("pool",),
+        )
+        self._db_errors = counter(
+            "conduit_db_errors",
+            "Database errors: connect, disconnect, pool_timeout, or the statement's error class",
+            ("kind",),
+        )
+        info = Gauge(
+            "conduit_build_info",
+            "The running code: its version and the migration head it expects (value 1)",
+            ("version", "migration_head"),
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        info.labels(*build).set(1)
+        # A request's series, found once per label set (labels() takes a lock and builds a key each call).
+        self._request_series: dict[tuple[str, str, int], Any] = {}
+        self._watched: set[int] = set()
+
+    @property
+    def multiprocess(self) -> bool:
+        return self.folder is not None
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        if method not in _METHODS:
+            method = "other"
+        key = (route, method, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = self._requests.labels(route, method, f"{status // 100}xx")
+        series.observe(seconds)
+
+    def cache_lookup(self, route: str, hit: bool) -> None:
+        self._lookups.labels(route).inc()
+        if hit:
+            self._hits.labels(route).inc()
+
+    def cache_store(self, route: str) -> None:
+        self._stores.labels(route).inc()
+
+    def cache_invalidations(self, keys: int) -> None:
+        self._invalidations.inc(keys)
+
+    def rate_limited(self, scope: str) -> None:
+        self._refusals.labels(scope).inc()
+
+    def unavailable(self, cause: str) -> None:
+        self._unavailable.labels(cause).inc()
+
+    def failed_login(self) -> None:
+        self._failed_logins.inc()
+
+    def tokens_revoked(self) -> None:
+        self._revocations.inc()
+
+    def pool_timeout(self) -> None:
+        self._db_errors.labels("pool_timeout").inc()
+
+    def watch_pool(self, engine: Engine, pool: str) -> None:
+        if id(engine.pool) in self._watched:
+            return  # a twin engine on the same pool (SQLite's reads) is already counted
+        self._watched.add(id(engine.pool))
+        event.listen(engine.pool, "checkout", _counting(self._checkouts.labels(pool)))
+        event.listen(engine.pool, "connect", _counting(self._waits.labels(pool)))
+        event.listen(engine, "handle_error", self._count_error)
+
+    def _count_error(self, context: Any) -> None:
+        if context.connection is None and not context.is_disconnect:
+            kind = "connect"  # SQLAlchemy gives no connection when the error is the connecting itself
+        elif context.is_disconnect:
+            kind = "disconnect"
+        else:
+            kind = type(context.sqlalchemy_exception).__name__  # IntegrityError, OperationalError...: a few classes
+        self._db_errors.labels(kind).inc()
+
+    def exposition(self, accept: str) -> tuple[bytes, str]:
+        from prometheus_client.exposition import choose_encoder
+
+        encoder, content_type = choose_encoder(accept)
+        registry = self.registry
+        if self.folder is not None:
+            from prometheus_client import CollectorRegistry, multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=str(self.folder))  # type: ignore[no-untyped-call]
+        return encoder(registry), content_type
+
+
+def _counting(series: Any) -> Callable[..., None]:
+    """A pool event listener that counts one on ``series`` per event."""
+
+    def count(*_: Any) -> None:
+        series.inc()
+
+    return count
+
+
+def _use_folder(folder: Path) -> None:
+    """Put prometheus_client in multiprocess mode on ``folder``, which it reads when first imported.
+
+    :raises ConfigError: when it was imported before on another folder, or without one.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    current = os.environ.get(MULTIPROC_ENV)
+    values = sys.modules.get("prometheus_client.values")
+    if values is not None and not (values.ValueClass._multiprocess and current == str(folder)):
+        raise ConfigError(
+            f"CONDUIT_METRICS_DIR={folder} cannot take effect: prometheus_client is already in use "
+            f"in this process {'on ' + str(current) if current else 'without a folder'}"
+        )
+    os.environ[MULTIPROC_ENV] = str(folder)
+
+
+def empty_folder(folder: Path) -> None:
+    """Remove the counts of a previous run (prometheus_client wants the folder empty when the server starts)."""
+    for path in folder.glob("*.db"):
+        path.unlink(missing_ok=True)

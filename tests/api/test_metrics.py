@@ -1,0 +1,284 @@
+"""``/metrics``: off by default, readable only by whom the operator allows, and counting what it says.
+
+In-process, one process: the metrics live in the app's own registry (a fresh
+one per app), so each test reads exactly its own requests. The multiprocess
+mode, with gunicorn's workers dying and Prometheus scraping, is proven in
+tests/integration/test_metrics_prometheus.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from webtest import TestApp
+
+from service import __version__
+from service.app import WSGIApp, create_app
+from service.config import ConfigError, Settings
+from service.db import expected_head
+from tests.conftest import make_settings, routes_with
+from tests.factories import PASSWORD, auth_header, make_article, make_user
+
+TOKEN = "scrape-token-0123456789"
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@pytest.fixture
+def build(session_factory: sessionmaker[Session]) -> Callable[..., TestApp]:
+    """An app with metrics on (scraped from 127.0.0.1 by default), and whatever else a test sets."""
+
+    def app_with(routes: Any = None, **overrides: object) -> TestApp:
+        settings = make_settings(**{"metrics_allow": ("127.0.0.1",), **overrides})
+        bind = session_factory.kw["bind"]
+        read_engine = bind.execution_options(isolation_level="AUTOCOMMIT") if isinstance(bind, Engine) else None
+        kwargs: dict[str, Any] = {"routes": routes} if routes is not None else {}
+        app = create_app(settings, session_factory=session_factory, read_engine=read_engine, **kwargs)
+        return TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+
+    return app_with
+
+
+def scrape(client: TestApp, **kwargs: Any) -> Samples:
+    """Every sample of a scrape, by name and labels."""
+    response = client.get("/metrics", **kwargs)
+    assert response.status_int == 200
+    assert response.content_type == "text/plain"
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def requests_of(samples: Samples, route: str, method: str = "GET", status: str = "2xx") -> float:
+    labels = frozenset({("route", route), ("method", method), ("status", status)})
+    return samples.get(("conduit_http_request_duration_seconds_count", labels), 0.0)
+
+
+def count(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_metrics_are_off_unless_someone_may_read_them(client: TestApp) -> None:
+    response = client.get("/metrics", status=404)
+
+    assert response.json == {"errors": {"resource": ["not found"]}}
+
+
+def test_an_address_outside_the_allowed_networks_finds_nothing(build: Callable[..., TestApp]) -> None:
+    client = build(metrics_allow=("10.0.0.0/8",))
+
+    refused = client.get("/metrics", extra_environ={"REMOTE_ADDR": "192.0.2.7"}, status=404)
+    allowed = client.get("/metrics", extra_environ={"REMOTE_ADDR": "10.1.2.3"})
+
+    assert refused.json == {"errors": {"resource": ["not found"]}}
+    assert b"conduit_build_info" in allowed.body
+
+
+def test_the_bearer_token_is_required_when_set(build: Callable[..., TestApp]) -> None:
+    client = build(metrics_allow=(), metrics_token=TOKEN)
+
+    missing = client.get("/metrics", status=401)
+    wrong = client.get("/metrics", headers={"Authorization": "Bearer not-the-token-at-all"}, status=401)
+    other_scheme = client.get("/metrics", headers={"Authorization": f"Token {TOKEN}"}, status=401)
+    right = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+
+    assert missing.json == {"errors": {"token": ["is missing"]}}
+    assert missing.headers["WWW-Authenticate"] == "Bearer"
+    assert wrong.json == other_scheme.json == {"errors": {"token": ["is invalid"]}}
+    assert right.status_int == 200
+    assert right.headers["Cache-Control"] == "no-store"
+
+
+def test_with_both_set_a_scrape_needs_the_address_and_the_token(build: Callable[..., TestApp]) -> None:
+    client = build(metrics_allow=("127.0.0.1",), metrics_token=TOKEN)
+    token = {"Authorization": f"Bearer {TOKEN}"}
+
+    client.get("/metrics", headers=token, extra_environ={"REMOTE_ADDR": "192.0.2.7"}, status=404)
+    client.get("/metrics", status=401)
+    assert client.get("/metrics", headers=token).status_int == 200
+
+
+def test_only_get_and_head_read_the_metrics(build: Callable[..., TestApp]) -> None:
+    client = build()
+
+    refused = client.post("/metrics", status=405)
+    head = client.head("/metrics")
+
+    assert refused.headers["Allow"] == "GET, HEAD"
+    assert refused.json == {"errors": {"method": ["not allowed"]}}
+    assert head.status_int == 200
+    assert head.body == b""
+
+
+def test_the_build_is_named_by_version_and_migration_head(build: Callable[..., TestApp]) -> None:
+    samples = scrape(build())
+
+    assert count(samples, "conduit_build_info", version=__version__, migration_head=expected_head()) == 1
+
+
+def test_requests_are_counted_by_route_template_method_and_status_class(
+    build: Callable[..., TestApp], db: Session
+) -> None:
+    client = build()
+    article = make_article(db, make_user(db))
+
+    client.get(f"/api/articles/{article.slug}")
+    client.get(f"/api/articles/{article.slug}")
+    client.get("/api/articles/no-such-article", status=404)
+    client.get("/api/nowhere", status=404)
+    # webtest's lint refuses a method it does not know; a server passes it on.
+    TestApp(client.app, lint=False, extra_environ=client.extra_environ).request("/api/tags", method="BREW", status=405)
+    client.get("/docs")
+    samples = scrape(client)
+
+    assert requests_of(samples, "/api/articles/{slug}") == 2
+    assert requests_of(samples, "/api/articles/{slug}", status="4xx") == 1
+    assert requests_of(samples, "(unmatched)", status="4xx") == 1
+    assert requests_of(samples, "(unmatched)", method="other", status="4xx") == 1
+    assert requests_of(samples, "(other)") == 1  # the docs page: no route of the API
+    assert not any("no-such-article" in str(labels) for _, labels in samples)
+    assert sum(v for (name, _), v in samples.items() if name == "conduit_http_request_duration_seconds_count") == 6
+
+
+def test_distinct_urls_add_no_series(build: Callable[..., TestApp]) -> None:
+    client = build()
+    client.get("/api/articles/first", status=404)
+    client.get("/api/first/unknown", status=404)
+    before = len(scrape(client))
+
+    for n in range(300):
+        client.get(f"/api/articles/missing-{n}", status=404)
+        client.get(f"/api/unknown/{n}", status=404)
+        client.get(f"/api/profiles/nobody{n}", status=404)
+    after = scrape(client)
+
+    assert requests_of(after, "/api/articles/{slug}", status="4xx") == 301
+    assert len(after) == before + len(_series_of_one_route(after, "/api/profiles/{username}"))
+
+
+def _series_of_one_route(samples: Samples, route: str) -> list[Any]:
+    return [key for key in samples if ("route", route) in key[1]]
+
+
+def test_cache_lookups_hits_stores_and_invalidations_are_counted(
+    build: Callable[..., TestApp], db: Session
+) -> None:
+    client = build(cache_url="simple", cache_min_uses=1)
+    jake = make_user(db, "jake")
+    article = make_article(db, jake)
+    url = f"/api/articles/{article.slug}"
+
+    client.get(url)  # a miss, stored
+    client.get(url)  # a hit
+    client.get(url)  # a hit
+    client.post(f"{url}/favorite", headers=auth_header(jake))  # forgets the article (and the lists it is in)
+    samples = scrape(client)
+
+    assert count(samples, "conduit_cache_lookups_total", route="/api/articles/{slug}") == 3
+    assert count(samples, "conduit_cache_hits_total", route="/api/articles/{slug}") == 2
+    assert count(samples, "conduit_cache_stores_total", route="/api/articles/{slug}") == 1
+    assert count(samples, "conduit_cache_invalidations_total") >= 1
+
+
+def test_rate_limit_refusals_are_counted_by_scope(build: Callable[..., TestApp], db: Session) -> None:
+    client = build(ratelimit_enabled=True, ratelimit_storage_uri="memory://", ratelimit_login="2/minute")
+    login = {"user": {"email": "nobody@example.org", "password": "not the password"}}
+
+    for _ in range(2):
+        client.post_json("/api/users/login", login, status=401)
+    client.post_json("/api/users/login", login, status=429)
+    samples = scrape(client)
+
+    assert count(samples, "conduit_ratelimit_refusals_total", scope="login") == 1
+    assert count(samples, "conduit_login_failures_total") == 2
+
+
+def test_failed_logins_and_token_revocations_are_counted(build: Callable[..., TestApp], db: Session) -> None:
+    client = build()
+    jake = make_user(db, "jake")
+    ann = make_user(db, "ann")
+
+    client.post_json("/api/users/login", {"user": {"email": jake.email, "password": "wrong password"}}, status=401)
+    client.post_json("/api/users/login", {"user": {"email": jake.email, "password": PASSWORD}})
+    client.post("/api/user/logout", headers=auth_header(jake), status=204)
+    client.put_json("/api/user", {"user": {"password": "a new password here"}}, headers=auth_header(ann))
+    client.put_json("/api/user", {"user": {"bio": "no revocation"}}, headers=auth_header(ann))  # its own token kept
+    samples = scrape(client)
+
+    assert count(samples, "conduit_login_failures_total") == 1
+    assert count(samples, "conduit_token_revocations_total") == 2
+
+
+def test_503s_are_counted_by_cause(build: Callable[..., TestApp]) -> None:
+    def lost(*_: Any, **__: Any) -> Any:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    client = build(routes=routes_with("tags.get_tags", lost))
+
+    client.get("/api/tags", status=503)
+    client.get("/api/tags", status=503)
+    samples = scrape(client)
+
+    assert count(samples, "conduit_unavailable_total", cause="database") == 2
+    assert requests_of(samples, "/api/tags", status="5xx") == 2
+
+
+def test_a_multi_process_server_without_a_folder_is_told_so(build: Callable[..., TestApp]) -> None:
+    client = build()
+
+    response = client.get("/metrics", extra_environ={"wsgi.multiprocess": True}, status=503)
+
+    assert response.json == {
+        "errors": {"metrics": ["need CONDUIT_METRICS_DIR: this server runs several processes"]}
+    }
+
+
+def test_pool_checkouts_and_new_connections_are_counted(tmp_path: Any) -> None:
+    settings = make_settings(
+        database_url=f"sqlite:///{tmp_path / 'conduit.db'}",
+        instance_path=tmp_path,
+        auto_migrate=True,
+        metrics_allow=("127.0.0.1",),
+    )
+    app: WSGIApp = create_app(settings)
+    client = TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+
+    for _ in range(3):
+        client.get("/api/tags")
+    samples = scrape(client)
+
+    assert count(samples, "conduit_db_pool_checkouts_total", pool="write") >= 3
+    assert 1 <= count(samples, "conduit_db_pool_waits_total", pool="write") <= 2  # one connection, kept in the pool
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"metrics_allow": ("not-an-address",)}, "CONDUIT_METRICS_ALLOW"),
+        ({"metrics_token": "short"}, "CONDUIT_METRICS_TOKEN must be at least 16"),
+    ],
+)
+def test_malformed_metrics_settings_are_refused(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make_settings(**overrides)
+
+
+def test_metrics_settings_are_read_from_the_environment(tmp_path: Any) -> None:
+    settings = Settings.from_env(
+        {
+            "CONDUIT_INSTANCE_PATH": str(tmp_path),
+            "CONDUIT_METRICS_ALLOW": "127.0.0.1, 10.0.0.0/8",
+            "CONDUIT_METRICS_TOKEN": TOKEN,
+        }
+    )
+
+    assert settings.metrics_allow == ("127.0.0.1/32", "10.0.0.0/8")
+    assert settings.metrics_enabled
+    assert not Settings.from_env({"CONDUIT_INSTANCE_PATH": str(tmp_path)}).metrics_enabled
