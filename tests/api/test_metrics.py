@@ -167,9 +167,7 @@ def _series_of_one_route(samples: Samples, route: str) -> list[Any]:
     return [key for key in samples if ("route", route) in key[1]]
 
 
-def test_cache_lookups_hits_stores_and_invalidations_are_counted(
-    build: Callable[..., TestApp], db: Session
-) -> None:
+def test_cache_lookups_hits_stores_and_invalidations_are_counted(build: Callable[..., TestApp], db: Session) -> None:
     client = build(cache_url="simple", cache_min_uses=1)
     jake = make_user(db, "jake")
     article = make_article(db, jake)
@@ -235,9 +233,7 @@ def test_a_multi_process_server_without_a_folder_is_told_so(build: Callable[...,
 
     response = client.get("/metrics", extra_environ={"wsgi.multiprocess": True}, status=503)
 
-    assert response.json == {
-        "errors": {"metrics": ["need CONDUIT_METRICS_DIR: this server runs several processes"]}
-    }
+    assert response.json == {"errors": {"metrics": ["need CONDUIT_METRICS_DIR: this server runs several processes"]}}
 
 
 def test_pool_checkouts_and_new_connections_are_counted(tmp_path: Any) -> None:
