@@ -33,6 +33,9 @@ TOKEN_CLAIMS_KEY = "conduit.token_claims"
 #: has yet to check; the dispatcher calls it once with the authenticated user's id, or None when the
 #: token fails (then the request counts against its address, never the account the token names).
 RATE_CHARGE_KEY = "conduit.rate_charge"
+#: WSGI environ key: set on the requests a new worker sends itself to warm up (``service.warmup``), which
+#: are logged but not counted in the metrics: no client sent them.
+WARMUP_KEY = "conduit.warmup"
 #: Shortest secret accepted: HS256 wants a key at least as long as its hash.
 MIN_SECRET_BYTES = 32
 #: Shortest bearer token accepted for ``/metrics``.

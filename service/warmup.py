@@ -7,7 +7,7 @@ release) or a worker that has just replaced another is sent real traffic as
 soon as it listens, so those first requests were a client's. A few reads of
 the app's commonest kinds, run in-process before the worker accepts anything,
 pay for them instead. Each is an ordinary request (it is logged, with the
-request id ``warmup``); what it answers does not matter, and a database that
+request id ``warmup``, but not counted in the metrics); what it answers does not matter, and a database that
 is down only makes them quick 503s.
 """
 
@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from werkzeug.test import EnvironBuilder
+
+from service.config import WARMUP_KEY
 
 #: Readiness (the write pool, the schema revision), then a read of each common kind on the read pool.
 PATHS = ("/readyz", "/api/tags", "/api/articles?limit=20", "/api/articles/-warmup-", "/api/profiles/-warmup-")
@@ -31,6 +33,7 @@ def warm(app: Callable[[dict[str, Any], Any], Iterable[bytes]]) -> None:
     statuses: list[str] = []
     for path in PATHS:
         environ = EnvironBuilder(path=path, headers=[("X-Request-ID", "warmup")]).get_environ()
+        environ[WARMUP_KEY] = True
         body = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
         try:
             for _ in body:

@@ -6,7 +6,8 @@ it. Each request is counted when the application has started its response
 (every layer here answers before returning its body), by the route the
 router matched for it (``router.ROUTE_KEY``): its template, ``(unmatched)``
 for a URL no route answers, ``(other)`` for what the router never saw (the
-docs pages, CORS preflights). Scrapes are not counted.
+docs pages, CORS preflights). Scrapes and a new worker's warm-up reads are
+not counted.
 
 Who may scrape: a request from an address outside ``CONDUIT_METRICS_ALLOW``
 (when set) is passed on as if ``/metrics`` did not exist (the API's 404);
@@ -24,6 +25,7 @@ from typing import Any
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import ClosingIterator
 
+from service.config import WARMUP_KEY
 from service.errors import ApiError
 from service.metrics import Metrics
 from service.router import ROUTE_KEY
@@ -48,6 +50,8 @@ class MetricsMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == METRICS_PATH and self._address_allowed(environ):
             return self._scrape(environ, start_response)
+        if WARMUP_KEY in environ:
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
         started = time.perf_counter()
         status: list[str] = []
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from webtest import TestApp
 
-from service import __version__
+from service import __version__, warmup
 from service.app import WSGIApp, create_app
 from service.config import ConfigError, Settings
 from service.db import expected_head
@@ -278,3 +278,13 @@ def test_metrics_settings_are_read_from_the_environment(tmp_path: Any) -> None:
     assert settings.metrics_allow == ("127.0.0.1/32", "10.0.0.0/8")
     assert settings.metrics_enabled
     assert not Settings.from_env({"CONDUIT_INSTANCE_PATH": str(tmp_path)}).metrics_enabled
+
+
+def test_a_new_workers_warm_up_reads_are_not_counted(build: Callable[..., TestApp]) -> None:
+    client = build()
+
+    warmup.warm(client.app)
+    client.get("/api/tags")
+    samples = scrape(client)
+
+    assert sum(v for (name, _), v in samples.items() if name == "conduit_http_request_duration_seconds_count") == 1

@@ -54,7 +54,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.metrics",
     ),
     # Labels each request with the route the router matched for it.
-    "service.middleware.metrics": ("service.errors", "service.metrics", "service.router"),
+    "service.middleware.metrics": ("service.config", "service.errors", "service.metrics", "service.router"),
     # Reads what a route declares it depends on; the surrogate keys are the cache's vocabulary.
     "service.middleware.cache": (
         "service.errors",
@@ -87,7 +87,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     ),
     # Hands every layer the same counters; reads only the settings.
     "service.metrics": ("service.config",),
-    "service.warmup": (),
+    "service.warmup": ("service.config",),
     "service.gunicorn_worker": (),
     "service.ops": (
         "service.queries",
