@@ -27,7 +27,7 @@ from service.middleware.body import RequestBodyMiddleware
 from service.middleware.cache import OWED_FILE, ResponseCacheMiddleware
 from service.middleware.cors import CorsMiddleware
 from service.middleware.docs import DocsMiddleware
-from service.middleware.metrics import MetricsMiddleware
+from service.middleware.metrics import MetricsEndpoint
 from service.middleware.ratelimit import RateLimitMiddleware, limits_from
 from service.middleware.requestlog import RequestLogMiddleware
 from service.router import Route, Router
@@ -51,11 +51,11 @@ def create_app(
 ) -> WSGIApp:
     """Build the WSGI application.
 
-    The middleware, outermost first: request log, ProxyFix (only for trusted
-    proxies), metrics (only when ``/metrics`` may be read), CORS (so that 429s
-    are readable by browsers), API docs, request bodies read whole (one size
-    rule for every framing), rate limiting (before any work), response cache,
-    then the dispatcher.
+    The middleware, outermost first: request log (which also counts each
+    request in the metrics), ProxyFix (only for trusted proxies), ``/metrics``
+    (only when it may be read), CORS (so that 429s are readable by browsers),
+    API docs, request bodies read whole (one size rule for every framing), rate
+    limiting (before any work), response cache, then the dispatcher.
 
     :param settings: the configuration.
     :param routes: the operations served (tests serve a broken view this way).
@@ -123,11 +123,11 @@ def create_app(
     wsgi = DocsMiddleware(wsgi, functools.partial(_document, routes))
     wsgi = CorsMiddleware(wsgi, settings.cors_origins, router.methods)
     if metrics.enabled:
-        wsgi = MetricsMiddleware(wsgi, metrics, allow=settings.metrics_allow, token=settings.metrics_token)
+        wsgi = MetricsEndpoint(wsgi, metrics, allow=settings.metrics_allow, token=settings.metrics_token)
     if settings.trusted_proxy_hops:
         # Believe X-Forwarded-For only as deep as there are proxies of ours in front.
         wsgi = ProxyFix(wsgi, x_for=settings.trusted_proxy_hops, x_proto=settings.trusted_proxy_hops)
-    return RequestLogMiddleware(wsgi)
+    return RequestLogMiddleware(wsgi, metrics)
 
 
 def _migration_head() -> str:

@@ -36,6 +36,8 @@ RATE_CHARGE_KEY = "conduit.rate_charge"
 #: WSGI environ key: set on the requests a new worker sends itself to warm up (``service.warmup``), which
 #: are logged but not counted in the metrics: no client sent them.
 WARMUP_KEY = "conduit.warmup"
+#: WSGI environ key: set on a request ``/metrics`` answered with the metrics (not counted in them either).
+SCRAPE_KEY = "conduit.scrape"
 #: Shortest secret accepted: HS256 wants a key at least as long as its hash.
 MIN_SECRET_BYTES = 32
 #: Shortest bearer token accepted for ``/metrics``.

@@ -125,8 +125,10 @@ class PrometheusMetrics(Metrics):
             buckets=_BUCKETS,
             registry=registry,
         )
-        self._lookups = counter("conduit_cache_lookups", "Shared reads looked up in the response cache", ("route",))
-        self._hits = counter("conduit_cache_hits", "Shared reads answered from the response cache", ("route",))
+        # One series per outcome, so a hit costs one count: lookups are the sum, hits the "hit" series.
+        self._lookups = counter(
+            "conduit_cache_lookups", "Shared reads looked up in the response cache, by outcome", ("route", "outcome")
+        )
         self._stores = counter(
             "conduit_cache_stores",
             "Answers handed to the response cache to keep (it refuses one computed across a write)",
@@ -162,6 +164,7 @@ class PrometheusMetrics(Metrics):
         info.labels(*build).set(1)
         # A request's series, found once per label set (labels() takes a lock and builds a key each call).
         self._request_series: dict[tuple[str, str, int], Any] = {}
+        self._lookup_series: dict[tuple[str, bool], Any] = {}
         self._watched: set[int] = set()
 
     @property
@@ -178,9 +181,11 @@ class PrometheusMetrics(Metrics):
         series.observe(seconds)
 
     def cache_lookup(self, route: str, hit: bool) -> None:
-        self._lookups.labels(route).inc()
-        if hit:
-            self._hits.labels(route).inc()
+        key = (route, hit)
+        series = self._lookup_series.get(key)
+        if series is None:
+            series = self._lookup_series[key] = self._lookups.labels(route, "hit" if hit else "miss")
+        series.inc()
 
     def cache_store(self, route: str) -> None:
         self._stores.labels(route).inc()

@@ -1,13 +1,8 @@
-"""Count every request, and answer ``/metrics`` to whoever the operator allows.
+"""``/metrics``, to whoever the operator allows; nothing else.
 
 Stacked only when metrics are on (``Settings.metrics_enabled``), just inside
 ProxyFix, so the address it checks is the client's as the trusted proxies tell
-it. Each request is counted when the application has started its response
-(every layer here answers before returning its body), by the route the
-router matched for it (``router.ROUTE_KEY``): its template, ``(unmatched)``
-for a URL no route answers, ``(other)`` for what the router never saw (the
-docs pages, CORS preflights). Scrapes and a new worker's warm-up reads are
-not counted.
+it. (Requests are counted by the request log, which sees each one finish.)
 
 Who may scrape: a request from an address outside ``CONDUIT_METRICS_ALLOW``
 (when set) is passed on as if ``/metrics`` did not exist (the API's 404);
@@ -17,25 +12,22 @@ one without the bearer token ``CONDUIT_METRICS_TOKEN`` (when set) gets 401.
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Iterable, Sequence
 from ipaddress import ip_address, ip_network
 from typing import Any
 
 from werkzeug.wrappers import Response
-from werkzeug.wsgi import ClosingIterator
 
-from service.config import WARMUP_KEY
+from service.config import SCRAPE_KEY
 from service.errors import ApiError
 from service.metrics import Metrics
-from service.router import ROUTE_KEY
 
 #: Where Prometheus reads the metrics (below the mount point, if any: ``/conduit/metrics``).
 METRICS_PATH = "/metrics"
 
 
-class MetricsMiddleware:
-    """Count each request by route template, method and status class; serve ``/metrics`` to those allowed.
+class MetricsEndpoint:
+    """Serve ``/metrics`` to the allowed addresses with the token (when set); pass everything else on.
 
     :param allow: addresses and networks that may scrape; empty for any address.
     :param token: the bearer token a scrape must send; empty for none.
@@ -50,30 +42,7 @@ class MetricsMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == METRICS_PATH and self._address_allowed(environ):
             return self._scrape(environ, start_response)
-        if WARMUP_KEY in environ:
-            return self.app(environ, start_response)  # type: ignore[no-any-return]
-        started = time.perf_counter()
-        status: list[str] = []
-
-        def start_noting_status(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            status.append(line)
-            return start_response(line, headers, exc_info)
-
-        try:
-            body = self.app(environ, start_noting_status)
-        except BaseException:
-            self._count(environ, "500", started)  # the server answers 500 for what escapes the application
-            raise
-        if status:
-            self._count(environ, status[-1], started)
-            return body  # type: ignore[no-any-return]
-        # An application that starts its response lazily: counted when it is done.
-        return ClosingIterator(body, lambda: self._count(environ, status[-1] if status else "500", started))
-
-    def _count(self, environ: dict[str, Any], status: str, started: float) -> None:
-        found = environ.get(ROUTE_KEY)
-        route = found[0].template if type(found) is tuple else "(other)" if found is None else "(unmatched)"
-        self.metrics.request(route, environ.get("REQUEST_METHOD", ""), int(status[:3]), time.perf_counter() - started)
+        return self.app(environ, start_response)  # type: ignore[no-any-return]
 
     def _address_allowed(self, environ: dict[str, Any]) -> bool:
         if not self.networks:
@@ -99,6 +68,7 @@ class MetricsMiddleware:
             # Each process would answer with its own counts, a different one at each scrape.
             needed = "need CONDUIT_METRICS_DIR: this server runs several processes"
             return ApiError.unavailable("metrics", message=needed)(environ, start_response)
+        environ[SCRAPE_KEY] = True
         body, content_type = self.metrics.exposition(environ.get("HTTP_ACCEPT", ""))
         response = Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})
         return response(environ, start_response)

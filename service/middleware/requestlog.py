@@ -1,10 +1,16 @@
-"""One log line per request, and the request id that ties lines together.
+"""One record per request, the log line and its count in the metrics; and the request id that ties lines together.
 
 The id comes from ``X-Request-ID`` when the caller (a proxy) sent a sane one,
 otherwise it is generated; either way it is returned in the response and put
 in the WSGI environ for the dispatcher's error log. The line is written when
 the body has been sent, so the duration covers the whole response. Only the
 path is logged: no query string, no headers, so no token reaches the log.
+
+The same moment counts the request in the metrics (when they are on), by the
+route the router matched for it (``router.ROUTE_KEY``): its template,
+``(unmatched)`` for a URL no route answers, ``(other)`` for what the router
+never saw (the docs pages, CORS preflights). Scrapes of ``/metrics`` and a new
+worker's warm-up reads are logged but not counted: no client sent them.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from service.config import REQUEST_ID_KEY, USER_ID_KEY
+from service.config import REQUEST_ID_KEY, SCRAPE_KEY, USER_ID_KEY, WARMUP_KEY
+from service.metrics import Metrics
+from service.router import ROUTE_KEY
 
 #: What an incoming request id may look like; anything else is replaced.
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -25,10 +33,11 @@ access_log = logging.getLogger("service.access")
 
 
 class RequestLogMiddleware:
-    """Assign a request id and log method, path, status, duration, size, ids."""
+    """Assign a request id and log method, path, status, duration, size, ids; count the request in ``metrics``."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics if metrics is not None and metrics.enabled else None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -41,18 +50,31 @@ class RequestLogMiddleware:
             status_holder.append(status)
             return start_response(status, [*headers, ("X-Request-ID", request_id)], exc_info)
 
-        body = self.app(environ, start_with_id)
-        return _Logged(body, environ, status_holder, started)
+        try:
+            body = self.app(environ, start_with_id)
+        except BaseException:
+            if self.metrics is not None:  # the server answers 500 for what escapes the application
+                _count(self.metrics, environ, 500, time.perf_counter() - started)
+            raise
+        return _Logged(body, environ, status_holder, started, self.metrics)
 
 
 class _Logged:
-    """The response body, passed through; logs the request line on close()."""
+    """The response body, passed through; logs the request line (and counts it) on close()."""
 
-    def __init__(self, body: Iterable[bytes], environ: dict[str, Any], status: list[str], started: float) -> None:
+    def __init__(
+        self,
+        body: Iterable[bytes],
+        environ: dict[str, Any],
+        status: list[str],
+        started: float,
+        metrics: Metrics | None,
+    ) -> None:
         self.body = body
         self.environ = environ
         self.status = status
         self.started = started
+        self.metrics = metrics
         self.size = 0
 
     def __iter__(self) -> Iterator[bytes]:
@@ -68,6 +90,9 @@ class _Logged:
         finally:
             if access_log.isEnabledFor(logging.INFO):  # else the line's fields are not even gathered
                 self._log()
+            if self.metrics is not None:
+                status = int(self.status[0][:3]) if self.status else 500
+                _count(self.metrics, self.environ, status, time.perf_counter() - self.started)
 
     def _log(self) -> None:
         environ = self.environ
@@ -93,3 +118,11 @@ class _Logged:
                 "user_id": user_id,
             },
         )
+
+
+def _count(metrics: Metrics, environ: dict[str, Any], status: int, seconds: float) -> None:
+    if SCRAPE_KEY in environ or WARMUP_KEY in environ:
+        return
+    found = environ.get(ROUTE_KEY)
+    route = found[0].template if type(found) is tuple else "(other)" if found is None else "(unmatched)"
+    metrics.request(route, environ.get("REQUEST_METHOD", ""), status, seconds)

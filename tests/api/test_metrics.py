@@ -179,8 +179,8 @@ def test_cache_lookups_hits_stores_and_invalidations_are_counted(build: Callable
     client.post(f"{url}/favorite", headers=auth_header(jake))  # forgets the article (and the lists it is in)
     samples = scrape(client)
 
-    assert count(samples, "conduit_cache_lookups_total", route="/api/articles/{slug}") == 3
-    assert count(samples, "conduit_cache_hits_total", route="/api/articles/{slug}") == 2
+    assert count(samples, "conduit_cache_lookups_total", route="/api/articles/{slug}", outcome="miss") == 1
+    assert count(samples, "conduit_cache_lookups_total", route="/api/articles/{slug}", outcome="hit") == 2
     assert count(samples, "conduit_cache_stores_total", route="/api/articles/{slug}") == 1
     assert count(samples, "conduit_cache_invalidations_total") >= 1
 

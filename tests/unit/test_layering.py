@@ -53,8 +53,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.middleware",
         "service.metrics",
     ),
-    # Labels each request with the route the router matched for it.
-    "service.middleware.metrics": ("service.config", "service.errors", "service.metrics", "service.router"),
+    # Counts each request by the route the router matched for it.
+    "service.middleware.requestlog": ("service.config", "service.metrics", "service.router"),
     # Reads what a route declares it depends on; the surrogate keys are the cache's vocabulary.
     "service.middleware.cache": (
         "service.errors",

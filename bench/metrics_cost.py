@@ -1,0 +1,209 @@
+"""What the Prometheus metrics cost a cache hit: throughput and CPU with ``/metrics`` on against off, in one run.
+
+Two measurements, each comparing the two in the same run:
+
+1. **Under gunicorn** (the production settings of ``service.gunicorn_conf``,
+   sync workers, rate limiting on, the host-local cache): every round starts
+   one server with metrics off and one with them on (``CONDUIT_METRICS_ALLOW``,
+   so prometheus_client's multiprocess mode in the folder gunicorn_conf
+   chooses, as deployed), both on one seeded SQLite database, and drives each
+   with wrk on the same cached URL (anonymous ``GET /api/articles``, a hit),
+   in a shuffled order, while a scraper reads ``/metrics`` of the server that
+   has it every second. Reported: the per-round ratio of requests per second
+   and of the workers' CPU time per request (from /proc), median and middle
+   half, and the ratio of the sums over all rounds.
+2. **In-process** (no server, no network, far less noise): the same hit
+   through the whole WSGI stack of ``create_app``, both apps taking turns in
+   blocks, metrics in multiprocess mode: CPU microseconds per hit, and what
+   the metrics add.
+
+Usage: python bench/metrics_cost.py [--rounds 10] [--seconds 3] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from throughput import NEVER_LIMITED, Run, gunicorn, seed, settle, wait_for, wrk
+
+ROOT = Path(__file__).resolve().parents[1]
+OFF, ON = "metrics off", "metrics on"
+#: What differs between the two servers.
+CONFIGS = {OFF: {}, ON: {"CONDUIT_METRICS_ALLOW": "127.0.0.1"}}
+
+
+def scraping(base: str, stop: threading.Event) -> threading.Thread:
+    """Read ``base``/metrics every second until ``stop``, as Prometheus would (a harsh interval)."""
+
+    def scrape() -> None:
+        while not stop.wait(1.0):
+            with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+                response.read()
+
+    thread = threading.Thread(target=scrape, daemon=True)
+    thread.start()
+    return thread
+
+
+def under_gunicorn(rounds: int, seconds: int, workers: int) -> dict[str, list[Run]]:
+    work = Path(tempfile.mkdtemp(prefix="conduit-metrics-bench-"))
+    env = {
+        **os.environ,
+        "CONDUIT_INSTANCE_PATH": str(work / "instance"),
+        "CONDUIT_ENV": "development",
+        "CONDUIT_LOG_LEVEL": "WARNING",
+        "CONDUIT_RATELIMIT_DEFAULT": NEVER_LIMITED,
+    }
+    seed(env)
+    env["CONDUIT_DATABASE_URL"] = f"sqlite:///{work / 'instance' / 'conduit.db'}"
+    connections = 2 * workers
+    results: dict[str, list[Run]] = {OFF: [], ON: []}
+    shuffler = random.Random(1)
+    try:
+        for round_ in range(rounds):
+            with ExitStack() as stack:
+                servers = {}
+                for name, extra in CONFIGS.items():
+                    own = {**env, **extra, "CONDUIT_INSTANCE_PATH": str(work / f"round-{round_}-{len(servers)}")}
+                    servers[name] = stack.enter_context(gunicorn(own, workers, ()))
+                for server in servers.values():
+                    wait_for(f"{server.base}/healthz")
+                settle(list(servers.values()))
+                for server in servers.values():
+                    wrk(server, None, 2, connections)  # warm every worker; the URL is stored and then hit
+                order = list(CONFIGS)
+                shuffler.shuffle(order)
+                for name in order:
+                    stop = threading.Event()
+                    scraper = scraping(servers[name].base, stop) if name == ON else None
+                    run = wrk(servers[name], None, seconds, connections)
+                    stop.set()
+                    if scraper is not None:
+                        scraper.join()
+                    results[name].append(run)
+                    print(
+                        f"round {round_ + 1:2}: {name:12} {run.requests_per_second:8.1f} req/s"
+                        f" {run.cpu_ms_per_request:6.3f} CPU ms/request",
+                        flush=True,
+                    )
+                with urllib.request.urlopen(f"{servers[ON].base}/metrics", timeout=5) as response:
+                    assert b'conduit_cache_lookups_total{outcome="hit",route="/api/articles"}' in response.read()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def report(results: dict[str, list[Run]], workers: int) -> None:
+    def ratios(value: Callable[[Run], float]) -> list[float]:
+        return sorted(value(on) / value(off) for on, off in zip(results[ON], results[OFF], strict=True))
+
+    def spread(values: list[float]) -> str:
+        quarter = len(values) // 4
+        return f"{statistics.median(values):.4f} (middle half {values[quarter]:.4f} to {values[-1 - quarter]:.4f})"
+
+    def rps(run: Run) -> float:
+        return run.requests_per_second
+
+    def cpu(run: Run) -> float:
+        return run.cpu_ms_per_request
+
+    print(f"\ngunicorn -w {workers} (sync), wrk -t1 -c{2 * workers}, anonymous GET /api/articles, a cache hit")
+    for name, runs in results.items():
+        print(
+            f"  {name:12} {statistics.median(map(rps, runs)):8.1f} req/s"
+            f" {statistics.median(map(cpu, runs)):6.3f} CPU ms/request (medians)"
+        )
+    pooled_rps = sum(map(rps, results[ON])) / sum(map(rps, results[OFF]))
+    pooled_cpu = sum(map(cpu, results[ON])) / sum(map(cpu, results[OFF]))
+    print(f"  throughput on/off, per round:      {spread(ratios(rps))}; pooled {pooled_rps:.4f}")
+    print(f"  CPU per request on/off, per round: {spread(ratios(cpu))}; pooled {pooled_cpu:.4f}")
+    print(f"  => metrics cost a cache hit {100 * (1 - pooled_rps):.1f} % of its throughput (pooled)")
+
+
+def in_process(blocks: int = 20, block: int = 2000) -> None:
+    """CPU µs per hit through create_app, metrics off and on (multiprocess mode), taking turns in blocks."""
+    folder = Path(tempfile.mkdtemp(prefix="conduit-metrics-inproc-"))
+    sys.path.insert(0, str(ROOT))
+    import logging
+
+    from service.app import create_app
+    from service.config import Settings
+
+    def settings(**extra: Any) -> Settings:
+        return Settings(
+            env="testing",
+            secret_key="x" * 48,
+            database_url=f"sqlite:///{folder}/c.db",
+            instance_path=folder,
+            ratelimit_enabled=False,
+            cache_min_uses=1,
+            auto_migrate=True,
+            **extra,
+        )
+
+    apps = {
+        OFF: create_app(settings()),
+        ON: create_app(settings(metrics_allow=("127.0.0.1",), metrics_dir=str(folder / "metrics"))),
+    }
+    logging.getLogger("service").setLevel(logging.WARNING)
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/api/articles",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "x",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": None,
+        "wsgi.errors": sys.stderr,
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+
+    def hits(app: Any, n: int) -> float:
+        started = time.process_time()
+        for _ in range(n):
+            body = app(dict(environ), lambda status, headers, exc_info=None: None)
+            b"".join(body)
+            getattr(body, "close", lambda: None)()
+        return time.process_time() - started
+
+    for app in apps.values():
+        hits(app, 500)
+    spent = {OFF: 0.0, ON: 0.0}
+    for n in range(blocks):
+        for name in (OFF, ON) if n % 2 == 0 else (ON, OFF):
+            spent[name] += hits(apps[name], block)
+    each = {name: 1e6 * seconds / (blocks * block) for name, seconds in spent.items()}
+    print(f"\nin-process, {blocks * block} hits each, taking turns in blocks of {block}:")
+    added = each[ON] - each[OFF]
+    print(f"  metrics off {each[OFF]:6.1f} µs CPU per hit; on {each[ON]:6.1f} µs; the metrics add {added:.1f} µs")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    results = under_gunicorn(args.rounds, args.seconds, args.workers)
+    report(results, args.workers)
+    in_process()
+
+
+if __name__ == "__main__":
+    main()
