@@ -106,8 +106,9 @@ class PrometheusMetrics(Metrics):
     def __init__(self, folder: Path | None, build: tuple[str, str]) -> None:
         if folder is not None:
             _use_folder(folder)
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
+        disable_created_metrics()  # no ``_created`` twin of every series (the multiprocess mode has none either)
         self.folder = folder
         # In-process, the metrics are registered here and a scrape reads them; in multiprocess mode
         # they are registered nowhere (their values are in files) and a scrape reads the folder.

@@ -8,7 +8,10 @@ tests/integration/test_metrics_prometheus.py.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +28,7 @@ from service.db import expected_head
 from tests.conftest import make_settings, routes_with
 from tests.factories import PASSWORD, auth_header, make_article, make_user
 
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "scrape-token-0123456789"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -288,3 +292,18 @@ def test_a_new_workers_warm_up_reads_are_not_counted(build: Callable[..., TestAp
     samples = scrape(client)
 
     assert sum(v for (name, _), v in samples.items() if name == "conduit_http_request_duration_seconds_count") == 1
+
+
+def test_the_grafana_dashboard_reads_only_series_the_service_exposes(build: Callable[..., TestApp]) -> None:
+    response = build().get("/metrics")
+    exposed = set()
+    for family in text_string_to_metric_families(response.text):
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}[family.type]
+        exposed |= {family.name + suffix for suffix in suffixes}
+    dashboard = json.loads((ROOT / "docs" / "grafana-conduit.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    used = {name for expr in exprs for name in re.findall(r"\bconduit_[a-z_]+\b", expr)}
+
+    assert used <= exposed, used - exposed
+    families = {family.name for family in text_string_to_metric_families(response.text)}
+    assert {re.sub(r"_(total|bucket|count|sum)$", "", name) for name in used} == families  # a panel for each

@@ -5,24 +5,33 @@ expected 4xx; a chunked body; an oversized one (413); a rate-limit refusal;
 and a cached answer that a write forgets and the next read caches again. Every
 request goes on its own connection, under ``base`` (which may carry a mount
 prefix such as ``/conduit``). The server must run with
-``CONDUIT_CACHE_MIN_USES=1``, ``CONDUIT_MAX_BODY_BYTES=65536`` and
-``CONDUIT_RATELIMIT_LOGIN=5/minute`` (:data:`SERVER_SETTINGS`).
+``CONDUIT_CACHE_MIN_USES=1``, ``CONDUIT_MAX_BODY_BYTES=65536``,
+``CONDUIT_RATELIMIT_LOGIN=5/minute`` and the metrics on, read with
+:data:`METRICS_TOKEN` (:data:`SERVER_SETTINGS`), with a ``CONDUIT_METRICS_DIR``
+where the server runs several processes: the journey checks that ``/metrics``
+counted each of its requests exactly once, whichever process served it.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from prometheus_client.parser import text_string_to_metric_families
+
+#: The bearer token the journey reads /metrics with.
+METRICS_TOKEN = "journey-metrics-token-0123456789"
 #: What the journey expects of the server it runs through.
 SERVER_SETTINGS = {
     "CONDUIT_CACHE_MIN_USES": "1",
     "CONDUIT_MAX_BODY_BYTES": "65536",
     "CONDUIT_RATELIMIT_LOGIN": "5/minute",
+    "CONDUIT_METRICS_TOKEN": METRICS_TOKEN,
 }
 
 
@@ -33,7 +42,7 @@ class Reply:
     body: Any
 
 
-def send(
+def _send(
     base: str,
     method: str,
     path: str,
@@ -76,10 +85,32 @@ def _expect(reply: Reply, status: int, what: str) -> Reply:
     return reply
 
 
+def requests_counted(base: str) -> int:
+    """How many requests the server's ``/metrics`` says it has answered (all routes, methods, statuses)."""
+    request = urllib.request.Request(f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read().decode()
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "conduit_http_request_duration_seconds_count"
+        )
+    )
+
+
 def run(base: str) -> dict[str, Any]:
     """The journey; raises AssertionError at the first step that goes wrong. Returns what it saw."""
     tag = uuid.uuid4().hex[:8]
     alice, bob = f"alice{tag}", f"bob{tag}"
+    counted_before = requests_counted(base)
+    sent = 0
+
+    def send(*args: Any, **kwargs: Any) -> Reply:
+        nonlocal sent
+        sent += 1
+        return _send(*args, **kwargs)
 
     def register(name: str, chunked: bool = False) -> str:
         user = {"user": {"username": name, "email": f"{name}@example.org", "password": "password123"}}
@@ -127,4 +158,5 @@ def run(base: str) -> dict[str, Any]:
     assert "title" in invalid.body["errors"]
     assert too_large.body == {"errors": {"body": ["is too large"]}}
     assert 429 in refused and int(limited.headers["retry-after"]) > 0
-    return {"slug": slug, "statuses_of_repeated_logins": refused}
+    assert requests_counted(base) - counted_before == sent, "/metrics did not count each request once"
+    return {"slug": slug, "statuses_of_repeated_logins": refused, "requests": sent}

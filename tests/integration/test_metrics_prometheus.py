@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.servers import Installed, free_port, require_binary
+from tests.integration.servers import ROOT, Installed, free_port, require_binary
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +52,7 @@ class Stack:
     prometheus: str
     master: subprocess.Popen[bytes]
     log: Path
+    metrics_dir: Path
 
     def workers(self) -> set[int]:
         children = Path(f"/proc/{self.master.pid}/task/{self.master.pid}/children").read_text().split()
@@ -110,6 +111,9 @@ def stack(installed: Installed, tmp_path: Path) -> Iterator[Stack]:
         CONDUIT_METRICS_TOKEN=TOKEN,
     )
     argv = [str(installed.bin / "gunicorn"), "-c", "python:service.gunicorn_conf", "wsgi:application"]
+    metrics_dir = tmp_path / "instance" / "metrics"  # gunicorn_conf's choice when none is set
+    metrics_dir.mkdir(parents=True)
+    (metrics_dir / "counter_1.db").write_bytes(b"counts of a previous run")  # gunicorn must empty the folder
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
@@ -126,7 +130,8 @@ def stack(installed: Installed, tmp_path: Path) -> Iterator[Stack]:
     with log.open("wb") as sink, (tmp_path / "prometheus.log").open("wb") as prom_sink:
         master = subprocess.Popen(argv, cwd=installed.elsewhere, env=env, stdout=sink, stderr=sink)
         scraper = subprocess.Popen(prom_argv, cwd=tmp_path, stdout=prom_sink, stderr=prom_sink)
-    stack = Stack(f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{prom_port}", master, tmp_path / "prometheus.log")
+    app, scraping = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{prom_port}"
+    stack = Stack(app, scraping, master, tmp_path / "prometheus.log", metrics_dir)
     try:
         _wait(lambda: urllib.request.urlopen(f"{stack.app}/readyz", timeout=2).status == 200, "gunicorn ready")
         _wait(lambda: len(stack.workers()) == 3, "three workers")
@@ -199,6 +204,18 @@ def _counted(stack: Stack) -> Counter[tuple[str, str, str]]:
     )
 
 
+def _every_dashboard_query_answers(stack: Stack) -> None:
+    """Each query of docs/grafana-conduit.json is one Prometheus accepts; those of traffic and the cache find data."""
+    dashboard = json.loads((ROOT / "docs" / "grafana-conduit.json").read_text())
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"].replace("$job", ".*").replace("$instance", ".*")
+            expr = expr.replace("$__rate_interval", "30s").replace("$__range", "5m")
+            found = stack.query(expr)  # raises unless Prometheus accepted it
+            if panel["title"].startswith(("Requests", "Responses", "Latency", "Cache", "Running builds")):
+                assert found, f"{panel['title']}: {expr} found nothing"
+
+
 def _series(stack: Stack) -> int:
     return int(stack.scalar('count({job="conduit", __name__=~"conduit_.+"})'))
 
@@ -223,8 +240,12 @@ def test_prometheus_counts_exactly_what_was_sent_through_a_worker_kill_and_bound
     )
     assert counted == sent
     assert stack.scalar("sum(conduit_login_failures_total)") == sent[("/api/users/login", "POST", "4xx")]
-    assert stack.scalar("count(conduit_build_info)") == 1  # the dead worker's gauge went with it
+    _every_dashboard_query_answers(stack)
+    assert stack.scalar("count(conduit_build_info)") == 1
     assert victim in replaced
+    assert not (stack.metrics_dir / "counter_1.db").exists()  # emptied at start
+    assert (stack.metrics_dir / f"counter_{victim}.db").exists()  # the dead worker's counts stay in the totals
+    assert not (stack.metrics_dir / f"gauge_livemax_{victim}.db").exists()  # its gauges went with it
 
     # 10 000 distinct URLs: 404s on matched routes and on no route, each path new.
     series_before = _series(stack)

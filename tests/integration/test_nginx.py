@@ -31,7 +31,8 @@ SLOW_SECONDS = 6.0
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
     tmp = tmp_path_factory.mktemp("behind-nginx")
-    with gunicorn(tmp, workers=2, trusted_proxy_hops="1", ratelimit_enabled="false") as running:
+    metrics = {"metrics_allow": "127.0.0.1", "metrics_dir": str(tmp / "metrics")}
+    with gunicorn(tmp, workers=2, trusted_proxy_hops="1", ratelimit_enabled="false", **metrics) as running:
         yield running
 
 
@@ -138,3 +139,11 @@ def test_requests_gunicorn_would_refuse_with_html_get_a_json_error_from_nginx(
 
     assert answered == status and content_type == "application/json"
     assert json.loads(body)["errors"]
+
+
+def test_metrics_are_read_from_the_host_itself_never_through_nginx(service: Gunicorn, nginx: str) -> None:
+    through_nginx = _raw(nginx, b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    direct = _raw(service.base, b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+
+    assert through_nginx == (404, "application/json", b'{"errors":{"resource":["not found"]}}')
+    assert direct[0] == 200 and b"conduit_build_info" in direct[2]

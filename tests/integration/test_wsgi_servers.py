@@ -49,6 +49,7 @@ def running(argv: list[str], installed: Installed, tmp: Path, prefix: str = "", 
         CONDUIT_BIND=f"127.0.0.1:{port}",
         CONDUIT_INSTANCE_PATH=str(tmp / "instance"),
         CONDUIT_VENV=str(installed.bin.parent),
+        CONDUIT_METRICS_DIR=str(tmp / "metrics"),
         **journey.SERVER_SETTINGS,
         **env,
     )
@@ -149,12 +150,13 @@ def apache_serving(site: str, httpd: str = "") -> Iterator[Served]:
     try:
         shared.chmod(0o755)
         installed = install_wheel(shared, extras="", python="/usr/bin/python3")
-        instance, run, app_root = shared / "instance", shared / "run", shared / "app"
-        for folder in (instance, run, app_root, app_root / "public"):
+        instance, run, app_root, metrics = shared / "instance", shared / "run", shared / "app", shared / "metrics"
+        for folder in (instance, run, app_root, app_root / "public", metrics):
             folder.mkdir(mode=0o755)
         shutil.copy(SERVERS / "passenger_wsgi.py", app_root / "passenger_wsgi.py")
         owner = pwd.getpwnam("www-data")
-        os.chown(instance, owner.pw_uid, owner.pw_gid)
+        for writable in (instance, metrics):
+            os.chown(writable, owner.pw_uid, owner.pw_gid)
         port = free_port()
         conf = run / "httpd.conf"
         conf.write_text(
@@ -164,6 +166,7 @@ def apache_serving(site: str, httpd: str = "") -> Iterator[Served]:
             CONDUIT_VENV=str(installed.bin.parent),
             CONDUIT_APP_ROOT=str(app_root),
             CONDUIT_INSTANCE_PATH=str(instance),
+            CONDUIT_METRICS_DIR=str(metrics),
             **journey.SERVER_SETTINGS,
         )
         base = f"http://127.0.0.1:{port}/conduit"
