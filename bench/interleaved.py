@@ -82,8 +82,12 @@ def main() -> None:
     report(app, wall, requests)
 
 
-def drive(servers: dict[str, Server], requests: int, clients: int, tag: str) -> dict[str, list[float]]:
+def drive(
+    servers: dict[str, Server], requests: int, clients: int, tag: str, path: str | None = None
+) -> dict[str, list[float]]:
     """``requests`` rounds from each of ``clients`` threads, one request per server per round, in shuffled order.
+
+    :param path: the URL every request asks for (a cache hit once stored); by default a new one each time (a miss).
 
     :returns: the wall-clock seconds of every request, per server.
     """
@@ -100,7 +104,7 @@ def drive(servers: dict[str, Server], requests: int, clients: int, tag: str) -> 
                     url = urlsplit(servers[name].base)
                     started = time.perf_counter()
                     connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=30)
-                    connection.request("GET", f"/api/articles?nocache={tag}-{number}-{round_}")
+                    connection.request("GET", path or f"/api/articles?nocache={tag}-{number}-{round_}")
                     response = connection.getresponse()
                     response.read()
                     connection.close()

@@ -14,12 +14,17 @@ Two measurements, each comparing the two in the same run:
    Reported: the per-round ratio of requests per second and of the workers'
    CPU time per request (from /proc), median and middle half, and the ratio of
    the sums over all rounds.
-2. **In-process** (no server, no network, far less noise): the same hit
+2. **Taking turns** (as ``interleaved.py``): the same two servers serve one
+   hit each in turn, from two clients at once (both cores busy), so the
+   machine's drift hits both alike; the workers' CPU time per request, and
+   the throughput it costs (``1 - off / on``: with the CPUs saturated,
+   requests per second are inversely proportional to CPU per request).
+3. **In-process** (no server, no network): the same hit
    through the whole WSGI stack of ``create_app``, both apps taking turns in
    blocks, metrics in multiprocess mode: CPU microseconds per hit, and what
    the metrics add.
 
-Usage: python bench/metrics_cost.py [--rounds 16] [--seconds 3] [--workers N] [--scrape-every 15]
+Usage: python bench/metrics_cost.py [--rounds 16] [--seconds 3] [--workers N] [--scrape-every 15] [--requests 1000]
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from throughput import NEVER_LIMITED, Run, gunicorn, seed, settle, wait_for, wrk
+from interleaved import drive
+from throughput import NEVER_LIMITED, Run, Server, gunicorn, seed, settle, wait_for, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 OFF, ON = "metrics off", "metrics on"
@@ -62,8 +68,8 @@ def scraping(base: str, stop: threading.Event, every: float) -> threading.Thread
     return thread
 
 
-def under_gunicorn(rounds: int, seconds: int, workers: int, scrape_every: float) -> dict[str, list[Run]]:
-    work = Path(tempfile.mkdtemp(prefix="conduit-metrics-bench-"))
+def seeded(work: Path) -> dict[str, str]:
+    """The environment of both servers: production settings but no limit, on a seeded SQLite database."""
     env = {
         **os.environ,
         "CONDUIT_INSTANCE_PATH": str(work / "instance"),
@@ -73,19 +79,30 @@ def under_gunicorn(rounds: int, seconds: int, workers: int, scrape_every: float)
     }
     seed(env)
     env["CONDUIT_DATABASE_URL"] = f"sqlite:///{work / 'instance' / 'conduit.db'}"
+    return env
+
+
+def start_both(stack: ExitStack, env: dict[str, str], folder: Path, workers: int) -> dict[str, Server]:
+    servers = {}
+    for name, extra in CONFIGS.items():
+        own = {**env, **extra, "CONDUIT_INSTANCE_PATH": str(folder / str(len(servers)))}
+        servers[name] = stack.enter_context(gunicorn(own, workers, ()))
+    for server in servers.values():
+        wait_for(f"{server.base}/healthz")
+    settle(list(servers.values()))
+    return servers
+
+
+def under_gunicorn(rounds: int, seconds: int, workers: int, scrape_every: float) -> dict[str, list[Run]]:
+    work = Path(tempfile.mkdtemp(prefix="conduit-metrics-bench-"))
+    env = seeded(work)
     connections = 2 * workers
     results: dict[str, list[Run]] = {OFF: [], ON: []}
     shuffler = random.Random(1)
     try:
         for round_ in range(rounds):
             with ExitStack() as stack:
-                servers = {}
-                for name, extra in CONFIGS.items():
-                    own = {**env, **extra, "CONDUIT_INSTANCE_PATH": str(work / f"round-{round_}-{len(servers)}")}
-                    servers[name] = stack.enter_context(gunicorn(own, workers, ()))
-                for server in servers.values():
-                    wait_for(f"{server.base}/healthz")
-                settle(list(servers.values()))
+                servers = start_both(stack, env, work / f"round-{round_}", workers)
                 for server in servers.values():
                     wrk(server, None, 2, connections)  # warm every worker; the URL is stored and then hit
                 order = list(CONFIGS)
@@ -135,6 +152,40 @@ def report(results: dict[str, list[Run]], workers: int) -> None:
     print(f"  throughput on/off, per round:      {spread(ratios(rps))}; pooled {pooled_rps:.4f}")
     print(f"  CPU per request on/off, per round: {spread(ratios(cpu))}; pooled {pooled_cpu:.4f}")
     print(f"  => metrics cost a cache hit {100 * (1 - pooled_rps):.1f} % of its throughput (pooled)")
+
+
+def taking_turns(requests: int, workers: int, repeats: int = 5) -> None:
+    """Both servers serve the same hit in turn, request by request: CPU per request, and the throughput it costs.
+
+    ``repeats`` stretches of ``requests`` hits per client, each measured on its own: the spread says how far
+    one figure can be trusted on this machine.
+    """
+    work = Path(tempfile.mkdtemp(prefix="conduit-metrics-turns-"))
+    spent = {OFF: 0.0, ON: 0.0}
+    stretches: list[float] = []
+    try:
+        env = seeded(work)
+        with ExitStack() as stack:
+            servers = start_both(stack, env, work / "servers", workers)
+            drive(servers, 100, 2, "warm-up", "/api/articles")  # every worker warm; the answer stored
+            for _ in range(repeats):
+                before = {name: server.cpu_seconds() for name, server in servers.items()}
+                drive(servers, requests, 2, "run", "/api/articles")
+                cpu = {name: server.cpu_seconds() - before[name] for name, server in servers.items()}
+                stretches.append(cpu[ON] / cpu[OFF])
+                for name in spent:
+                    spent[name] += cpu[name]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    hits = 2 * requests * repeats
+    each = {name: 1e6 * seconds / hits for name, seconds in spent.items()}
+    print(f"\ntaking turns request by request, {hits} hits each from 2 clients, gunicorn -w {workers}:")
+    print(f"  metrics off {each[OFF]:6.1f} µs CPU per hit; on {each[ON]:6.1f} µs")
+    print(f"  CPU on/off in each of {repeats} stretches: {' '.join(f'{r:.3f}' for r in stretches)}")
+    print(
+        f"  the metrics add {each[ON] - each[OFF]:.1f} µs CPU per hit ({100 * (each[ON] / each[OFF] - 1):+.1f} %):"
+        f" {100 * (1 - each[OFF] / each[ON]):.1f} % of a saturated host's throughput"
+    )
 
 
 def in_process(blocks: int = 20, block: int = 2000) -> None:
@@ -202,12 +253,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
     parser.add_argument("--scrape-every", type=float, default=15.0, help="seconds between scrapes")
+    parser.add_argument("--requests", type=int, default=1000, help="hits per server, client and stretch, taking turns")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     results = under_gunicorn(args.rounds, args.seconds, args.workers, args.scrape_every)
     report(results, args.workers)
     print(f"  (a scrape at the start of each metrics-on run, then every {args.scrape_every:g} s)")
+    taking_turns(args.requests, args.workers)
     in_process()
 
 

@@ -147,7 +147,7 @@ class PrometheusMetrics(Metrics):
         self._checkouts = counter("conduit_db_pool_checkouts", "Connections taken from a pool", ("pool",))
         self._waits = counter(
             "conduit_db_pool_waits",
-            "Checkouts that found no idle connection and waited for a new one (or, in vain, for one back)",
+            "Checkouts that found no idle connection and waited for a new one to be opened",
             ("pool",),
         )
         self._db_errors = counter(
