@@ -108,7 +108,8 @@ class PrometheusMetrics(Metrics):
             _use_folder(folder)
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
-        disable_created_metrics()  # no ``_created`` twin of every series (the multiprocess mode has none either)
+        # No ``_created`` twin of every series (the multiprocess mode has none either).
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.folder = folder
         # In-process, the metrics are registered here and a scrape reads them; in multiprocess mode
         # they are registered nowhere (their values are in files) and a scrape reads the folder.
@@ -120,8 +121,8 @@ class PrometheusMetrics(Metrics):
 
         self._requests = Histogram(
             "conduit_http_request_duration_seconds",
-            "Requests answered, by route template, method and status class, and how long the answer took "
-            "(its _count is the number of requests)",
+            "Requests answered, by route template, method and status class, and how long the service took to "
+            "have the answer ready (its _count is the number of requests)",
             ("route", "method", "status"),
             buckets=_BUCKETS,
             registry=registry,

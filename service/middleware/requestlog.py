@@ -6,8 +6,11 @@ in the WSGI environ for the dispatcher's error log. The line is written when
 the body has been sent, so the duration covers the whole response. Only the
 path is logged: no query string, no headers, so no token reaches the log.
 
-The same moment counts the request in the metrics (when they are on), by the
-route the router matched for it (``router.ROUTE_KEY``): its template,
+The request is counted in the metrics (when they are on) as soon as the
+application has its answer ready, before the server sends it, so a worker
+killed after a client got its answer has counted it (and the latency
+recorded is the service's own, not the client's network's); by the route
+the router matched for it (``router.ROUTE_KEY``): its template,
 ``(unmatched)`` for a URL no route answers, ``(other)`` for what the router
 never saw (the docs pages, CORS preflights). Scrapes of ``/metrics`` and a new
 worker's warm-up reads are logged but not counted: no client sent them.
@@ -56,11 +59,17 @@ class RequestLogMiddleware:
             if self.metrics is not None:  # the server answers 500 for what escapes the application
                 _count(self.metrics, environ, 500, time.perf_counter() - started)
             raise
-        return _Logged(body, environ, status_holder, started, self.metrics)
+        counted_later = None
+        if self.metrics is not None:
+            if status_holder:  # counted before the server sends it: a client never sees an answer not yet counted
+                _count(self.metrics, environ, int(status_holder[0][:3]), time.perf_counter() - started)
+            else:
+                counted_later = self.metrics  # an application that starts its answer as it is read
+        return _Logged(body, environ, status_holder, started, counted_later)
 
 
 class _Logged:
-    """The response body, passed through; logs the request line (and counts it) on close()."""
+    """The response body, passed through; logs the request line on close() (and counts it, if it was not yet)."""
 
     def __init__(
         self,
