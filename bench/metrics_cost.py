@@ -121,7 +121,7 @@ def under_gunicorn(rounds: int, seconds: int, workers: int, scrape_every: float)
                         flush=True,
                     )
                 with urllib.request.urlopen(f"{servers[ON].base}/metrics", timeout=5) as response:
-                    assert b'conduit_cache_lookups_total{outcome="hit",route="/api/articles"}' in response.read()
+                    assert b'cache="hit",method="GET",route="/api/articles"' in response.read()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return results

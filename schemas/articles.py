@@ -18,12 +18,10 @@ from schemas.base import (
     max_length,
 )
 from schemas.profiles import ProfileSchema
-from service.models import Article
+from service.models import MAX_INT, Article
 
 #: A page is at most this long, so one request cannot ask for the whole table.
 MAX_PAGE = 100
-#: Offsets beyond a 32-bit integer are refused before they reach SQL.
-MAX_OFFSET = 2**31 - 1
 #: At most this many tags on one article.
 MAX_TAGS = 32
 
@@ -101,7 +99,7 @@ class PageQuerySchema(QuerySchema):
         load_default=20, validate=validate.Range(min=1, max=MAX_PAGE, error="must be between {min} and {max}")
     )
     offset = fields.Integer(
-        load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET, error="must be between {min} and {max}")
+        load_default=0, validate=validate.Range(min=0, max=MAX_INT, error="must be between {min} and {max}")
     )
 
 

@@ -1,7 +1,7 @@
 """The application factory: the one place where the layers are composed.
 
-``create_app(settings)`` builds the engine and session factories, migrates the
-embedded database if asked to, binds the route table, and stacks the
+``create_app(settings)`` opens the database (``db.Database``: engines,
+sessions, the embedded database migrated if asked to), binds the route table, and stacks the
 middleware, each given what it needs from the table (which routes may be
 cached, which rate-limit scopes a request counts against, which methods exist).
 Tests pass their own collaborators instead of patching globals.
@@ -9,19 +9,18 @@ Tests pass their own collaborators instead of patching globals.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from cachelib import BaseCache
 from limits.strategies import RateLimiter
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import __version__, db, routing
+from service import __version__, db, route_table
 from service.config import Settings
+from service.db import Database
+from service.dispatch import Dispatcher
 from service.metrics import Metrics, make_metrics
 from service.middleware.body import RequestBodyMiddleware
 from service.middleware.cache import OWED_FILE, ResponseCacheMiddleware
@@ -30,10 +29,9 @@ from service.middleware.docs import DocsMiddleware
 from service.middleware.metrics import MetricsEndpoint
 from service.middleware.ratelimit import RateLimitMiddleware, limits_from
 from service.middleware.requestlog import RequestLogMiddleware
+from service.ops.health import Storages
 from service.router import Route, Router
 from service.stores import make_cache, make_limiter, readiness_probes
-from service.views import health
-from service.web import Dispatcher
 
 WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 
@@ -41,10 +39,8 @@ WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 def create_app(
     settings: Settings,
     *,
-    routes: tuple[Route, ...] = routing.ALL_ROUTES,
-    engine: Engine | None = None,
-    read_engine: Engine | None = None,
-    session_factory: sessionmaker[Session] | None = None,
+    routes: tuple[Route, ...] = route_table.ALL_ROUTES,
+    database: Database | None = None,
     limiter: RateLimiter | None = None,
     cache: BaseCache | None = None,
     metrics: Metrics | None = None,
@@ -59,42 +55,25 @@ def create_app(
 
     :param settings: the configuration.
     :param routes: the operations served (tests serve a broken view this way).
-    :param engine: the database engine; by default a new one for ``settings.database_url``.
-    :param read_engine: the engine read-only requests run on, in autocommit (no
-        BEGIN/COMMIT round trips): by default ``db.make_read_engine`` when
-        ``engine`` is create_app's own, else ``engine``'s autocommit twin. Whoever
-        passes an engine disposes of it. With a ``session_factory`` and no read
-        engine, reads run in the factory's sessions (tests inside one transaction).
-    :param session_factory: sessions for requests; by default bound to the engines.
+    :param database: sessions and read engine; by default engines of its own
+        for ``settings.database_url`` (``Database.for_settings``). Whoever passes
+        one disposes of its engines.
     :param limiter: a ``limits`` strategy; by default from the settings.
     :param cache: a cachelib cache; by default from the settings.
     :param metrics: what the layers report to; by default from the settings (Prometheus, or nothing).
     """
-    if session_factory is None:
-        if engine is None:
-            engine = db.make_engine(settings)
-            read_engine = read_engine if read_engine is not None else db.make_read_engine(engine, settings)
-        if settings.auto_migrate:
-            db.upgrade_to_head(engine, settings)
-            # Drop the migration's pooled connection: a server that forks after
-            # create_app (gunicorn --preload) must not share it between workers.
-            engine.dispose()
-        session_factory = db.make_session_factory(engine)
-        if read_engine is None:
-            # The caller's engine: its autocommit twin, so no pool here outlives the caller's.
-            read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    database = database if database is not None else Database.for_settings(settings)
     cache = cache if cache is not None else make_cache(settings)
     if metrics is None:
         metrics = make_metrics(settings, (__version__, _migration_head()))
-    for pool, watched in (("write", engine), ("read", read_engine)):
-        if watched is not None:
-            metrics.watch_pool(watched, pool)
+    for pool, engine in database.engines().items():
+        metrics.watch_pool(engine, pool)
     if settings.ratelimit_enabled and limiter is None:
         limiter = make_limiter(settings)
-    probes, required = readiness_probes(cache, limiter, settings)
-    router = Router(_with_readiness_probes(routes, probes, required))
+    router = Router(routes)
 
-    wsgi: Any = Dispatcher(router, settings, session_factory, read_engine=read_engine, metrics=metrics)
+    storages = Storages(*readiness_probes(cache, limiter, settings))
+    wsgi: Any = Dispatcher(router, settings, database, storages=storages, metrics=metrics)
     wsgi = ResponseCacheMiddleware(
         wsgi,
         router.shared_read,
@@ -143,13 +122,3 @@ def _document(routes: tuple[Route, ...]) -> dict[str, Any]:
     from service import openapi
 
     return openapi.build_spec(routes)
-
-
-def _with_readiness_probes(
-    routes: tuple[Route, ...], probes: Mapping[str, Callable[[], bool]], required: frozenset[str]
-) -> tuple[Route, ...]:
-    """The routes with the readiness view bound to the storages it reports on (no other view needs them)."""
-    view = functools.update_wrapper(
-        functools.partial(health.get_readiness, probes=probes, required=required), health.get_readiness
-    )
-    return tuple(dataclasses.replace(r, view=view) if r.view is health.get_readiness else r for r in routes)

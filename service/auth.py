@@ -21,8 +21,9 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from service.config import TOKEN_CLAIMS_KEY
+from service import environ_keys
 from service.errors import ApiError
+from service.models import MAX_INT
 
 #: The only algorithm accepted when reading a token: never trust the header's ``alg``.
 ALGORITHM = "HS256"
@@ -30,8 +31,6 @@ ALGORITHM = "HS256"
 _SCHEMES = frozenset({"token", "bearer"})
 #: Exactly the claims :func:`issue_token` writes.
 _CLAIMS = frozenset({"sub", "stamp", "iat", "exp"})
-#: The largest id the database's integer keys hold.
-MAX_ID = 2**31 - 1
 _ID = re.compile(r"[1-9][0-9]{0,9}")
 #: A user's token stamp (``models.user.new_token_stamp``): 16 lower-case hex digits.
 _STAMP = re.compile(r"[0-9a-f]{16}")
@@ -141,7 +140,7 @@ def _verified(token: str, secret: str) -> tuple[Claims, int]:
         set(claims) != _CLAIMS
         or not isinstance(sub, str)
         or not _ID.fullmatch(sub)
-        or int(sub) > MAX_ID
+        or int(sub) > MAX_INT
         or not isinstance(stamp, str)
         or not _STAMP.fullmatch(stamp)
         or type(iat) is not int
@@ -176,14 +175,14 @@ def request_claims(environ: MutableMapping[str, Any], secret: str) -> Claims | N
     :returns: None when the request carries no token.
     :raises ApiError: 401 for a malformed header or an invalid or expired token.
     """
-    found = environ.get(TOKEN_CLAIMS_KEY, _UNREAD)
+    found = environ.get(environ_keys.TOKEN_CLAIMS, _UNREAD)
     if found is _UNREAD:
         try:
             token = token_from_header(environ.get("HTTP_AUTHORIZATION"))
             found = read_token(token, secret) if token else None
         except ApiError as error:
             found = error
-        environ[TOKEN_CLAIMS_KEY] = found
+        environ[environ_keys.TOKEN_CLAIMS] = found
     if isinstance(found, ApiError):
         raise found
     return found  # type: ignore[no-any-return]

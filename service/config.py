@@ -23,21 +23,6 @@ ENV_PREFIX = "CONDUIT_"
 #: Execution option the dispatcher sets on a request's connection when the
 #: request may write; the SQLite engine answers it with ``BEGIN IMMEDIATE``.
 WRITE_INTENT = "conduit_write_intent"
-#: WSGI environ keys: the request id (set by the request-log middleware) and the
-#: authenticated user's id (set by the dispatcher, read back for the log line).
-REQUEST_ID_KEY = "conduit.request_id"
-USER_ID_KEY = "conduit.user_id"
-#: WSGI environ key: what the request's token says (or the 401 it earns), read once per request.
-TOKEN_CLAIMS_KEY = "conduit.token_claims"
-#: WSGI environ key: set by the rate limiter on a request whose well-signed token the dispatcher
-#: has yet to check; the dispatcher calls it once with the authenticated user's id, or None when the
-#: token fails (then the request counts against its address, never the account the token names).
-RATE_CHARGE_KEY = "conduit.rate_charge"
-#: WSGI environ key: set on the requests a new worker sends itself to warm up (``service.warmup``), which
-#: are logged but not counted in the metrics: no client sent them.
-WARMUP_KEY = "conduit.warmup"
-#: WSGI environ key: set on a request ``/metrics`` answered with the metrics (not counted in them either).
-SCRAPE_KEY = "conduit.scrape"
 #: Shortest secret accepted: HS256 wants a key at least as long as its hash.
 MIN_SECRET_BYTES = 32
 #: Shortest bearer token accepted for ``/metrics``.
@@ -89,13 +74,13 @@ def secret_problem(secret: str) -> str | None:
 _INSTANCE = Path("instance")
 
 
-def _setting(default: Any, meaning: str, normalize: Callable[[str], str] | None = None) -> Any:
-    """Declare a setting: its default and what it means (its name and type are the field's).
+def _setting(default: Any, normalize: Callable[[str], str] | None = None) -> Any:
+    """Declare a setting: its default (its name and type are the field's; what it means, the README's table).
 
     :param normalize: applied to the environment's text before parsing (``str.lower``
         for the settings whose values are case-insensitive).
     """
-    return field(default=default, metadata={"meaning": meaning, "normalize": normalize})
+    return field(default=default, metadata={"normalize": normalize})
 
 
 @dataclass(frozen=True)
@@ -103,62 +88,60 @@ class Settings:
     """Everything the service needs to know about its environment: the one declaration of every setting.
 
     Each field is ``CONDUIT_<NAME>``: its type says how the text is parsed
-    (``int``, ``bool``: true/false/1/0/yes/no/on/off, ``tuple``: comma-separated),
-    its default is the default, and its ``meaning`` the line of the README's
+    (``int``, ``bool``: true/false/1/0/yes/no/on/off, ``tuple``: comma-separated)
+    and its default is the default; what it means is its line in the README's
     settings table (a test holds the table to these fields). Defaults that
     depend on another setting are resolved in ``__post_init__``: ``""`` or
     ``None`` below means "see there".
     """
 
-    secret_key: str = _setting("", "HS256 signing key for tokens; generated once in development")
-    env: str = _setting("development", "development, production or testing", str.lower)
-    database_url: str = _setting("", "SQLAlchemy URL; a SQLite file in the instance folder by default")
-    instance_path: Path = _setting(_INSTANCE, "folder for the SQLite file, the development secret, the locks")  # noqa: RUF009
-    auto_migrate: bool | None = _setting(None, "run alembic upgrade head at start; by default on SQLite only")
-    token_ttl: int = _setting(7 * 24 * 3600, "token lifetime in seconds")
-    cors_origins: tuple[str, ...] = _setting(("*",), "origins allowed by CORS, comma-separated; * for any")
-    max_body_bytes: int = _setting(1024 * 1024, "larger request bodies are refused with 413")
-    db_pool_size: int = _setting(5, "database connections per pool (PostgreSQL; a worker has two: writes, reads)")
-    db_connect_timeout: int = _setting(5, "seconds to wait for a database connection")
-    log_format: str = _setting("text", "text or json lines on stderr", str.lower)
-    log_level: str = _setting("INFO", "level name for the service's loggers", str.upper)
-    ratelimit_enabled: bool = _setting(True, "apply the rate limits")
-    ratelimit_default: str = _setting("", "limits per client on every API request (by default per environment)")
-    ratelimit_login: str = _setting("", "limits on logins per client address and per email (by environment)")
-    ratelimit_register: str = _setting("", "limits on registrations per client address (by environment)")
-    ratelimit_writes: str = _setting("", "limits on writes per signed-in user (by environment)")
-    ratelimit_storage_uri: str = _setting("", "limits storage; a SQLite file in the instance folder by default")
-    ratelimit_strategy: str = _setting(
-        "fixed-window", "fixed-window, moving-window or sliding-window-counter", str.lower
-    )
-    ratelimit_headers_enabled: bool = _setting(False, "X-RateLimit-* headers on allowed responses too")
-    ratelimit_swallow_errors: bool = _setting(True, "when the storage fails, serve (true) or 503 (false)")
-    ratelimit_key_prefix: str = _setting("conduit", "prefix of every counter key")
-    trusted_proxy_hops: int = _setting(0, "how many reverse proxies' X-Forwarded-For entries to believe")
-    cache_url: str = _setting("sqlitefile", "sqlitefile, filesystem, redis://..., simple or null")
-    cache_ttl: int = _setting(60, "seconds a cached response may be served")
-    cache_threshold: int = _setting(10000, "about how many entries a host-local cache keeps")
-    cache_max_bytes: int = _setting(256 * 1024 * 1024, "about how many bytes of answers a host-local cache keeps")
-    cache_min_uses: int = _setting(2, "a worker stores an answer at this miss of its URL")
-    cache_key_prefix: str = _setting("conduit", "prefix of every cache key")
-    metrics_allow: tuple[str, ...] = _setting((), "addresses or networks that may read /metrics, comma-separated")
-    metrics_token: str = _setting("", "bearer token /metrics asks for (at least 16 characters)")
-    metrics_dir: str = _setting("", "folder where each process keeps its metrics (gunicorn: instance/metrics)")
+    secret_key: str = _setting("")
+    env: str = _setting("development", str.lower)
+    database_url: str = _setting("")
+    instance_path: Path = _setting(_INSTANCE)  # noqa: RUF009
+    auto_migrate: bool | None = _setting(None)
+    token_ttl: int = _setting(7 * 24 * 3600)
+    cors_origins: tuple[str, ...] = _setting(("*",))
+    max_body_bytes: int = _setting(1024 * 1024)
+    db_pool_size: int = _setting(5)
+    db_connect_timeout: int = _setting(5)
+    log_format: str = _setting("text", str.lower)
+    log_level: str = _setting("INFO", str.upper)
+    ratelimit_enabled: bool = _setting(True)
+    ratelimit_default: str = _setting("")
+    ratelimit_login: str = _setting("")
+    ratelimit_register: str = _setting("")
+    ratelimit_writes: str = _setting("")
+    ratelimit_storage_uri: str = _setting("")
+    ratelimit_strategy: str = _setting("fixed-window", str.lower)
+    ratelimit_headers_enabled: bool = _setting(False)
+    ratelimit_swallow_errors: bool = _setting(True)
+    ratelimit_key_prefix: str = _setting("conduit")
+    trusted_proxy_hops: int = _setting(0)
+    cache_url: str = _setting("sqlitefile")
+    cache_ttl: int = _setting(60)
+    cache_threshold: int = _setting(10000)
+    cache_max_bytes: int = _setting(256 * 1024 * 1024)
+    cache_min_uses: int = _setting(2)
+    cache_key_prefix: str = _setting("conduit")
+    metrics_allow: tuple[str, ...] = _setting(())
+    metrics_token: str = _setting("")
+    metrics_dir: str = _setting("")
     # Read by service.gunicorn_conf, not by the application.
-    bind: str = _setting("127.0.0.1:8000", "gunicorn's listen address")
-    workers: int = _setting(0, "gunicorn sync workers; 0 for 2 x cores + 1")
-    worker_timeout: int = _setting(30, "seconds before a silent worker is replaced")
-    graceful_timeout: int = _setting(30, "seconds a worker gets to finish on reload or stop")
-    drain_seconds: int = _setting(5, "seconds a stopping host answers /readyz 503 while still serving")
-    max_requests: int = _setting(2000, "requests after which a worker is recycled")
-    max_requests_jitter: int = _setting(200, "random extra requests, so workers do not recycle together")
-    forwarded_allow_ips: str = _setting("127.0.0.1", "proxies whose X-Forwarded-* headers gunicorn believes")
+    bind: str = _setting("127.0.0.1:8000")
+    workers: int = _setting(0)
+    worker_timeout: int = _setting(30)
+    graceful_timeout: int = _setting(30)
+    drain_seconds: int = _setting(5)
+    max_requests: int = _setting(2000)
+    max_requests_jitter: int = _setting(200)
+    forwarded_allow_ips: str = _setting("127.0.0.1")
 
     def __post_init__(self) -> None:
         if self.env not in _ENVIRONMENTS:
             raise ConfigError(f"CONDUIT_ENV must be one of {', '.join(_ENVIRONMENTS)}, not {self.env!r}")
         if not self.database_url:
-            object.__setattr__(self, "database_url", f"sqlite:///{self.instance_path / 'conduit.db'}")
+            object.__setattr__(self, "database_url", default_database_url(self.instance_path))
         if self.auto_migrate is None:
             object.__setattr__(self, "auto_migrate", self.database_url.startswith("sqlite"))
         if self.env == "production":
@@ -277,7 +260,12 @@ def instance_path_from_env(environ: Mapping[str, str] | None = None) -> Path:
 def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
     """The database URL alone, for tools (Alembic) that must not need the secret."""
     url = Settings.read("database_url", environ)
-    return url or f"sqlite:///{instance_path_from_env(environ) / 'conduit.db'}"
+    return url or default_database_url(instance_path_from_env(environ))
+
+
+def default_database_url(instance: Path) -> str:
+    """The embedded default: a SQLite file in the instance folder."""
+    return f"sqlite:///{instance / 'conduit.db'}"
 
 
 def _instance_secret(instance: Path) -> str:

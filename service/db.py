@@ -34,7 +34,7 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
 
     Connecting is bounded so that an outage fails fast. Pooled connections are
     not pinged before use (a round trip on every request): a connection found
-    dead is replaced and the request retried once (``web.Dispatcher``).
+    dead is replaced and the request retried once (``dispatch.Dispatcher``).
     """
     url = settings.database_url
     if url.startswith("sqlite"):
@@ -47,11 +47,18 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
         tune_sqlite(engine)
         return engine
     kwargs.setdefault("pool_size", settings.db_pool_size)
-    # Every session ends in a commit or a rollback before it closes (web.Dispatcher), so
+    # Every session ends in a commit or a rollback before it closes (dispatch.Dispatcher), so
     # the pool's own rollback of each returned connection would be a redundant call.
     kwargs.setdefault("pool_reset_on_return", None)
     kwargs.setdefault("connect_args", {"connect_timeout": settings.db_connect_timeout})
     return create_engine(url, **kwargs)
+
+
+def describe_error(exc: Exception) -> str:
+    """Class and first line of a driver error; never the SQL parameters (they hold user data)."""
+    orig = getattr(exc, "orig", None) or exc
+    first_line = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+    return f"{type(orig).__name__}: {first_line}"
 
 
 #: The repository root, where ``alembic.ini`` and ``alembic/`` live in a checkout.
@@ -185,3 +192,43 @@ def tune_sqlite(engine: Engine) -> None:
         if options.get("isolation_level") == "AUTOCOMMIT":
             return  # a read-only request: each statement is its own transaction
         connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_INTENT) else "BEGIN")
+
+
+@dataclasses.dataclass(frozen=True)
+class Database:
+    """What a request needs of the database, in one object: sessions for its writes, and where its reads run.
+
+    :param sessions: the per-request session factory, bound to the write engine.
+    :param read_engine: the engine safe requests read on, in autocommit (``make_read_engine``);
+        None when reads run in the request's session (tests that keep each test in one transaction).
+    """
+
+    sessions: sessionmaker[Session]
+    read_engine: Engine | None = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Database:
+        """Engines of its own for ``settings.database_url``, migrated first if ``auto_migrate`` says so."""
+        engine = make_engine(settings)
+        read_engine = make_read_engine(engine, settings)
+        if settings.auto_migrate:
+            upgrade_to_head(engine, settings)
+            # Drop the migration's pooled connection: a server that forks after
+            # create_app (gunicorn --preload) must not share it between workers.
+            engine.dispose()
+        return cls(make_session_factory(engine), read_engine)
+
+    @classmethod
+    def on(cls, engine: Engine, read_engine: Engine | None = None) -> Database:
+        """Sessions and reads on a caller's engine, which the caller disposes of.
+
+        :param read_engine: where reads run; by default ``engine``'s autocommit
+            twin, so that no pool here outlives the caller's.
+        """
+        reads = read_engine if read_engine is not None else engine.execution_options(isolation_level="AUTOCOMMIT")
+        return cls(make_session_factory(engine), reads)
+
+    def engines(self) -> dict[str, Engine]:
+        """The engines by the pool they draw from: ``write`` and ``read`` (one pool for both on SQLite)."""
+        found = {"write": self.sessions.kw.get("bind"), "read": self.read_engine}
+        return {pool: engine for pool, engine in found.items() if isinstance(engine, Engine)}

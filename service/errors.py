@@ -4,7 +4,7 @@ Every failure a client can see, from a validation message to a routing 405 or an
 unexpected 500, leaves the service as ``{"errors": {"<key>": ["<message>"]}}``.
 An error renders itself (``get_response``) and is a WSGI application, as
 werkzeug's HTTP exceptions are, so the dispatcher and the middleware answer
-with it the same way. Imports only ``service.wire``, so every layer may raise it.
+with it the same way. Imports only ``service.json_bodies``, so every layer may raise it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from service.wire import json_response
+from service.json_bodies import json_response
 
 
 class ApiError(Exception):

@@ -21,14 +21,13 @@ answer for itself alone.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
 
-from service.config import ConfigError, Settings
+from service.config import Settings
 
 #: Methods that label requests as they are; any other is counted as ``other`` (a label set must stay bounded).
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -47,11 +46,9 @@ class Metrics:
 
     enabled = False
 
-    def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """A request answered: its route template (``(unmatched)``, ``(other)``), method, status, latency."""
-
-    def cache_lookup(self, route: str, hit: bool) -> None:
-        """The response cache was asked for a shared read of ``route``."""
+    def request(self, route: str, method: str, status: int, cache: str, seconds: float) -> None:
+        """A request answered: its route template (``(unmatched)``, ``(other)``), method, status, what the
+        response cache did (``hit``, ``miss``, ``none`` when it did not look), latency."""
 
     def cache_store(self, route: str) -> None:
         """An answer of ``route`` was handed to the response cache to keep."""
@@ -87,14 +84,17 @@ class Metrics:
         return False
 
 
+#: The no-op, for layers built without metrics (tests, the CLI).
+NO_METRICS = Metrics()
+
+
 def make_metrics(settings: Settings, build: tuple[str, str]) -> Metrics:
     """The metrics ``settings`` ask for: Prometheus once ``/metrics`` may be read, else the no-op.
 
     :param build: the version and the migration head, for ``conduit_build_info``.
-    :raises ConfigError: when ``CONDUIT_METRICS_DIR`` cannot be honoured in this process.
     """
     if not settings.metrics_enabled:
-        return Metrics()
+        return NO_METRICS
     return PrometheusMetrics(Path(settings.metrics_dir).resolve() if settings.metrics_dir else None, build)
 
 
@@ -119,17 +119,15 @@ class PrometheusMetrics(Metrics):
         def counter(name: str, text: str, labels: tuple[str, ...] = ()) -> Any:
             return Counter(name, text, labels, registry=registry)
 
+        # The cache's lookups are counted here too (label ``cache``): a hit, the cheapest answer there is,
+        # then costs the metrics two values written, not three (bench/metrics_cost.py).
         self._requests = Histogram(
             "conduit_http_request_duration_seconds",
-            "Requests answered, by route template, method and status class, and how long the service took to "
-            "have the answer ready (its _count is the number of requests)",
-            ("route", "method", "status"),
+            "Requests answered, by route template, method, status class and what the response cache did, "
+            "and how long the service took to have the answer ready (its _count is the number of requests)",
+            ("route", "method", "status", "cache"),
             buckets=_BUCKETS,
             registry=registry,
-        )
-        # One series per outcome, so a hit costs one count: lookups are the sum, hits the "hit" series.
-        self._lookups = counter(
-            "conduit_cache_lookups", "Shared reads looked up in the response cache, by outcome", ("route", "outcome")
         )
         self._stores = counter(
             "conduit_cache_stores",
@@ -165,29 +163,21 @@ class PrometheusMetrics(Metrics):
         )
         info.labels(*build).set(1)
         # A request's series, found once per label set (labels() takes a lock and builds a key each call).
-        self._request_series: dict[tuple[str, str, int], Any] = {}
-        self._lookup_series: dict[tuple[str, bool], Any] = {}
+        self._request_series: dict[tuple[str, str, int, str], Any] = {}
         self._watched: set[int] = set()
 
     @property
     def multiprocess(self) -> bool:
         return self.folder is not None
 
-    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+    def request(self, route: str, method: str, status: int, cache: str, seconds: float) -> None:
         if method not in _METHODS:
             method = "other"
-        key = (route, method, status)
+        key = (route, method, status, cache)
         series = self._request_series.get(key)
         if series is None:
-            series = self._request_series[key] = self._requests.labels(route, method, f"{status // 100}xx")
+            series = self._request_series[key] = self._requests.labels(route, method, f"{status // 100}xx", cache)
         series.observe(seconds)
-
-    def cache_lookup(self, route: str, hit: bool) -> None:
-        key = (route, hit)
-        series = self._lookup_series.get(key)
-        if series is None:
-            series = self._lookup_series[key] = self._lookups.labels(route, "hit" if hit else "miss")
-        series.inc()
 
     def cache_store(self, route: str) -> None:
         self._stores.labels(route).inc()
@@ -250,19 +240,34 @@ def _counting(series: Any) -> Callable[..., None]:
 
 
 def _use_folder(folder: Path) -> None:
-    """Put prometheus_client in multiprocess mode on ``folder``, which it reads when first imported.
+    """Put prometheus_client in multiprocess mode on ``folder``, before any metric is made.
 
-    :raises ConfigError: when it was imported before on another folder, or without one.
+    Its values then live in this process's files there. The library asks the
+    process id at every count, to notice a fork; a system call each time, three
+    a request. The id is asked once here instead, and again in every child
+    forked from this process (``os.register_at_fork``): the library's own hook
+    for it (``MultiProcessValue(process_identifier=...)``).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    current = os.environ.get(MULTIPROC_ENV)
-    values = sys.modules.get("prometheus_client.values")
-    if values is not None and not (values.ValueClass._multiprocess and current == str(folder)):
-        raise ConfigError(
-            f"CONDUIT_METRICS_DIR={folder} cannot take effect: prometheus_client is already in use "
-            f"in this process {'on ' + str(current) if current else 'without a folder'}"
-        )
     os.environ[MULTIPROC_ENV] = str(folder)
+    from prometheus_client import values
+
+    values.ValueClass = values.MultiProcessValue(process_identifier=_process_id)  # type: ignore[no-untyped-call]
+
+
+#: This process's id, kept current across forks by :func:`_forked`.
+_PID = [os.getpid()]
+
+
+def _process_id() -> int:
+    return _PID[0]
+
+
+def _forked() -> None:
+    _PID[0] = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def empty_folder(folder: Path) -> None:

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document, generated from the route table and the marshmallow schemas.
 
-The declaration that validates and serialises (``routing.ROUTES`` and its
+The declaration that validates and serialises (``route_table.ROUTES`` and its
 schemas) is the one documented here, so the document cannot drift from the
 behaviour. Schema class names become component names (``ArticleSchema`` →
 ``Article``), matching the RealWorld spec.
@@ -21,7 +21,9 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
 from schemas.errors import GenericErrorModelSchema
-from service import __version__, routing
+from service import __version__, route_table
+from service.middleware.docs import REDOC_PATH, SPEC_PATH, SWAGGER_PATH
+from service.models import MAX_INT
 from service.router import Route
 
 #: OpenAPI tag of each view module (RealWorld's own tag names).
@@ -69,7 +71,7 @@ def _path(route: Route) -> tuple[str, list[dict[str, Any]]]:
     for converter, name in route.variables:
         schema: dict[str, Any] = {"type": "string"}
         if converter == "int":
-            schema = {"type": "integer", "minimum": 0, "maximum": 2147483647}
+            schema = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
     return route.template, parameters
 
@@ -82,7 +84,7 @@ def _error_statuses(route: Route) -> list[int]:
         statuses |= {400, 413, 415, 422}
     if route.query is not None:
         statuses.add(422)
-    if route.limits:
+    if route.limit_scopes:
         statuses |= {429, 503}  # 503: the database, or a rate-limit storage that fails closed
     if route.current is not None:
         statuses.add(412)
@@ -142,7 +144,7 @@ def _operation(route: Route) -> dict[str, Any]:
     return operation
 
 
-def build_spec(routes: tuple[Route, ...] = routing.ALL_ROUTES) -> dict[str, Any]:
+def build_spec(routes: tuple[Route, ...] = route_table.ALL_ROUTES) -> dict[str, Any]:
     """The OpenAPI 3.1 document for ``routes``."""
     with warnings.catch_warnings():
         # apispec warns that Meta.fields is ignored; marshmallow-sqlalchemy has already
@@ -197,7 +199,7 @@ def _document_the_docs(spec: APISpec) -> None:
     """The documentation endpoints themselves (served by the docs middleware)."""
     html = {"200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}
     spec.path(
-        path="/api/openapi.json",
+        path=SPEC_PATH,
         operations={
             "get": {
                 "operationId": "GetOpenApiDocument",
@@ -213,13 +215,13 @@ def _document_the_docs(spec: APISpec) -> None:
         },
     )
     spec.path(
-        path="/docs",
+        path=SWAGGER_PATH,
         operations={
             "get": {"operationId": "GetSwaggerUi", "tags": ["Operations"], "summary": "Swagger UI", "responses": html}
         },
     )
     spec.path(
-        path="/redoc",
+        path=REDOC_PATH,
         operations={"get": {"operationId": "GetRedoc", "tags": ["Operations"], "summary": "ReDoc", "responses": html}},
     )
 

@@ -1,6 +1,6 @@
 """Routes and the router: what each operation declares, and which one a request is for.
 
-``Route`` is the record the route table (``service.routing``) is made of: the
+``Route`` is the record the route table (``service.route_table``) is made of: the
 dispatcher loads, authenticates and dumps with it, the OpenAPI document is
 generated from it, and the middleware read its edge declarations (cache
 policy, rate-limit scopes) through ``Router``, which matches a request's URL
@@ -19,7 +19,7 @@ from marshmallow import Schema
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, MapAdapter, Rule, Submount
 
-from service import surrogates
+from service import environ_keys, surrogates
 from service.errors import ApiError
 
 AuthPolicy = Literal["required", "optional", "none"]
@@ -36,8 +36,6 @@ _RECENT_MATCHES = 2048
 _RECENT_BYTES = 512 * 1024
 #: A werkzeug URL variable, ``<slug>`` or ``<int:id>``: its name is the second group.
 _PARAM = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
-#: WSGI environ key: the request's match (route and URL values, or the error it earns), found once.
-ROUTE_KEY = "conduit.route"
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ class Route:
     :param mount: URL prefix; the API lives under ``/api``, health checks at the root.
     :param errors: statuses of the contract's own errors (403, 404, 409, 503) this
         operation can answer; the rest follow from the declaration (401 from
-        ``auth``, 422/400/415/413 from ``body``/``query``, 429 from ``limits``)
+        ``auth``, 422/400/415/413 from ``body``/``query``, 429 from ``limit_scopes``)
         and are documented without it.
     :param cache: the answer, as an anonymous reader gets it, may be kept by the
         response cache and served to every reader (signed-in readers get their
@@ -68,7 +66,7 @@ class Route:
         with the ETag that read gives this caller, and a stale one gets 412
         (RFC 9110 13.1.1), so two people editing one article cannot silently
         overwrite each other.
-    :param limits: the rate-limit scopes the request counts against; ``()`` for
+    :param limit_scopes: the rate-limit scopes the request counts against; ``()`` for
         none (health checks).
     :param tag: the OpenAPI tag, when not the one of the view's module.
     :param summary: one line for the API documentation.
@@ -87,7 +85,7 @@ class Route:
     cache: DependsOn | None = None
     forgets: tuple[surrogates.Kind, ...] = ()
     current: str | None = None
-    limits: tuple[LimitScope, ...] = ("all",)
+    limit_scopes: tuple[LimitScope, ...] = ("all",)
     tag: str = ""
     summary: str = ""
 
@@ -141,9 +139,9 @@ class Router:
         :raises HTTPException: 404 for no route, 405 (with the resource's methods) for another method.
         :raises ApiError: 404 for a URL value holding a NUL (it must not reach SQL).
         """
-        found = environ.get(ROUTE_KEY)
+        found = environ.get(environ_keys.ROUTE)
         if found is None:
-            found = environ[ROUTE_KEY] = self._match(environ)
+            found = environ[environ_keys.ROUTE] = self._match(environ)
         if isinstance(found, Exception):
             raise found
         return found
@@ -164,7 +162,7 @@ class Router:
         return found if found[0].cache is not None else None
 
     def limit_scopes(self, environ: dict[str, Any]) -> tuple[LimitScope, ...]:
-        """The rate-limit scopes the request counts against (``Route.limits``).
+        """The rate-limit scopes the request counts against (``Route.limit_scopes``).
 
         A URL no route answers counts against the default limits (a scan is
         traffic too); OPTIONS requests (CORS preflights) are never counted.
@@ -172,7 +170,7 @@ class Router:
         if environ.get("REQUEST_METHOD") == "OPTIONS":
             return ()
         route = self.route_for(environ)
-        return route.limits if route is not None else ("all",)
+        return route.limit_scopes if route is not None else ("all",)
 
     def authenticates(self, environ: dict[str, Any]) -> bool:
         """Whether the request's route checks a token (``Route.auth`` other than ``none``)."""

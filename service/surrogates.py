@@ -36,7 +36,7 @@ and the CLI does the same for the admin's commands. Standard library only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Literal
 
 #: The kinds of key, as routes declare what they depend on and what they forget.
@@ -50,34 +50,27 @@ TAG_CLOUD = "tags"
 _CHANGED = "conduit.changed"
 
 
-def article(slug: str) -> str:
-    """An article's own fields, wherever they are shown."""
-    return f"article:{slug}"
+def _keys(kind: Kind, *, any_case: bool = False) -> Callable[[str], str]:
+    """The key of ``kind`` for a value: ``article:<slug>``; with ``any_case``, lower case (as usernames are)."""
+
+    def key(value: str) -> str:
+        return f"{kind}:{value.lower() if any_case else value}"
+
+    return key
 
 
-def profile(username: str) -> str:
-    """A user's public fields (username, bio, image), wherever they are shown (names are one whatever their case)."""
-    return f"profile:{username.lower()}"
-
-
-def comments(slug: str) -> str:
-    """The comments of an article."""
-    return f"comments:{slug}"
-
-
-def tagged(tag: str) -> str:
-    """Which articles carry ``tag``."""
-    return f"tagged:{tag}"
-
-
-def authored_by(username: str) -> str:
-    """Which articles ``username`` (in any case) wrote."""
-    return f"author:{username.lower()}"
-
-
-def favorited_by(username: str) -> str:
-    """Which articles ``username`` (in any case) favorited."""
-    return f"favorited:{username.lower()}"
+#: An article's own fields, wherever they are shown.
+article = _keys("article")
+#: A user's public fields (username, bio, image), wherever they are shown.
+profile = _keys("profile", any_case=True)
+#: The comments of an article.
+comments = _keys("comments")
+#: Which articles carry a tag.
+tagged = _keys("tagged")
+#: Which articles a user wrote.
+authored_by = _keys("author", any_case=True)
+#: Which articles a user favorited.
+favorited_by = _keys("favorited", any_case=True)
 
 
 def kind(key: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from werkzeug.test import EnvironBuilder
 
-from service.config import WARMUP_KEY
+from service import environ_keys
 
 #: Readiness (the write pool, the schema revision), then a read of each common kind on the read pool.
 PATHS = ("/readyz", "/api/tags", "/api/articles?limit=20", "/api/articles/-warmup-", "/api/profiles/-warmup-")
@@ -33,7 +33,7 @@ def warm(app: Callable[[dict[str, Any], Any], Iterable[bytes]]) -> None:
     statuses: list[str] = []
     for path in PATHS:
         environ = EnvironBuilder(path=path, headers=[("X-Request-ID", "warmup")]).get_environ()
-        environ[WARMUP_KEY] = True
+        environ[environ_keys.WARMUP] = True
         body = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
         try:
             for _ in body:

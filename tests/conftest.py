@@ -27,9 +27,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from webtest import TestApp
 
 from service import db as service_db
-from service import routing
+from service import route_table
 from service.app import WSGIApp, create_app
 from service.config import Settings
+from service.db import Database
 from service.models import Base
 from service.router import Route
 from tests import pg
@@ -117,7 +118,7 @@ def session_factory(backend: str, tmp_path: Path, request: pytest.FixtureRequest
 
 def routes_with(endpoint: str, view: Callable[..., Any]) -> tuple[Route, ...]:
     """The service's routes, with the view of ``endpoint`` replaced (a broken view, on purpose)."""
-    return tuple(dataclasses.replace(r, view=view) if r.endpoint == endpoint else r for r in routing.ALL_ROUTES)
+    return tuple(dataclasses.replace(r, view=view) if r.endpoint == endpoint else r for r in route_table.ALL_ROUTES)
 
 
 @pytest.fixture
@@ -137,7 +138,7 @@ def app(settings: Settings, session_factory: sessionmaker[Session]) -> WSGIApp:
     """
     bind = session_factory.kw["bind"]
     read_engine = bind.execution_options(isolation_level="AUTOCOMMIT") if isinstance(bind, Engine) else None
-    return create_app(settings, session_factory=session_factory, read_engine=read_engine)
+    return create_app(settings, database=Database(session_factory, read_engine))
 
 
 @pytest.fixture

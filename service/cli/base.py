@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from service import db, surrogates
 from service.config import ConfigError, Settings, database_url_from_env, instance_path_from_env
+from service.db import describe_error
 from service.errors import ApiError
 from service.middleware.cache import OWED_FILE, VersionedStore
 from service.stores import make_cache
@@ -92,6 +93,4 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except SQLAlchemyError as exc:
-            orig = getattr(exc, "orig", None) or exc
-            first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
-            raise click.ClickException(f"database error: {type(orig).__name__}: {first}") from None
+            raise click.ClickException(f"database error: {describe_error(exc)}") from None

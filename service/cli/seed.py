@@ -1,4 +1,4 @@
-"""``conduit seed``: deterministic demo data (``service.ops.demo``), in batches."""
+"""``conduit seed``: deterministic demo data (``service.ops.seed_data``), in batches."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.cli.base import transaction
-from service.ops import demo
+from service.ops import seed_data
 
 
 @click.command()
@@ -27,8 +27,8 @@ def seed(n_users: int, n_articles: int, seed: int, prefix: str, batch: int) -> N
     rng = random.Random(seed)
     try:
         with transaction() as session:
-            user_ids, follows = demo.seed_users(session, rng, n_users, prefix)
-            tag_ids = demo.seed_tags(session)
+            user_ids, follows = seed_data.seed_users(session, rng, n_users, prefix)
+            tag_ids = seed_data.seed_tags(session)
     except SQLAlchemyError as exc:
         reason = type(getattr(exc, "orig", None) or exc).__name__
         raise click.ClickException(f"seeding users failed ({reason}); is the prefix {prefix!r} already used?") from None
@@ -36,6 +36,6 @@ def seed(n_users: int, n_articles: int, seed: int, prefix: str, batch: int) -> N
         for start in range(0, n_articles, batch):
             count = min(batch, n_articles - start)
             with transaction() as session:
-                demo.seed_articles(session, rng, start, count, user_ids, tag_ids)
+                seed_data.seed_articles(session, rng, start, count, user_ids, tag_ids)
             bar.update(count)
     click.echo(f"seeded {n_users} users, {follows} follows, {n_articles} articles (seed {seed})")

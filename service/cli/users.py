@@ -9,6 +9,7 @@ from marshmallow import Schema, ValidationError
 from sqlalchemy.orm import Session
 
 from schemas.users import NewUserSchema, UpdateUserSchema
+from service import queries
 from service.cli.base import transaction
 from service.errors import ApiError
 from service.models import User
@@ -31,7 +32,7 @@ def _validated(schema: Schema, **values: Any) -> dict[str, Any]:
 
 def _named(session: Session, username: str) -> User:
     try:
-        return ops.by_username(session, username)
+        return queries.user_by_name(session, username)
     except ApiError:
         raise click.ClickException(f"no user named {username!r}") from None
 

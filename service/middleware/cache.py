@@ -9,17 +9,17 @@ stores. An answer is stored once this process has missed its URL
 
 **For whom.** Anyone. An anonymous reader gets the entry as it is. A signed-in
 reader's request goes on to the dispatcher with the entry in hand
-(:data:`SHARED_ANSWER_KEY`); the dispatcher checks the token and reads the
+(:data:`environ_keys.SHARED_ANSWER`); the dispatcher checks the token and reads the
 viewer's ``favorited``/``following`` flags with one small statement, and
 :func:`personalize` writes them in. A signed-in miss hands its answer back
-(:data:`SHARED_STORE_KEY`) and the flags are cleared before it is stored.
+(:data:`environ_keys.SHARED_STORE`) and the flags are cleared before it is stored.
 
 **What forgets it.** Every entry records the surrogate keys of what it shows
 (``service.surrogates``): those its route declares for its URL (a list's
 filters, an article's slug) and those of the articles and profiles in its
 body. A write's ops record the keys of what they changed; once the
 transaction has committed, the dispatcher hands them over
-(:data:`CHANGED_KEY`) and they are *bumped* before the response leaves.
+(:data:`environ_keys.CHANGED`) and they are *bumped* before the response leaves.
 Nothing else is forgotten: a login, a follow or a comment on another article
 leaves an entry alone.
 
@@ -49,7 +49,7 @@ other). Any other cachelib cache (``simple``, in tests) reads the versions
 with a second lookup.
 
 **A cache that fails.** Reads bypass it for a few seconds. A cache shared by
-hosts (Redis) is also bumped *before* a write commits (:data:`FORGET_FIRST_KEY`):
+hosts (Redis) is also bumped *before* a write commits (:data:`environ_keys.FORGET_FIRST`):
 if that fails, the write is refused with 503 and nothing changes, so a host cut
 off from Redis can never leave the other hosts serving what it changed. A bump
 that fails after the commit (the link lost in the millisecond between the two)
@@ -81,29 +81,18 @@ import werkzeug.urls  # noqa: F401  (registers the "werkzeug.url_quote" decoding
 from cachelib import BaseCache
 from werkzeug.http import generate_etag
 
-from service import surrogates
-from service.answer import Answer
-from service.metrics import Metrics
+from service import environ_keys, surrogates
+from service.conditional_read import ConditionalRead
+from service.json_bodies import encode_json
+from service.metrics import NO_METRICS, Metrics
+from service.middleware import BACKOFF_SECONDS
 from service.router import Route
-from service.wire import encode_json
+from service.stores.versioned import VersionedEntry
 
 logger = logging.getLogger(__name__)
 
-#: WSGI environ keys between this cache and the dispatcher. The cached anonymous
-#: answer for a signed-in reader (bytes); "hand back what you answer"; what it
-#: answered (an ``Answer`` for an anonymous reader, the personal bytes otherwise);
-#: after a committed write, the surrogate keys it changed; and, for a write, the
-#: function to call with those keys before it commits (false: it must not commit).
-SHARED_ANSWER_KEY = "conduit.shared_answer"
-SHARED_WANTED_KEY = "conduit.shared_wanted"
-SHARED_STORE_KEY = "conduit.shared_store"
-CHANGED_KEY = "conduit.changed"
-FORGET_FIRST_KEY = "conduit.forget_first"
-
 #: The host's file of owed bumps, in the instance folder.
 OWED_FILE = "owed-invalidations"
-#: After a cache failure, leave the cache alone for this many seconds.
-_BACKOFF_SECONDS = 2.0
 #: How many URLs each process remembers having missed, for ``min_uses``.
 _TRACKED_URLS = 10000
 
@@ -120,7 +109,8 @@ class ResponseCacheMiddleware:
         or NullCache to cache nothing.
     :param ttl: seconds an entry may be served.
     :param owed_path: the host's file of bumps owed after a failure (None: kept in this process).
-    :param metrics: told of each lookup, hit, store and invalidation.
+    :param metrics: told of each store and invalidation (each lookup's outcome is
+        left in the environ, and counted with the request).
     :param min_uses: store an answer once this process has missed its URL this
         many times (nginx's ``proxy_cache_min_uses``): a URL asked for once (a
         one-off query string, or a flood of them) costs a lookup but never a store.
@@ -135,10 +125,10 @@ class ResponseCacheMiddleware:
         key_prefix: str = "conduit",
         min_uses: int = 2,
         owed_path: Path | None = None,
-        metrics: Metrics | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.app = app
-        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics = metrics
         self.shared_read = shared_read
         self.store = VersionedStore(cache, key_prefix, owed_path, ttl)
         self.ttl = ttl
@@ -152,10 +142,10 @@ class ResponseCacheMiddleware:
             if found is not None:
                 return self._read(environ, start_response, method, *found)
             return self.app(environ, start_response)  # type: ignore[no-any-return]
-        environ[FORGET_FIRST_KEY] = self.store.forget_before_commit
+        environ[environ_keys.FORGET_FIRST] = self.store.forget_before_commit
         body = self.app(environ, start_response)
         # The dispatcher has committed and started its response by now.
-        changed = environ.pop(CHANGED_KEY, None)
+        changed = environ.pop(environ_keys.CHANGED, None)
         if changed:
             self.store.forget(changed)
             self.metrics.cache_invalidations(len(changed))
@@ -167,10 +157,9 @@ class ResponseCacheMiddleware:
         query = _first_values(environ)
         key = _entry_key(environ.get("PATH_INFO", ""), query)
         seq, stored = self.store.fetch(key)
-        if seq is None:  # the cache is down, or owed a bump: answer without it
+        if seq is None:  # the cache is down, or owed a bump (or off): answer without it
             return self.app(environ, start_response)  # type: ignore[no-any-return]
-        outcome = "hit" if stored is not None else "miss"
-        self.metrics.cache_lookup(route.template, stored is not None)
+        outcome = environ[environ_keys.CACHE_OUTCOME] = "hit" if stored is not None else "miss"
 
         def start_with_outcome(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, [*headers, ("X-Cache", outcome)], exc_info)
@@ -179,11 +168,11 @@ class ResponseCacheMiddleware:
         if stored is not None and not signed_in:
             return stored(environ, start_with_outcome)
         if stored is not None:
-            environ[SHARED_ANSWER_KEY] = stored.body  # the dispatcher adds the viewer's flags
+            environ[environ_keys.SHARED_ANSWER] = stored.body  # the dispatcher adds the viewer's flags
         else:
-            environ[SHARED_WANTED_KEY] = True
+            environ[environ_keys.SHARED_WANTED] = True
         answer = self.app(environ, start_with_outcome)
-        handed = environ.pop(SHARED_STORE_KEY, None)
+        handed = environ.pop(environ_keys.SHARED_STORE, None)
         # Only a GET stores (a HEAD is answered, never remembered).
         if handed is not None and method == "GET" and self._worth_storing(key):
             shared, data = _shareable(handed)
@@ -245,7 +234,7 @@ class VersionedStore:
         """
         return f"{self.prefix}:v:{hashlib.blake2b(surrogate.encode(), digest_size=8).hexdigest()}"
 
-    def fetch(self, key: bytes) -> tuple[int | None, Answer | None]:
+    def fetch(self, key: bytes) -> tuple[int | None, ConditionalRead | None]:
         """The current ``seq`` and, if it is still fresh, the answer stored under ``key``.
 
         ``seq`` is None when the cache must not be used now (down, or owed a bump).
@@ -270,9 +259,9 @@ class VersionedStore:
             versions = self._safely(self.cache.get_many, *version_keys) if version_keys else []
             if versions is None or not all(isinstance(v, int) and v <= made_at for v in versions):
                 return seq, None
-        return seq, Answer(body, etag)
+        return seq, ConditionalRead(body, etag)
 
-    def keep(self, key: bytes, seq: int, surrogate_keys: Iterable[str], answer: Answer) -> None:
+    def keep(self, key: bytes, seq: int, surrogate_keys: Iterable[str], answer: ConditionalRead) -> None:
         """Store ``answer`` as made at ``seq``, depending on ``surrogate_keys``.
 
         Missing version keys are created at ``seq``: past every bump before this
@@ -280,9 +269,9 @@ class VersionedStore:
         """
         version_keys = tuple(sorted(self.version_key(k) for k in surrogate_keys))
         if self._keep_versioned is not None:  # the store keeps the names itself and answers only fresh entries
-            entry = (seq, (), answer.body, answer.etag)
-            name = self._entry_name(key)
-            self._safely(self._keep_versioned, self.seq_key, name, entry, self.ttl, seq, version_keys, self.version_ttl)
+            value = (seq, (), answer.body, answer.etag)
+            entry = VersionedEntry(self._entry_name(key), value, self.ttl, seq, version_keys, self.version_ttl)
+            self._safely(self._keep_versioned, self.seq_key, entry)
             return
         if version_keys and self._safely(self._add_each, dict.fromkeys(version_keys, seq), self.version_ttl) is None:
             return
@@ -328,7 +317,7 @@ class VersionedStore:
                     self.cache.set_many(dict.fromkeys(names, seq), self.version_ttl)
             return True
         except Exception:
-            self._skip_until = time.monotonic() + _BACKOFF_SECONDS
+            self._skip_until = time.monotonic() + BACKOFF_SECONDS
             return False
 
     def _deliver_owed(self) -> bool:
@@ -364,8 +353,8 @@ class VersionedStore:
         try:
             return operation(*args)
         except Exception:
-            self._skip_until = time.monotonic() + _BACKOFF_SECONDS
-            logger.warning("response cache unavailable; bypassing it for %.0fs", _BACKOFF_SECONDS)
+            self._skip_until = time.monotonic() + BACKOFF_SECONDS
+            logger.warning("response cache unavailable; bypassing it for %.0fs", BACKOFF_SECONDS)
             return None
 
 
@@ -449,17 +438,17 @@ def personalize(shared: bytes, flags: Callable[[list[str], list[str]], tuple[fro
     return encode_json(data)
 
 
-def _shareable(handed: Answer | bytes) -> tuple[Answer, Any]:
+def _shareable(handed: ConditionalRead | bytes) -> tuple[ConditionalRead, Any]:
     """What may be stored from what the dispatcher answered, and its data.
 
     An anonymous answer as it is (its ETag already computed); a signed-in one with the viewer's flags cleared.
     """
-    if isinstance(handed, Answer):
+    if isinstance(handed, ConditionalRead):
         return handed, json.loads(handed.body)
     data = json.loads(handed)
     _FlagHolders(data).apply(frozenset(), frozenset())
     body = encode_json(data)
-    return Answer(body, generate_etag(body)), data
+    return ConditionalRead(body, generate_etag(body)), data
 
 
 class _FlagHolders:

@@ -25,7 +25,7 @@ from werkzeug.middleware.shared_data import SharedDataMiddleware
 from werkzeug.wrappers import Request, Response
 
 from service.errors import ApiError
-from service.wire import JSON_TYPE, encode_json
+from service.json_bodies import JSON_TYPE, encode_json
 
 #: Where the vendored Swagger UI and ReDoc files live.
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "docs"

@@ -18,7 +18,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from service.config import SCRAPE_KEY
+from service import environ_keys
 from service.errors import ApiError
 from service.metrics import Metrics
 
@@ -68,7 +68,7 @@ class MetricsEndpoint:
             # Each process would answer with its own counts, a different one at each scrape.
             needed = "need CONDUIT_METRICS_DIR: this server runs several processes"
             return ApiError.unavailable("metrics", message=needed)(environ, start_response)
-        environ[SCRAPE_KEY] = True
+        environ[environ_keys.SCRAPE] = True
         body, content_type = self.metrics.exposition(environ.get("HTTP_ACCEPT", ""))
         response = Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})
         return response(environ, start_response)

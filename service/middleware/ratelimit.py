@@ -5,12 +5,12 @@ accepts, else the client address (``REMOTE_ADDR``, after ``ProxyFix`` for the
 configured number of trusted proxies). Whether a well-signed token still
 speaks for its account (not revoked by a sign-out or a password change) is
 known only once the dispatcher has read the account, so such a request is
-counted then: the dispatcher calls back (:data:`RATE_CHARGE_KEY`) with the
+counted then: the dispatcher calls back (:data:`environ_keys.RATE_CHARGE`) with the
 user's id, or with None for a token it refused, which then counts against the
 address. A thief holding a revoked token spends the limits of the address it
 sends from, never the owner's. A route that checks no token counts by address.
 
-What is counted: the scopes the request's route declares (``Route.limits``):
+What is counted: the scopes the request's route declares (``Route.limit_scopes``):
 ``all`` against the default limits, and stricter limits for the operations
 attackers like: ``login`` (per client address *and* per account email, to slow
 password guessing from many addresses), ``register`` (per client address) and
@@ -38,15 +38,14 @@ from typing import Any
 from limits import RateLimitItem, parse_many
 from limits.strategies import RateLimiter
 
-from service import auth
-from service.config import RATE_CHARGE_KEY, Settings
+from service import auth, environ_keys
+from service.config import Settings
 from service.errors import ApiError
-from service.metrics import Metrics
+from service.metrics import NO_METRICS, Metrics
+from service.middleware import BACKOFF_SECONDS
 
 logger = logging.getLogger(__name__)
 
-#: After a storage failure, do not try the storage again for this many seconds.
-_BACKOFF_SECONDS = 2.0
 #: What a storage check gives back when the storage failed.
 _DOWN = object()
 #: A check's verdict: exceeded?, the limit to report, remaining, reset time, its counter's scope.
@@ -106,10 +105,10 @@ class RateLimitMiddleware:
         headers_enabled: bool = True,
         swallow_errors: bool = True,
         max_body: int = 1024 * 1024,
-        metrics: Metrics | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.app = app
-        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics = metrics
         self.scopes = scopes
         self.authenticates = authenticates
         self.limiter = limiter
@@ -167,7 +166,7 @@ class RateLimitMiddleware:
         def start_with_headers(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, [*response_headers, *headers], exc_info)
 
-        environ[RATE_CHARGE_KEY] = charge
+        environ[environ_keys.RATE_CHARGE] = charge
         body = self.app(environ, start_with_headers)
         if not charged:  # the dispatcher answered before it authenticated (a malformed request)
             charge(None, answered=True)
@@ -177,7 +176,7 @@ class RateLimitMiddleware:
         try:
             return check(*args)
         except Exception:
-            self._skip_until = time.monotonic() + _BACKOFF_SECONDS
+            self._skip_until = time.monotonic() + BACKOFF_SECONDS
             logger.warning("rate-limit storage failed; %s", "serving anyway" if self.swallow_errors else "refusing")
             return _DOWN
 

@@ -10,7 +10,7 @@ The request is counted in the metrics (when they are on) as soon as the
 application has its answer ready, before the server sends it, so a worker
 killed after a client got its answer has counted it (and the latency
 recorded is the service's own, not the client's network's); by the route
-the router matched for it (``router.ROUTE_KEY``): its template,
+the router matched for it (``environ_keys.ROUTE``): its template,
 ``(unmatched)`` for a URL no route answers, ``(other)`` for what the router
 never saw (the docs pages, CORS preflights). Scrapes of ``/metrics`` and a new
 worker's warm-up reads are logged but not counted: no client sent them.
@@ -23,11 +23,11 @@ import re
 import secrets
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from service.config import REQUEST_ID_KEY, SCRAPE_KEY, USER_ID_KEY, WARMUP_KEY
-from service.metrics import Metrics
-from service.router import ROUTE_KEY
+from service import environ_keys
+from service.metrics import NO_METRICS, Metrics
 
 #: What an incoming request id may look like; anything else is replaced.
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -38,15 +38,15 @@ access_log = logging.getLogger("service.access")
 class RequestLogMiddleware:
     """Assign a request id and log method, path, status, duration, size, ids; count the request in ``metrics``."""
 
-    def __init__(self, app: Any, metrics: Metrics | None = None) -> None:
+    def __init__(self, app: Any, metrics: Metrics = NO_METRICS) -> None:
         self.app = app
-        self.metrics = metrics if metrics is not None and metrics.enabled else None
+        self.metrics = metrics if metrics.enabled else None  # off: not even the call
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         started = time.perf_counter()
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if _VALID_ID.match(incoming) else secrets.token_hex(16)
-        environ[REQUEST_ID_KEY] = request_id
+        environ[environ_keys.REQUEST_ID] = request_id
         status_holder: list[str] = []
 
         def start_with_id(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -68,23 +68,16 @@ class RequestLogMiddleware:
         return _Logged(body, environ, status_holder, started, counted_later)
 
 
+@dataclass
 class _Logged:
     """The response body, passed through; logs the request line on close() (and counts it, if it was not yet)."""
 
-    def __init__(
-        self,
-        body: Iterable[bytes],
-        environ: dict[str, Any],
-        status: list[str],
-        started: float,
-        metrics: Metrics | None,
-    ) -> None:
-        self.body = body
-        self.environ = environ
-        self.status = status
-        self.started = started
-        self.metrics = metrics
-        self.size = 0
+    body: Iterable[bytes]
+    environ: dict[str, Any]
+    status: list[str]
+    started: float
+    metrics: Metrics | None
+    size: int = 0
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self.body:
@@ -107,7 +100,7 @@ class _Logged:
         environ = self.environ
         status = int(self.status[0].split(" ", 1)[0]) if self.status else 0
         duration_ms = round((time.perf_counter() - self.started) * 1000, 2)
-        user_id = environ.get(USER_ID_KEY)
+        user_id = environ.get(environ_keys.USER_ID)
         access_log.info(
             "%s %s %s %.2fms %dB id=%s user=%s",
             environ.get("REQUEST_METHOD"),
@@ -115,7 +108,7 @@ class _Logged:
             status,
             duration_ms,
             self.size,
-            environ[REQUEST_ID_KEY],
+            environ[environ_keys.REQUEST_ID],
             user_id if user_id is not None else "-",
             extra={
                 "method": environ.get("REQUEST_METHOD"),
@@ -123,15 +116,16 @@ class _Logged:
                 "status": status,
                 "duration_ms": duration_ms,
                 "size": self.size,
-                "request_id": environ[REQUEST_ID_KEY],
+                "request_id": environ[environ_keys.REQUEST_ID],
                 "user_id": user_id,
             },
         )
 
 
 def _count(metrics: Metrics, environ: dict[str, Any], status: int, seconds: float) -> None:
-    if SCRAPE_KEY in environ or WARMUP_KEY in environ:
+    if environ_keys.SCRAPE in environ or environ_keys.WARMUP in environ:
         return
-    found = environ.get(ROUTE_KEY)
+    found = environ.get(environ_keys.ROUTE)
     route = found[0].template if type(found) is tuple else "(other)" if found is None else "(unmatched)"
-    metrics.request(route, environ.get("REQUEST_METHOD", ""), status, seconds)
+    cache = environ.get(environ_keys.CACHE_OUTCOME, "none")
+    metrics.request(route, environ.get("REQUEST_METHOD", ""), status, cache, seconds)

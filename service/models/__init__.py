@@ -4,7 +4,7 @@ Imports only SQLAlchemy and ``service.models.*``.
 """
 
 from service.models.article import Article, Tag, article_tags, favorites
-from service.models.base import Base, UTCDateTime, later_than, utcnow
+from service.models.base import MAX_INT, Base, UTCDateTime, later_than, utcnow
 from service.models.comment import Comment
 from service.models.idempotency import IdempotencyKey
 from service.models.totals import ALL_ARTICLES, RECOUNTS, create_triggers, totals
@@ -12,6 +12,7 @@ from service.models.user import User, follows, new_token_stamp
 
 __all__ = [
     "ALL_ARTICLES",
+    "MAX_INT",
     "RECOUNTS",
     "Article",
     "Base",

@@ -59,6 +59,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: The largest value of the database's integer columns (ids, and so offsets): anything larger
+#: cannot name a row and must not reach SQL.
+MAX_INT = 2**31 - 1
 #: The resolution timestamps have on the wire (ISO-8601 with milliseconds).
 WIRE_RESOLUTION = timedelta(milliseconds=1)
 

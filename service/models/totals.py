@@ -43,82 +43,77 @@ totals = Table(
 #: The name of the total of every article.
 ALL_ARTICLES = "articles"
 
-_POSTGRESQL = """
-CREATE OR REPLACE FUNCTION conduit_count_article() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        UPDATE users SET articles_count = articles_count + 1 WHERE id = NEW.author_id;
-        UPDATE totals SET value = value + 1 WHERE name = 'articles';
-    ELSE
-        UPDATE users SET articles_count = articles_count - 1 WHERE id = OLD.author_id;
-        UPDATE totals SET value = value - 1 WHERE name = 'articles';
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER tr_articles_count AFTER INSERT OR DELETE ON articles
-    FOR EACH ROW EXECUTE FUNCTION conduit_count_article();
+#: What each counting trigger keeps: its name (``tr_<name>``), the table it watches, the PostgreSQL
+#: function it runs, and the rows it adds one to on an insert (one less on a delete): (table,
+#: column, which row, ``{row}`` being ``NEW`` or ``OLD``). The favorites trigger locks the article
+#: before the user, in the order a cascade from a deleted article does.
+_COUNTERS = (
+    (
+        "articles_count",
+        "articles",
+        "conduit_count_article",
+        (("users", "articles_count", "id = {row}.author_id"), ("totals", "value", "name = 'articles'")),
+    ),
+    (
+        "favorites_count",
+        "favorites",
+        "conduit_count_favorite",
+        (("articles", "favorites_count", "id = {row}.article_id"), ("users", "favorites_count", "id = {row}.user_id")),
+    ),
+    (
+        "article_tags_count",
+        "article_tags",
+        "conduit_count_article_tag",
+        (("tags", "articles_count", "id = {row}.tag_id"),),
+    ),
+)
+#: ``article_tags.created_at`` is the article's: PostgreSQL sets it before the insert, SQLite after.
+_ARTICLE_DATE = "(SELECT created_at FROM articles WHERE id = NEW.article_id)"
 
-CREATE OR REPLACE FUNCTION conduit_count_favorite() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        UPDATE articles SET favorites_count = favorites_count + 1 WHERE id = NEW.article_id;
-        UPDATE users SET favorites_count = favorites_count + 1 WHERE id = NEW.user_id;
-    ELSE
-        UPDATE articles SET favorites_count = favorites_count - 1 WHERE id = OLD.article_id;
-        UPDATE users SET favorites_count = favorites_count - 1 WHERE id = OLD.user_id;
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER tr_favorites_count AFTER INSERT OR DELETE ON favorites
-    FOR EACH ROW EXECUTE FUNCTION conduit_count_favorite();
 
-CREATE OR REPLACE FUNCTION conduit_count_article_tag() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        UPDATE tags SET articles_count = articles_count + 1 WHERE id = NEW.tag_id;
-    ELSE
-        UPDATE tags SET articles_count = articles_count - 1 WHERE id = OLD.tag_id;
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER tr_article_tags_count AFTER INSERT OR DELETE ON article_tags
-    FOR EACH ROW EXECUTE FUNCTION conduit_count_article_tag();
+def _updates(counts: tuple[tuple[str, str, str], ...], row: str, sign: str) -> str:
+    return "\n".join(
+        f"UPDATE {table} SET {c} = {c} {sign} 1 WHERE {which.format(row=row)};" for table, c, which in counts
+    )
 
-CREATE OR REPLACE FUNCTION conduit_date_article_tag() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    NEW.created_at := (SELECT created_at FROM articles WHERE id = NEW.article_id);
-    RETURN NEW;
-END $$;
-CREATE TRIGGER tr_article_tags_date BEFORE INSERT ON article_tags
-    FOR EACH ROW EXECUTE FUNCTION conduit_date_article_tag();
-"""
 
-_SQLITE = [
-    """CREATE TRIGGER tr_articles_count_insert AFTER INSERT ON articles BEGIN
-        UPDATE users SET articles_count = articles_count + 1 WHERE id = NEW.author_id;
-        UPDATE totals SET value = value + 1 WHERE name = 'articles';
-    END""",
-    """CREATE TRIGGER tr_articles_count_delete AFTER DELETE ON articles BEGIN
-        UPDATE users SET articles_count = articles_count - 1 WHERE id = OLD.author_id;
-        UPDATE totals SET value = value - 1 WHERE name = 'articles';
-    END""",
-    """CREATE TRIGGER tr_favorites_count_insert AFTER INSERT ON favorites BEGIN
-        UPDATE articles SET favorites_count = favorites_count + 1 WHERE id = NEW.article_id;
-        UPDATE users SET favorites_count = favorites_count + 1 WHERE id = NEW.user_id;
-    END""",
-    """CREATE TRIGGER tr_favorites_count_delete AFTER DELETE ON favorites BEGIN
-        UPDATE articles SET favorites_count = favorites_count - 1 WHERE id = OLD.article_id;
-        UPDATE users SET favorites_count = favorites_count - 1 WHERE id = OLD.user_id;
-    END""",
-    """CREATE TRIGGER tr_article_tags_count_insert AFTER INSERT ON article_tags BEGIN
-        UPDATE tags SET articles_count = articles_count + 1 WHERE id = NEW.tag_id;
-        UPDATE article_tags SET created_at = (SELECT created_at FROM articles WHERE id = NEW.article_id)
-            WHERE article_id = NEW.article_id AND tag_id = NEW.tag_id;
-    END""",
-    """CREATE TRIGGER tr_article_tags_count_delete AFTER DELETE ON article_tags BEGIN
-        UPDATE tags SET articles_count = articles_count - 1 WHERE id = OLD.tag_id;
-    END""",
-]
+def _postgresql() -> list[str]:
+    statements = []
+    for name, table, function, counts in _COUNTERS:
+        statements.append(
+            f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+            f"BEGIN\nIF TG_OP = 'INSERT' THEN\n{_updates(counts, 'NEW', '+')}\n"
+            f"ELSE\n{_updates(counts, 'OLD', '-')}\nEND IF;\nRETURN NULL;\nEND $$"
+        )
+        statements.append(
+            f"CREATE TRIGGER tr_{name} AFTER INSERT OR DELETE ON {table} FOR EACH ROW EXECUTE FUNCTION {function}()"
+        )
+    statements.append(
+        "CREATE OR REPLACE FUNCTION conduit_date_article_tag() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        f"BEGIN\nNEW.created_at := {_ARTICLE_DATE};\nRETURN NEW;\nEND $$"
+    )
+    statements.append(
+        "CREATE TRIGGER tr_article_tags_date BEFORE INSERT ON article_tags"
+        " FOR EACH ROW EXECUTE FUNCTION conduit_date_article_tag()"
+    )
+    return statements
+
+
+def _sqlite() -> list[str]:
+    statements = []
+    for name, table, _, counts in _COUNTERS:
+        inserted = _updates(counts, "NEW", "+")
+        if table == "article_tags":
+            inserted += (
+                f"\nUPDATE article_tags SET created_at = {_ARTICLE_DATE}"
+                " WHERE article_id = NEW.article_id AND tag_id = NEW.tag_id;"
+            )
+        statements.append(f"CREATE TRIGGER tr_{name}_insert AFTER INSERT ON {table} BEGIN\n{inserted}\nEND")
+        statements.append(
+            f"CREATE TRIGGER tr_{name}_delete AFTER DELETE ON {table} BEGIN\n{_updates(counts, 'OLD', '-')}\nEND"
+        )
+    return statements
+
 
 #: What each kept total is, counted: (table, column, its true value for the row ``id``).
 RECOUNTS = {
@@ -131,11 +126,8 @@ RECOUNTS = {
 
 def create_triggers(connection: Connection) -> None:
     """Create the triggers that keep the totals, and the ``articles`` total's row."""
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(_POSTGRESQL)
-    else:
-        for statement in _SQLITE:
-            connection.exec_driver_sql(statement)
+    for statement in _postgresql() if connection.dialect.name == "postgresql" else _sqlite():
+        connection.exec_driver_sql(statement)
     connection.execute(
         text("INSERT INTO totals (name, value) VALUES (:name, (SELECT count(*) FROM articles))"),
         {"name": ALL_ARTICLES},

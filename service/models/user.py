@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import String, Text, false, text
+from sqlalchemy import String, Text, text
 from sqlalchemy.engine.default import DefaultExecutionContext
-from sqlalchemy.orm import Mapped, mapped_column, query_expression, validates
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from service.models.base import Base, Timestamps, link_table
 
@@ -51,10 +51,6 @@ class User(Timestamps, Base):
     #: Articles written and favorited, kept by triggers: the totals of ``?author=`` and ``?favorited=``.
     articles_count: Mapped[int] = mapped_column(server_default=text("0"))
     favorites_count: Mapped[int] = mapped_column(server_default=text("0"))
-
-    #: Whether the viewer follows this user; filled by the query that loads it
-    #: (``queries.following_expr``), false when nobody asked.
-    following: Mapped[bool] = query_expression(default_expr=false())
 
     @validates("username")
     def _keep_lower(self, _key: str, username: str) -> str:

@@ -36,37 +36,6 @@ def make_slug(title: str) -> str:
     return f"{base}-{suffix}" if base else suffix
 
 
-def list_articles(
-    reads: queries.Reads,
-    actor: User | None,
-    *,
-    tag: str | None = None,
-    author: str | None = None,
-    favorited: str | None = None,
-    limit: int = 20,
-    offset: int = 0,
-) -> tuple[list[queries.ArticleRow], int]:
-    """A page of articles matching all given filters, and the total number of matches."""
-    return queries.articles_page(
-        reads, actor.id if actor else None, tag=tag, author=author, favorited=favorited, limit=limit, offset=offset
-    )
-
-
-def feed(
-    reads: queries.Reads, actor: User, *, limit: int = 20, offset: int = 0
-) -> tuple[list[queries.ArticleRow], int]:
-    """A page of articles by the authors the actor follows, and their total."""
-    return queries.feed_page(reads, actor.id, limit=limit, offset=offset)
-
-
-def get_article(reads: queries.Reads, actor: User | None, *, slug: str) -> queries.ArticleRow:
-    """One article as the actor sees it.
-
-    :raises ApiError: 404 ``article``.
-    """
-    return queries.article_by_slug(reads, slug, actor.id if actor else None)
-
-
 def create_article(
     session: Session, actor: User, *, title: str, description: str, body: str, tag_list: Sequence[str] = ()
 ) -> queries.ArticleRow:

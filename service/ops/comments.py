@@ -10,14 +10,6 @@ from service.errors import ApiError
 from service.models import Comment, User
 
 
-def list_comments(reads: queries.Reads, actor: User | None, *, slug: str) -> list[queries.CommentRow]:
-    """The article's comments, newest first.
-
-    :raises ApiError: 404 ``article``.
-    """
-    return queries.comments_by_slug(reads, slug, actor.id if actor else None)
-
-
 def add_comment(session: Session, actor: User, *, slug: str, body: str) -> queries.CommentRow:
     """Comment on an article.
 

@@ -8,6 +8,7 @@ dependencies: knowing which revision the code needs is a deployment fact.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -70,22 +71,29 @@ def totals_mismatches(session: Session) -> list[str]:
     return found
 
 
-def readiness(
-    session: Session,
-    probes: Mapping[str, Callable[[], bool]] | None = None,
-    required: frozenset[str] = frozenset(),
-) -> dict[str, str]:
+@dataclass(frozen=True)
+class Storages:
+    """The shared storages readiness reports on besides the database.
+
+    :param probes: name → zero-argument check (the cache accepts a write; the counters answer).
+    :param required: the names whose failure makes the host unready (the counters when the limiter fails closed).
+    """
+
+    probes: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
+    required: frozenset[str] = frozenset()
+
+
+def readiness(session: Session, storages: Storages = Storages()) -> dict[str, str]:
     """The checks, for a load balancer: 503 when the host cannot serve.
 
     A storage the service can do without (a fail-open rate limiter, the cache)
     is reported but does not make the host unready: draining every host
     because Redis blinked would turn a degraded service into an outage.
 
-    :param required: names of probes whose failure makes the host unready.
     :raises ApiError: 503 naming the first check that failed (database, migrations, a required storage).
     """
-    found = checks(session, probes)
-    for name in ("database", "migrations", *sorted(required)):
+    found = checks(session, storages.probes)
+    for name in ("database", "migrations", *sorted(storages.required)):
         if name in found and found[name] != "ok":
             raise ApiError.unavailable(name, retry_after=_RETRY_AFTER.get(name, 5), message=found[name])
     return found

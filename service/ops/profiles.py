@@ -11,28 +11,19 @@ from service.errors import ApiError
 from service.models import User, follows
 
 
-def get_profile(reads: queries.Reads, actor: User | None, *, username: str) -> queries.ProfileRow:
-    """The profile as the actor sees it.
-
-    :raises ApiError: 404 ``profile``.
-    """
-    return queries.profile_row(reads, username, actor.id if actor else None)
-
-
 def follow(session: Session, actor: User, *, username: str) -> queries.ProfileRow:
     """Follow a user; following twice is the same as once.
 
     :raises ApiError: 404 ``profile``; 403 ``profile`` when following oneself.
     """
-    target = queries.profile_by_username(session, username, actor.id)
+    target = queries.user_by_name(session, username)
     if target.id == actor.id:
         raise ApiError.forbidden("profile", "cannot follow yourself")
-    if not target.following:
-        try:
-            with session.begin_nested():
-                session.execute(insert(follows).values(follower_id=actor.id, followed_id=target.id))
-        except IntegrityError:
-            pass  # a concurrent request of the same user followed first: same outcome
+    try:
+        with session.begin_nested():
+            session.execute(insert(follows).values(follower_id=actor.id, followed_id=target.id))
+    except IntegrityError:
+        pass  # followed already (perhaps by a concurrent request of the same user): same outcome
     return queries.profile_row(session, username, actor.id)
 
 
@@ -41,7 +32,7 @@ def unfollow(session: Session, actor: User, *, username: str) -> queries.Profile
 
     :raises ApiError: 404 ``profile``; 403 ``profile`` when unfollowing oneself.
     """
-    target = queries.profile_by_username(session, username, actor.id)
+    target = queries.user_by_name(session, username)
     if target.id == actor.id:
         raise ApiError.forbidden("profile", "cannot follow yourself")
     session.execute(delete(follows).where(follows.c.follower_id == actor.id, follows.c.followed_id == target.id))

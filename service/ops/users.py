@@ -120,17 +120,6 @@ def revoke_tokens(actor: User) -> None:
     actor.kept_token = None
 
 
-def by_username(session: Session, username: str) -> User:
-    """The account named ``username`` (in any case).
-
-    :raises ApiError: 404 ``profile``.
-    """
-    user = session.scalars(select(User).where(queries.named(username))).one_or_none()
-    if user is None:
-        raise ApiError.not_found("profile")
-    return user
-
-
 def newest(session: Session, limit: int) -> tuple[Sequence[User], int]:
     """The ``limit`` newest accounts, and how many there are in all."""
     users = session.scalars(select(User).order_by(User.id.desc()).limit(limit)).all()

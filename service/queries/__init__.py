@@ -29,13 +29,12 @@ from service.queries.comments import comment_by_id, comment_row, comments_by_slu
 from service.queries.rows import ArticleRow, CommentRow, ProfileRow, Reads
 from service.queries.tags import tag_names
 from service.queries.users import (
-    following_expr,
     named,
-    profile_by_username,
     profile_row,
     taken_fields,
     user_by_email,
     user_by_id,
+    user_by_name,
 )
 from service.queries.viewer import ViewerFlags, viewer_flags
 
@@ -54,9 +53,7 @@ __all__ = [
     "comment_row",
     "comments_by_slug",
     "feed_page",
-    "following_expr",
     "named",
-    "profile_by_username",
     "profile_row",
     "slugs_commented_by",
     "slugs_favorited_by",
@@ -65,5 +62,6 @@ __all__ = [
     "taken_fields",
     "user_by_email",
     "user_by_id",
+    "user_by_name",
     "viewer_flags",
 ]

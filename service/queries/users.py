@@ -8,26 +8,13 @@ from sqlalchemy import (
     ColumnElement,
     Executable,
     bindparam,
-    exists,
-    false,
     select,
 )
-from sqlalchemy.orm import Session, with_expression
+from sqlalchemy.orm import Session
 
 from service.errors import ApiError
-from service.models import User, follows
+from service.models import User
 from service.queries.rows import ProfileRow, Reads, connection_of, follows_user
-
-#: Loads of objects that carry viewer-dependent expressions must overwrite what
-#: the identity map already holds (e.g. the author after a follow in the same request).
-_FRESH = {"populate_existing": True}
-
-
-def following_expr(viewer_id: int | None) -> ColumnElement[bool]:
-    """SQL for "the viewer follows ``User``"; constant false for anonymous viewers."""
-    if viewer_id is None:
-        return false()
-    return exists().where(follows.c.follower_id == viewer_id, follows.c.followed_id == User.id)
 
 
 def user_by_id(session: Session, user_id: int) -> User | None:
@@ -57,18 +44,12 @@ def taken_fields(session: Session, exclude_id: int | None = None, **values: str)
     return taken
 
 
-def profile_by_username(session: Session, username: str, viewer_id: int | None) -> User:
-    """The user as a profile seen by the viewer; ``JAKE`` finds ``jake``.
+def user_by_name(session: Session, username: str) -> User:
+    """The account named ``username``, in any case (``JAKE`` finds ``jake``).
 
     :raises ApiError: 404 ``profile`` if there is no such user.
     """
-    stmt = (
-        select(User)
-        .where(named(username))
-        .options(with_expression(User.following, following_expr(viewer_id)))
-        .execution_options(**_FRESH)
-    )
-    user = session.scalars(stmt).one_or_none()
+    user = session.scalars(select(User).where(named(username))).one_or_none()
     if user is None:
         raise ApiError.not_found("profile")
     return user

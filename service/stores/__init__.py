@@ -18,7 +18,7 @@ from limits.strategies import STRATEGIES, RateLimiter
 from service.config import ConfigError, Settings
 from service.stores.redis_cache import BatchingRedisCache
 from service.stores.sqlite_cache import SQLiteCache
-from service.stores.sqlite_counters import SQLiteFileStorage
+from service.stores.sqlite_counters import SQLiteCounterStorage
 
 #: Seconds to wait for Redis (cache or counters) before treating it as down.
 NETWORK_TIMEOUT = 0.25
@@ -78,7 +78,7 @@ def make_limiter(settings: Settings) -> RateLimiter:
     uri = settings.ratelimit_storage_uri
     try:
         if uri.startswith("sqlitefile://"):
-            return STRATEGIES[settings.ratelimit_strategy](SQLiteFileStorage(uri, timeout=5.0))
+            return STRATEGIES[settings.ratelimit_strategy](SQLiteCounterStorage(uri, timeout=5.0))
         options: dict[str, Any] = {}
         if uri.startswith(("redis", "rediss")):
             options = {"socket_connect_timeout": NETWORK_TIMEOUT, "socket_timeout": NETWORK_TIMEOUT}

@@ -22,6 +22,8 @@ from typing import Any
 import redis
 from cachelib import RedisCache
 
+from service.stores.versioned import VersionedEntry
+
 #: Add one to the counter KEYS[1] (from ARGV[1] when it is missing) and set every other key to
 #: it for ARGV[2] seconds (0: forever). One script, so no other bump runs in between.
 _BUMP = """
@@ -112,28 +114,19 @@ class BatchingRedisCache(RedisCache):
         keys = [f"{self.prefix}{name}" for name in (counter, *names)]
         return int(self._bump(keys=keys, args=[seed, timeout]))
 
-    def keep_versioned(
-        self,
-        counter: str,
-        key: str,
-        value: Any,
-        timeout: int,
-        made_at: int,
-        versions: Iterable[str],
-        versions_timeout: int,
-    ) -> None:
+    def keep_versioned(self, counter: str, entry: VersionedEntry) -> None:
         """Queue what :meth:`get_fresh` needs: the missing versions, the entry, and its list.
 
         The missing versions are created at the counter's value when they are
         sent (``_ADD_VERSIONS``); the list (``<key>:deps``) is ``made_at`` and the
         version keys' names, in plain text for the script that checks them.
         """
-        names = list(versions)
+        names = list(entry.versions)
         if names:
-            self._pending_versions.append((counter, names, versions_timeout, made_at))
-        self.set_later(key, value, timeout)
-        deps = " ".join([str(made_at), *(f"{self.prefix}{name}" for name in names)]).encode()
-        self._pending.append((f"{self.prefix}{key}:deps", deps, timeout or None, False))
+            self._pending_versions.append((counter, names, entry.versions_timeout, entry.made_at))
+        self.set_later(entry.key, entry.value, entry.timeout)
+        deps = " ".join([str(entry.made_at), *(f"{self.prefix}{name}" for name in names)]).encode()
+        self._pending.append((f"{self.prefix}{entry.key}:deps", deps, entry.timeout or None, False))
 
     def get_fresh(self, counter: str, key: str) -> tuple[Any, Any]:
         """``(counter, entry)``, the entry only if none of its versions moved past it, in one round trip."""

@@ -21,6 +21,7 @@ from typing import Any
 from cachelib import BaseCache
 
 from service.stores.sqlite_file import SharedSQLiteFile
+from service.stores.versioned import VersionedEntry
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -139,16 +140,7 @@ class SQLiteCache(BaseCache):
         )
         return cursor.rowcount == 1
 
-    def keep_versioned(
-        self,
-        counter: str,
-        key: str,
-        value: Any,
-        timeout: int,
-        made_at: int,
-        versions: Iterable[str],
-        versions_timeout: int,
-    ) -> None:
+    def keep_versioned(self, counter: str, entry: VersionedEntry) -> None:
         """Store an entry made at ``counter`` value ``made_at`` unless a version it shows moved past that.
 
         Here a bump deletes the entries that show what it bumps (the
@@ -160,9 +152,10 @@ class SQLiteCache(BaseCache):
         value, so an entry whose reader began before some later write is not
         stored (a miss later, never a stale answer).
         """
-        names = sorted(set(versions))
-        now, expires_at, versions_expire = time.time(), self._expires_at(timeout), self._expires_at(versions_timeout)
-        blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        key, made_at, names = entry.key, entry.made_at, sorted(set(entry.versions))
+        now, expires_at = time.time(), self._expires_at(entry.timeout)
+        versions_expire = self._expires_at(entry.versions_timeout)
+        blob = pickle.dumps(entry.value, protocol=pickle.HIGHEST_PROTOCOL)
         with self._transaction() as connection:
             marks = ", ".join("?" * len(names))
             found = dict(

@@ -41,7 +41,7 @@ RETURNING value
 """
 
 
-class SQLiteFileStorage(Storage):
+class SQLiteCounterStorage(Storage):
     """Fixed-window counters in a SQLite file: ``sqlitefile:///absolute/path.db``."""
 
     STORAGE_SCHEME = ["sqlitefile"]

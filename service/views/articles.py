@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from service import queries
 from service.ops import articles as ops
-from service.web import ApiRequest
+from service.request import ApiRequest
 
 
 def get_articles(request: ApiRequest, query: dict[str, Any]) -> dict[str, Any]:
     """GetArticles: GET /api/articles (auth optional); filters tag, author, favorited."""
-    articles, total = ops.list_articles(request.reads, request.user, **query)
+    articles, total = queries.articles_page(request.reads, request.viewer_id, **query)
     return {"articles": articles, "articles_count": total}
 
 
 def get_articles_feed(request: ApiRequest, query: dict[str, Any]) -> dict[str, Any]:
     """GetArticlesFeed: GET /api/articles/feed (auth required)."""
-    articles, total = ops.feed(request.reads, request.authenticated_user, **query)
+    articles, total = queries.feed_page(request.reads, request.authenticated_user.id, **query)
     return {"articles": articles, "articles_count": total}
 
 
@@ -25,7 +26,7 @@ def get_article(request: ApiRequest, slug: str) -> dict[str, Any]:
 
     :raises ApiError: 404 ``article``.
     """
-    return {"article": ops.get_article(request.reads, request.user, slug=slug)}
+    return {"article": queries.article_by_slug(request.reads, slug, request.viewer_id)}
 
 
 def create_article(request: ApiRequest, body: dict[str, Any]) -> dict[str, Any]:

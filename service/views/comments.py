@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from service import queries
 from service.ops import comments as ops
-from service.web import ApiRequest
+from service.request import ApiRequest
 
 
 def get_article_comments(request: ApiRequest, slug: str) -> dict[str, Any]:
@@ -13,7 +14,7 @@ def get_article_comments(request: ApiRequest, slug: str) -> dict[str, Any]:
 
     :raises ApiError: 404 ``article``.
     """
-    return {"comments": ops.list_comments(request.reads, request.user, slug=slug)}
+    return {"comments": queries.comments_by_slug(request.reads, slug, request.viewer_id)}
 
 
 def create_article_comment(request: ApiRequest, slug: str, body: dict[str, Any]) -> dict[str, Any]:

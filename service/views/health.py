@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from service.errors import ApiError
 from service.lifecycle import draining
 from service.ops import health as ops
-from service.web import ApiRequest
+from service.request import ApiRequest
 
 
 def get_health(request: ApiRequest) -> dict[str, Any]:
@@ -16,19 +15,14 @@ def get_health(request: ApiRequest) -> dict[str, Any]:
     return {"status": "ok"}
 
 
-def get_readiness(
-    request: ApiRequest,
-    *,
-    probes: Mapping[str, Callable[[], bool]] | None = None,
-    required: frozenset[str] = frozenset(),
-) -> dict[str, Any]:
+def get_readiness(request: ApiRequest) -> dict[str, Any]:
     """GET /readyz: the host is not stopping, the database answers and its schema is at the code's revision.
 
-    ``create_app`` binds ``probes`` (the shared storages to report on) and
-    ``required`` (those whose failure makes the host unready).
+    Also reports on the shared storages (``request.storages``), and is not
+    ready without those it cannot serve without.
 
     :raises ApiError: 503 naming the check that failed (``server: shutting down`` while draining).
     """
     if draining():
         raise ApiError.unavailable("server", message="shutting down")
-    return {"status": "ok", "checks": ops.readiness(request.db, probes, required)}
+    return {"status": "ok", "checks": ops.readiness(request.db, request.storages)}

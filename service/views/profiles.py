@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from service import queries
 from service.ops import profiles as ops
-from service.web import ApiRequest
+from service.request import ApiRequest
 
 
 def get_profile_by_username(request: ApiRequest, username: str) -> dict[str, Any]:
@@ -13,7 +14,7 @@ def get_profile_by_username(request: ApiRequest, username: str) -> dict[str, Any
 
     :raises ApiError: 404 ``profile``.
     """
-    return {"profile": ops.get_profile(request.reads, request.user, username=username)}
+    return {"profile": queries.profile_row(request.reads, username, request.viewer_id)}
 
 
 def follow_user_by_username(request: ApiRequest, username: str) -> dict[str, Any]:

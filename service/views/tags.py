@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.ops import tags as ops
-from service.web import ApiRequest
+from service import queries
+from service.request import ApiRequest
 
 
 def get_tags(request: ApiRequest) -> dict[str, Any]:
     """GetTags: GET /api/tags (no auth)."""
-    return {"tags": ops.list_tags(request.reads)}
+    return {"tags": queries.tag_names(request.reads)}  # every tag in use, alphabetical, without a cap

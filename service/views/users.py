@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.ops import users as ops
-from service.web import ApiRequest
+from service.request import ApiRequest
 
 
 def login(request: ApiRequest, body: dict[str, Any]) -> dict[str, Any]:

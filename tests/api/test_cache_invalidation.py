@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from webtest import TestApp
 
 from service.app import create_app
+from service.db import Database
 from tests.conftest import make_settings
 from tests.factories import auth_header, make_article, make_comment, make_user
 
@@ -18,7 +19,7 @@ from tests.factories import auth_header, make_article, make_comment, make_user
 def cached(session_factory: sessionmaker[Session], tmp_path: Path) -> TestApp:
     """The app with the default host-local cache, storing from the first miss."""
     settings = make_settings(instance_path=tmp_path, cache_url="sqlitefile", cache_min_uses=1)
-    return TestApp(create_app(settings, session_factory=session_factory))
+    return TestApp(create_app(settings, database=Database(session_factory)))
 
 
 #: A small site: jake wrote "one" (tag a) and "two" (tag b); anne wrote "three" (tag a).
@@ -224,7 +225,7 @@ def test_writes_that_change_nothing_shared_forget_nothing(
 def test_every_write_declares_the_kinds_of_key_it_changes(
     cached: TestApp, site: dict[str, dict[str, str]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="service.web")
+    caplog.set_level(logging.ERROR, logger="service.dispatch")
     jake = site["jake"]
     made = cached.post_json(
         "/api/articles", {"article": {"title": "X", "description": "d", "body": "b", "tagList": ["z"]}}, headers=jake

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from webtest import TestApp
 
 from service.app import create_app
+from service.db import Database
 from tests.conftest import make_settings
 from tests.factories import auth_header, make_article, make_user
 
@@ -19,7 +20,7 @@ STALE = {"errors": {"If-Match": ["does not match the current version"]}}
 def app(request: pytest.FixtureRequest, session_factory: sessionmaker[Session], tmp_path: Path) -> TestApp:
     """Without and with the response cache: the ETag of a cached read is one a client can send back."""
     settings = make_settings(instance_path=tmp_path, cache_url=request.param, cache_min_uses=1)
-    return TestApp(create_app(settings, session_factory=session_factory))
+    return TestApp(create_app(settings, database=Database(session_factory)))
 
 
 def test_an_edit_with_the_current_etag_is_applied_and_a_stale_one_is_refused(app: TestApp, db: Session) -> None:
@@ -74,9 +75,12 @@ def test_a_matching_star_or_absent_condition_lets_the_write_through(app: TestApp
     me = auth_header(jake)
     current = app.get("/api/articles/one", headers=me).headers["ETag"]
 
-    app.put_json(
+    response = app.put_json(
         "/api/articles/one", {"article": {"body": "x"}}, headers={**me, "If-Match": if_match.format(current=current)}
     )
+
+    assert response.status_int == 200
+    assert response.json["article"]["body"] == "x"
 
 
 def test_a_condition_is_checked_after_the_token_and_the_article_existing(app: TestApp, db: Session) -> None:

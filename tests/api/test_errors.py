@@ -10,20 +10,21 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from webtest import TestApp
 
-from service import routing
+from service import route_table
 from service.app import create_app
+from service.db import Database
 from service.router import Route
 from tests.conftest import TEST_SECRET, make_settings, routes_with
 from tests.factories import auth_header, make_user, token_for
 
-PROTECTED = [r for r in routing.ROUTES if r.auth == "required"]
-OPTIONAL = [r for r in routing.ROUTES if r.auth == "optional"]
+PROTECTED = [r for r in route_table.ROUTES if r.auth == "required"]
+OPTIONAL = [r for r in route_table.ROUTES if r.auth == "optional"]
 
 
 def concrete(route: Route) -> str:
     """The route's path with sample values, under /api."""
     path = route.path.replace("<username>", "jake").replace("<slug>", "some-slug")
-    return "/api" + path.replace(routing._COMMENT_ID, "1")
+    return "/api" + path.replace(route_table._COMMENT_ID, "1")
 
 
 def call(client: TestApp, route: Route, **kwargs: object) -> object:
@@ -135,7 +136,7 @@ def test_missing_or_wrong_wrapper_returns_422(client: TestApp, payload: object, 
 
 
 def test_body_over_the_limit_returns_413(app: object, session_factory: sessionmaker[Session]) -> None:
-    small = TestApp(create_app(make_settings(max_body_bytes=1024), session_factory=session_factory))
+    small = TestApp(create_app(make_settings(max_body_bytes=1024), database=Database(session_factory)))
 
     body = small.post_json("/api/users", {"user": {"username": "x" * 2000}}, status=413).json
 
@@ -170,9 +171,9 @@ def test_unexpected_error_is_a_500_json_without_details(
     def explode(request: object) -> None:
         raise RuntimeError("secret internal detail")
 
-    app = create_app(make_settings(), routes=routes_with("tags.get_tags", explode), session_factory=session_factory)
+    app = create_app(make_settings(), routes=routes_with("tags.get_tags", explode), database=Database(session_factory))
 
-    with caplog.at_level(logging.ERROR, logger="service.web"):
+    with caplog.at_level(logging.ERROR, logger="service.dispatch"):
         response = TestApp(app).get("/api/tags", status=500)
 
     assert response.json == {"errors": {"server": ["internal error"]}}
@@ -203,7 +204,7 @@ def test_cors_headers_on_simple_requests(client: TestApp) -> None:
 
 
 def test_cors_refuses_an_origin_outside_the_list(session_factory: sessionmaker[Session]) -> None:
-    app = TestApp(create_app(make_settings(cors_origins=("https://good.example",)), session_factory=session_factory))
+    app = TestApp(create_app(make_settings(cors_origins=("https://good.example",)), database=Database(session_factory)))
 
     good = app.get("/api/tags", headers={"Origin": "https://good.example"})
     bad = app.get("/api/tags", headers={"Origin": "https://evil.example"})

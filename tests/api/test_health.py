@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from webtest import TestApp
 
 from service import db as service_db
+from service.db import Database
 
 
 def _stamp_head(db: Session) -> None:
@@ -66,7 +67,7 @@ def test_readyz_reports_shared_storages_and_fails_only_for_required_ones(
     open_app = TestApp(
         create_app(
             make_settings(instance_path=tmp_path, ratelimit_enabled=True, ratelimit_storage_uri=down, cache_url=down),
-            session_factory=session_factory,
+            database=Database(session_factory),
         )
     )
     closed_app = TestApp(
@@ -77,7 +78,7 @@ def test_readyz_reports_shared_storages_and_fails_only_for_required_ones(
                 ratelimit_storage_uri=down,
                 ratelimit_swallow_errors=False,
             ),
-            session_factory=session_factory,
+            database=Database(session_factory),
         )
     )
 

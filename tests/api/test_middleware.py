@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from webtest import TestApp
 
 from service.app import create_app
+from service.db import Database
 from tests.conftest import make_settings
 from tests.factories import auth_header, make_article, make_user
 
@@ -19,7 +20,7 @@ def full(session_factory: sessionmaker[Session], tmp_path: Path, request: pytest
     settings = make_settings(
         instance_path=tmp_path, ratelimit_enabled=True, cache_url=request.param, ratelimit_login="3/minute"
     )
-    return TestApp(create_app(settings, session_factory=session_factory))
+    return TestApp(create_app(settings, database=Database(session_factory)))
 
 
 def test_repeated_logins_get_429_in_the_realworld_shape_with_cors(full: TestApp) -> None:
@@ -67,7 +68,7 @@ def test_forwarded_for_is_ignored_unless_proxies_are_trusted(
             ratelimit_default="1/minute",
             trusted_proxy_hops=hops,
         )
-        return TestApp(create_app(settings, session_factory=session_factory))
+        return TestApp(create_app(settings, database=Database(session_factory)))
 
     untrusting, trusting = app(0), app(1)
     untrusting.get("/api/tags", headers={"X-Forwarded-For": "1.1.1.1"})

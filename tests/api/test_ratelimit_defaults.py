@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from webtest import TestApp
 
 from service.app import create_app
+from service.db import Database
 from tests.conftest import TEST_SECRET, make_settings
 
 
@@ -17,7 +18,7 @@ def app_for(env: str, session_factory: sessionmaker[Session], tmp_path: Path) ->
     settings = make_settings(
         env=env, secret_key=TEST_SECRET, instance_path=tmp_path, ratelimit_enabled=True, cache_url="null"
     )
-    return TestApp(create_app(settings, session_factory=session_factory))
+    return TestApp(create_app(settings, database=Database(session_factory)))
 
 
 def registration(n: int) -> dict[str, dict[str, str]]:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from webtest import TestApp
 
 from service.app import create_app
+from service.db import Database
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, make_user
 
@@ -22,7 +23,7 @@ def limited(session_factory: sessionmaker[Session], tmp_path: Path) -> TestApp:
         ratelimit_writes="5/minute",
         ratelimit_login="100/minute",
     )
-    return TestApp(create_app(settings, session_factory=session_factory))
+    return TestApp(create_app(settings, database=Database(session_factory)))
 
 
 def sign_in(app: TestApp, address: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from webtest import TestApp
 
 from service.app import create_app
 from service.config import Settings
+from service.db import Database
 from service.logs import ROOT_LOGGER, configure_logging
 from tests.conftest import make_settings, routes_with
 from tests.factories import PASSWORD, auth_header, make_user, token_for
@@ -73,7 +74,7 @@ def test_an_unexpected_error_is_logged_once_with_its_request_id(
 
     # A broken view on purpose: outside the documented contract.
     client = TestApp(
-        create_app(settings, routes=routes_with("tags.get_tags", explode), session_factory=session_factory)
+        create_app(settings, routes=routes_with("tags.get_tags", explode), database=Database(session_factory))
     )
 
     with caplog.at_level(logging.ERROR):

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from webtest import TestApp
 
 from service.app import create_app
+from service.db import Database
 from tests.conftest import make_settings
 from tests.factories import auth_header, favorite, follow, make_article, make_user, token_for
 from tests.integration.test_query_counts import counting
@@ -19,7 +20,7 @@ from tests.integration.test_query_counts import counting
 def cached(session_factory: sessionmaker[Session], tmp_path: Path) -> TestApp:
     """The app with the default host-local cache, storing from the first miss."""
     settings = make_settings(instance_path=tmp_path, cache_url="sqlitefile", cache_min_uses=1)
-    return TestApp(create_app(settings, session_factory=session_factory))
+    return TestApp(create_app(settings, database=Database(session_factory)))
 
 
 def test_a_signed_in_read_of_a_cached_page_is_one_statement_and_shows_the_viewers_flags(

@@ -10,6 +10,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 from webtest import TestApp
 
+from service.db import Database
 from service.models import User
 from tests.conftest import TEST_SECRET
 from tests.factories import PASSWORD, auth_header, make_user, token_for
@@ -119,7 +120,7 @@ def test_a_token_is_decoded_once_per_request_though_the_limiter_and_the_dispatch
 
     jake = make_user(db, "jake")
     client = TestApp(
-        create_app(make_settings(instance_path=tmp_path, ratelimit_enabled=True), session_factory=session_factory)  # type: ignore[arg-type]
+        create_app(make_settings(instance_path=tmp_path, ratelimit_enabled=True), database=Database(session_factory))  # type: ignore[arg-type]
     )
     decoded: list[str] = []
     real_decode = auth.jwt.decode

@@ -93,7 +93,11 @@ def test_create_user_without_fields_reports_each_as_blank(client: TestApp) -> No
 
 
 def test_password_of_exactly_eight_characters_is_accepted(client: TestApp) -> None:
-    register(client, password="12345678")
+    body = register(client, password="12345678")
+    login = {"user": {"email": "jake@jake.jake", "password": "12345678"}}
+
+    assert body["user"]["username"] == "jake"
+    assert client.post_json("/api/users/login", login).json["user"]["username"] == "jake"
 
 
 def test_login_returns_user_with_token(client: TestApp, db: Session) -> None:
@@ -132,11 +136,14 @@ def test_login_ignores_a_stale_token_in_the_header(client: TestApp, db: Session)
     # A front end may still send an expired token while its user logs in again.
     make_user(db, "jake")
 
-    client.post_json(
+    response = client.post_json(
         "/api/users/login",
         {"user": {"email": "jake@example.org", "password": PASSWORD}},
         headers={"Authorization": "Token garbage"},
     )
+
+    assert response.status_int == 200
+    assert response.json["user"]["username"] == "jake" and response.json["user"]["token"]
 
 
 def test_login_without_password_returns_422(client: TestApp) -> None:
@@ -214,7 +221,12 @@ def test_update_current_user_to_anothers_field_returns_409(client: TestApp, db: 
 def test_update_current_user_to_own_email_is_fine(client: TestApp, db: Session) -> None:
     jake = make_user(db, "jake")
 
-    client.put_json("/api/user", {"user": {"email": "jake@example.org", "username": "jake"}}, headers=auth_header(jake))
+    response = client.put_json(
+        "/api/user", {"user": {"email": "jake@example.org", "username": "jake"}}, headers=auth_header(jake)
+    )
+
+    assert response.status_int == 200
+    assert (response.json["user"]["email"], response.json["user"]["username"]) == ("jake@example.org", "jake")
 
 
 def test_update_current_user_password_allows_login_with_the_new_one(client: TestApp, db: Session) -> None:

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, select
 
 from service.cli import main
+from service.db import Database
 from service.models import Article
 
 CONDUIT = str(Path(sys.executable).parent / "conduit")
@@ -178,7 +179,7 @@ def test_revoke_tokens_and_set_password_sign_the_user_out_and_delete_frees_no_id
     run("db", "upgrade")
     settings = make_settings(database_url=cli_env, instance_path=tmp_path)
     engine = db.make_engine(settings)
-    client = TestApp(create_app(settings, engine=engine))
+    client = TestApp(create_app(settings, database=Database.on(engine)))
 
     def token(name: str) -> str:
         body = {"user": {"username": name, "email": f"{name}@x.org", "password": "password1"}}
@@ -217,7 +218,7 @@ def test_deleting_a_user_forgets_their_cached_pages_at_once(
     )
     engine = service_db.make_engine(settings)
     request.addfinalizer(engine.dispose)
-    app = TestApp(create_app(settings, engine=engine))
+    app = TestApp(create_app(settings, database=Database.on(engine)))
     user = {"user": {"username": "gone", "email": "gone@example.org", "password": "password1"}}
     token = app.post_json("/api/users", user).json["user"]["token"]
     article = {"article": {"title": "Soon gone", "description": "d", "body": "b", "tagList": ["gone"]}}

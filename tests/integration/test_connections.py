@@ -12,6 +12,7 @@ from webtest import TestApp
 
 from service import db
 from service.app import create_app
+from service.db import Database
 from tests.conftest import make_settings
 
 REGISTRATION = {"user": {"username": "jake", "email": "jake@x.org", "password": "password1"}}
@@ -23,8 +24,9 @@ def served(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iter
     url = f"sqlite:///{tmp_path / 'own.db'}" if backend == "sqlite" else request.getfixturevalue("throwaway_pg_url")
     settings = make_settings(database_url=url, instance_path=tmp_path, auto_migrate=True)
     engine = db.make_engine(settings)
-    reads = db.make_read_engine(engine, settings)  # as create_app makes them for wsgi.py
-    yield TestApp(create_app(settings, engine=engine, read_engine=reads)), engine
+    db.upgrade_to_head(engine, settings)
+    reads = db.make_read_engine(engine, settings)  # as Database.for_settings makes them for wsgi.py
+    yield TestApp(create_app(settings, database=Database.on(engine, reads))), engine
     reads.dispose()
     engine.dispose()
 

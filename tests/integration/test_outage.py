@@ -13,6 +13,7 @@ from webtest import TestApp
 
 from service import db as service_db
 from service.app import create_app
+from service.db import Database
 from tests import pg
 from tests.conftest import make_settings, unavailable
 
@@ -34,7 +35,7 @@ def test_database_outage_gives_fast_503_and_recovers_without_restart(cluster: pg
     settings = make_settings(database_url=cluster.url, db_connect_timeout=2)
     engine = service_db.make_engine(settings)
     service_db.upgrade(engine)
-    client = TestApp(create_app(settings, session_factory=service_db.make_session_factory(engine)))
+    client = TestApp(create_app(settings, database=Database(service_db.make_session_factory(engine))))
     client.get("/api/tags")  # the pool now holds a live connection
     client.get("/readyz")
 

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from service.stores.redis_cache import BatchingRedisCache
+from service.stores.versioned import VersionedEntry
 from tests.integration.servers import redis_server
 
 
@@ -112,7 +113,7 @@ def test_kept_versions_never_overwrite_a_bumped_one(client: redis.Redis) -> None
     cache = BatchingRedisCache(client, key_prefix="t:")
     cache.bump_versions("seq", ["v:a"], 0, 0)
 
-    cache.keep_versioned("seq", "e", "value", 60, 0, ["v:a", "v:b"], 120)
+    cache.keep_versioned("seq", VersionedEntry("e", "value", 60, 0, ("v:a", "v:b"), 120))
     cache.get_many("seq")  # sends what was queued
 
     assert cache.get_many("v:a", "v:b") == [1, 1]  # v:b created at the counter's value, not the entry's
@@ -122,7 +123,7 @@ def test_kept_versions_never_overwrite_a_bumped_one(client: redis.Redis) -> None
 def test_a_hit_is_one_round_trip_and_a_bumped_version_makes_it_a_miss(
     client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.answer import Answer
+    from service.conditional_read import ConditionalRead
     from service.middleware.cache import VersionedStore
 
     sent = [0]
@@ -136,7 +137,7 @@ def test_a_hit_is_one_round_trip_and_a_bumped_version_makes_it_a_miss(
     store = VersionedStore(BatchingRedisCache(client, key_prefix="t:"), "conduit", None, 60)
     seq, _ = store.fetch(b"k" * 16)
     assert seq is not None
-    store.keep(b"k" * 16, seq, {"article:a", "profile:jake"}, Answer(b'{"x":1}'))
+    store.keep(b"k" * 16, seq, {"article:a", "profile:jake"}, ConditionalRead(b'{"x":1}'))
     store.fetch(b"k" * 16)  # sends the queued stores and reads, together
 
     before = sent[0]
@@ -156,6 +157,6 @@ def test_an_entry_computed_across_a_bump_whose_version_was_evicted_is_never_fres
     cache.bump_versions("seq", ["v:a"], 0, 0)  # ...while a write bumps what it shows (v:a at 2)
     client.delete("t:v:a")  # and v:a is evicted before the reader stores
 
-    cache.keep_versioned("seq", "e", "stale", 60, made_at, ["v:a"], 120)
+    cache.keep_versioned("seq", VersionedEntry("e", "stale", 60, made_at, ("v:a",), 120))
 
     assert cache.get_fresh("seq", "e") == (2, None)  # v:a came back at the counter (2), past the entry

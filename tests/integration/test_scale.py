@@ -28,6 +28,7 @@ from webtest import TestApp
 from service import db as service_db
 from service import queries
 from service.app import create_app
+from service.db import Database
 from service.ops import health
 from tests import scale
 from tests.conftest import make_settings
@@ -188,7 +189,7 @@ def test_kept_totals_stay_exact_under_concurrent_writers(big: Engine, backend: s
         from service.models import User
 
         headers = [auth_header(session.get(User, user_id)) for user_id in users]  # type: ignore[arg-type]
-    app = TestApp(create_app(make_settings(instance_path=tmp_path), engine=big))
+    app = TestApp(create_app(make_settings(instance_path=tmp_path), database=Database.on(big)))
     errors: list[str] = []
 
     def write(n: int) -> None:

@@ -10,11 +10,13 @@ from webtest import TestApp
 
 from service import db as service_db
 from service.app import create_app
+from service.db import Database
+from service.dispatch import Dispatcher
 from service.errors import ApiError
 from service.models import User
 from service.ops import users as user_ops
+from service.request import ApiRequest
 from service.router import Route, Router
-from service.web import ApiRequest, Dispatcher
 from tests.conftest import make_settings
 from tests.factories import auth_header, make_article, make_user
 
@@ -22,7 +24,7 @@ from tests.factories import auth_header, make_article, make_user
 def _app_with_view(factory: sessionmaker[Session], view: object) -> TestApp:
     """A dispatcher whose only route is ``POST /api/tags`` → ``view``, status 204."""
     routes = (Route("POST", "/tags", view, auth="none", status=204),)  # type: ignore[arg-type]
-    return TestApp(Dispatcher(Router(routes), make_settings(), factory))
+    return TestApp(Dispatcher(Router(routes), make_settings(), Database(factory)))
 
 
 def _count_users(factory: sessionmaker[Session]) -> int:
@@ -56,7 +58,7 @@ def test_failing_request_rolls_back_everything(real_engine: Engine) -> None:
 
 def test_concurrent_registration_of_one_username_gives_409_not_500(real_engine: Engine) -> None:
     factory = service_db.make_session_factory(real_engine)
-    client = TestApp(create_app(make_settings(), session_factory=factory))
+    client = TestApp(create_app(make_settings(), database=Database(factory)))
     first = factory()
     # The first registration is flushed but not committed: the second one's
     # pre-check sees nothing, so only the unique constraint can stop it.
@@ -91,7 +93,7 @@ def test_concurrent_favorites_of_one_article_are_all_counted_once(real_engine: E
         author = make_user(session, "author")
         slug = make_article(session, author).slug
         headers = [auth_header(fan) for fan in fans]
-    client = TestApp(create_app(make_settings(), session_factory=factory))
+    client = TestApp(create_app(make_settings(), database=Database(factory)))
     statuses: list[int] = []
 
     def favorite(h: dict[str, str]) -> None:
@@ -114,7 +116,7 @@ def test_two_conditional_edits_of_one_version_at_once_give_one_200_and_one_412(r
         jake = make_user(session, "jake")
         make_article(session, jake, title="One", slug="one")
         me = auth_header(jake)
-    client = TestApp(create_app(make_settings(), session_factory=factory))
+    client = TestApp(create_app(make_settings(), database=Database(factory)))
     etag = client.get("/api/articles/one", headers=me).headers["ETag"]
     barrier = threading.Barrier(8)
     statuses: list[int] = []
@@ -142,7 +144,7 @@ def test_one_write_sent_many_times_at_once_with_one_idempotency_key_is_applied_o
         jake = make_user(session, "jake")
         slug = make_article(session, jake).slug
         headers = {**auth_header(jake), "Idempotency-Key": "one-comment"}
-    client = TestApp(create_app(make_settings(), session_factory=factory))
+    client = TestApp(create_app(make_settings(), database=Database(factory)))
     barrier = threading.Barrier(8)
     answers: list[tuple[int, object, str | None]] = []
 

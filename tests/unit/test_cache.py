@@ -12,16 +12,9 @@ import pytest
 from cachelib import SimpleCache
 from webtest import TestApp
 
-from service import surrogates
-from service.answer import Answer
-from service.middleware.cache import (
-    CHANGED_KEY,
-    SHARED_ANSWER_KEY,
-    SHARED_STORE_KEY,
-    SHARED_WANTED_KEY,
-    ResponseCacheMiddleware,
-    _first_values,
-)
+from service import environ_keys, surrogates
+from service.conditional_read import ConditionalRead
+from service.middleware.cache import ResponseCacheMiddleware, _first_values
 from service.stores.sqlite_cache import SQLiteCache
 
 #: What this stub's "route table" lets the cache share: everything but the personal resources.
@@ -57,7 +50,7 @@ class Stub:
     last_shared: object = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        self.last_shared = environ.get(SHARED_ANSWER_KEY)
+        self.last_shared = environ.get(environ_keys.SHARED_ANSWER)
         path = environ["PATH_INFO"]
         if environ["REQUEST_METHOD"] in ("GET", "HEAD"):
             if self.during_read is not None:
@@ -67,13 +60,13 @@ class Stub:
                 data["articles"] = [_article(slug) for slug in self.listed]
             elif path.startswith("/api/articles/"):
                 data["article"] = _article(path.rsplit("/", 1)[-1])
-            answer = Answer(json.dumps(data).encode())
-            if environ.get(SHARED_WANTED_KEY):
-                environ[SHARED_STORE_KEY] = answer
+            answer = ConditionalRead(json.dumps(data).encode())
+            if environ.get(environ_keys.SHARED_WANTED):
+                environ[environ_keys.SHARED_STORE] = answer
             return answer(environ, start_response)
         start_response(self.write_status, [("Content-Type", "application/json")])
         if self.write_status.startswith("2"):
-            environ[CHANGED_KEY] = frozenset(json.loads(environ["wsgi.input"].read() or b"[]"))
+            environ[environ_keys.CHANGED] = frozenset(json.loads(environ["wsgi.input"].read() or b"[]"))
         return [b"{}"]
 
 
@@ -302,7 +295,7 @@ def test_a_bump_lost_while_the_cache_was_down_is_delivered_before_the_cache_is_r
     write(app, "page:/api/tags")  # committed; the bump cannot reach the cache
     assert owed.exists()
     cache.broken = False
-    monkeypatch.setattr("service.middleware.cache._BACKOFF_SECONDS", 0.0)
+    monkeypatch.setattr("service.middleware.cache.BACKOFF_SECONDS", 0.0)
     app.app.store._skip_until = other_worker.app.store._skip_until = 0.0
 
     after = other_worker.get("/api/tags")  # a worker that never saw the failure

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.errors import ApiError
-from service.web import flatten
+from service.request import flatten
 
 
 @pytest.mark.parametrize(

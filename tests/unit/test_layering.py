@@ -1,4 +1,4 @@
-"""Imports follow the layer table of STYLE.md §3; this test is what enforces it."""
+"""Which layer may import which: the table below is the rule, and this test is what enforces it."""
 
 from __future__ import annotations
 
@@ -12,57 +12,77 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Module prefix → project modules it may import (prefix match). Third-party imports are free.
 ALLOWED: dict[str, tuple[str, ...]] = {
     "service.app": (
-        "service.routing",
+        "service.route_table",
         "service.router",
-        "service.web",
+        "service.dispatch",
         "service.middleware",
         "service.stores",
         "service.db",
         "service.config",
         "service.openapi",
-        "service.views.health",  # to bind the readiness view to the storages it reports on
+        "service.ops.health",  # the storages /readyz reports on
         "service.metrics",
         "service",  # the version, for the build information
     ),
-    "service.routing": ("service.views", "schemas", "service.router", "service.surrogates"),
-    "service.router": ("service.errors", "service.surrogates"),
+    "service.route_table": ("service.views", "schemas", "service.router", "service.surrogates", "service.models"),
+    "service.router": ("service.errors", "service.surrogates", "service.environ_keys"),
+    # The names of what travels in the WSGI environ: a leaf every layer may import.
+    "service.environ_keys": (),
     "service.surrogates": (),
-    "service.views": ("service.ops", "service.web", "service.errors"),
+    "service.views": ("service.ops", "service.queries", "service.request", "service.errors"),
     # Readiness also says whether the host is stopping.
-    "service.views.health": ("service.ops", "service.web", "service.errors", "service.lifecycle"),
+    "service.views.health": ("service.ops", "service.request", "service.errors", "service.lifecycle"),
     "service.lifecycle": (),
-    "service.web": (
+    # The request as views see it: settings, the database, the user.
+    "service.request": (
+        "service.ops.health",
+        "service.auth",
+        "service.queries",
+        "service.config",
+        "service.db",
+        "service.errors",
+        "service.models",
+    ),
+    "service.dispatch": (
+        "service.request",
+        "service.ops.health",
+        "service.db",
         "service.middleware.cache",  # the hand-over protocol and personalisation of shared answers
         "service.surrogates",
-        "service.answer",
+        "service.conditional_read",
         "service.errors",
         "service.router",
-        "service.wire",
+        "service.json_bodies",
         "service.auth",
         "service.queries",
         "service.models",
         "service.config",
         "service.ops.idempotency",  # a write's Idempotency-Key is claimed and answered in its transaction
         "service.metrics",
+        "service.environ_keys",
     ),
     "service.middleware": (
         "service.errors",
-        "service.wire",
-        "service.answer",
+        "service.json_bodies",
+        "service.conditional_read",
         "service.config",
         "service.middleware",
         "service.metrics",
+        "service.environ_keys",
     ),
     # Counts each request by the route the router matched for it.
-    "service.middleware.requestlog": ("service.config", "service.metrics", "service.router"),
+    "service.middleware.requestlog": ("service.environ_keys", "service.metrics"),
     # Reads what a route declares it depends on; the surrogate keys are the cache's vocabulary.
     "service.middleware.cache": (
         "service.errors",
-        "service.wire",
-        "service.answer",
+        "service.json_bodies",
+        "service.conditional_read",
         "service.router",
         "service.surrogates",
         "service.metrics",
+        "service.environ_keys",
+        "service.middleware",  # the back-off after a storage failure
+        "service.stores.versioned",  # what it hands a store that keeps versions itself
     ),
     # Keys authenticated requests by user id: reads the token, never the database.
     "service.middleware.ratelimit": (
@@ -71,10 +91,11 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.middleware",
         "service.auth",
         "service.metrics",
+        "service.environ_keys",
     ),
     "service.stores": ("service.config", "service.stores"),
     "service.logs": ("service.config",),
-    "service.openapi": ("service", "service.routing", "schemas", "service.router"),
+    "service.openapi": ("service", "service.route_table", "schemas", "service.router"),
     # Composition roots: they see every layer.
     "service.cli": ("service", "schemas"),
     "service.gunicorn_conf": (
@@ -87,7 +108,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     ),
     # Hands every layer the same counters; reads only the settings.
     "service.metrics": ("service.config",),
-    "service.warmup": ("service.config",),
+    "service.warmup": ("service.environ_keys",),
     "service.gunicorn_worker": (),
     "service.ops": (
         "service.queries",
@@ -99,13 +120,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     ),
     "service.ops.health": ("service.db", "service.errors", "service.models"),
     "service.queries": ("service.models", "service.errors", "service.queries"),
-    "service.auth": ("service.errors", "service.config"),
+    "service.auth": ("service.errors", "service.config", "service.environ_keys", "service.models"),
     "service.db": ("service.config",),
     "service.config": (),
     "service.models": ("service.models",),
-    "service.answer": ("service.errors", "service.wire"),
-    "service.errors": ("service.wire",),
-    "service.wire": (),
+    "service.conditional_read": ("service.errors", "service.json_bodies"),
+    "service.errors": ("service.json_bodies",),
+    "service.json_bodies": (),
     "schemas": ("schemas", "service.models"),
 }
 PROJECT = ("service", "schemas")

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from service.stores.sqlite_cache import SQLiteCache
+from service.stores.versioned import VersionedEntry
 
 
 def test_set_get_delete_round_trip(tmp_path: Path) -> None:
@@ -97,8 +98,8 @@ def test_a_bump_deletes_the_entries_that_show_what_it_bumps_and_no_other(tmp_pat
     cache = SQLiteCache(tmp_path / "c.db")
     seq = cache.bump_versions("seq", ["v:z"], 0, 0)  # the counter at 1
 
-    cache.keep_versioned("seq", "e1", "one", 60, seq, ["v:a", "v:b"], 120)
-    cache.keep_versioned("seq", "e2", "two", 60, seq, ["v:c"], 120)
+    cache.keep_versioned("seq", VersionedEntry("e1", "one", 60, seq, ("v:a", "v:b"), 120))
+    cache.keep_versioned("seq", VersionedEntry("e2", "two", 60, seq, ("v:c",), 120))
     fresh = cache.get_fresh("seq", "e1"), cache.get_fresh("seq", "e2")
     cache.bump_versions("seq", ["v:b"], 0, 0)
 
@@ -109,11 +110,13 @@ def test_a_bump_deletes_the_entries_that_show_what_it_bumps_and_no_other(tmp_pat
 def test_an_entry_computed_across_a_bump_is_not_stored(tmp_path: Path) -> None:
     cache = SQLiteCache(tmp_path / "c.db")
     made_at = cache.bump_versions("seq", ["v:z"], 0, 0)  # a reader reads the counter (1), then computes...
-    cache.keep_versioned("seq", "other", "x", 60, made_at, ["v:a"], 120)  # (v:a now known at 1)
+    cache.keep_versioned("seq", VersionedEntry("other", "x", 60, made_at, ("v:a",), 120))  # (v:a now known at 1)
     cache.bump_versions("seq", ["v:a"], 0, 0)  # ...while a write bumps what it shows
 
-    cache.keep_versioned("seq", "e", "stale", 60, made_at, ["v:a"], 120)
-    cache.keep_versioned("seq", "f", "unknown", 60, made_at, ["v:new"], 120)  # a new key, after a write
+    cache.keep_versioned("seq", VersionedEntry("e", "stale", 60, made_at, ("v:a",), 120))
+    cache.keep_versioned(
+        "seq", VersionedEntry("f", "unknown", 60, made_at, ("v:new",), 120)
+    )  # a new key, after a write
 
     assert cache.get_fresh("seq", "e") == (2, None)
     assert cache.get_fresh("seq", "f") == (2, None)  # not stored: nobody knows if the write touched it

@@ -1,190 +1,46 @@
-"""The HTTP edge: the request type, JSON in, and the dispatcher.
+"""The dispatcher: one request's lifecycle, decided once.
 
-The request lifecycle is decided here, once: match the URL, authenticate per
-the route's policy, claim a signed-in write's ``Idempotency-Key`` (or replay
-the answer it already got), load the query and body with the route's schemas,
-call the view, dump its result with the route's reply schema, tell a shared
-cache what the write changed, then commit. Any error rolls back and renders as
-the RealWorld error body; the session is closed after the response has been
-sent.
+Match the URL, authenticate per the route's policy, claim a signed-in write's
+``Idempotency-Key`` (or replay the answer it already got), load the query and
+body with the route's schemas, call the view, dump its result with the
+route's reply schema, tell a shared cache what the write changed, then
+commit: the one transaction boundary. Any error rolls back and renders as the
+RealWorld error body; the session is closed after the response has been sent.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
-from marshmallow import Schema, ValidationError
-from sqlalchemy import Connection, Engine
+from marshmallow import Schema
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.http import parse_etags
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Response
 from werkzeug.wsgi import ClosingIterator
 
-from service import auth, queries, surrogates
-from service.answer import Answer
-from service.config import RATE_CHARGE_KEY, REQUEST_ID_KEY, USER_ID_KEY, WRITE_INTENT, Settings
+from service import auth, environ_keys, queries, surrogates
+from service.conditional_read import ConditionalRead
+from service.config import WRITE_INTENT, Settings
+from service.db import Database, describe_error
 from service.errors import ApiError
-from service.metrics import Metrics
+from service.json_bodies import encode_json, json_bytes_response
+from service.metrics import NO_METRICS, Metrics
 from service.middleware import cache
 from service.models import User
 from service.ops import idempotency
+from service.ops.health import Storages
+from service.request import ApiRequest, load, read_json
 from service.router import AuthPolicy, Route, Router
-from service.wire import encode_json, json_bytes_response
 
 logger = logging.getLogger(__name__)
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-@dataclass(frozen=True)
-class SignedIn:
-    """A user together with the token just issued for them: the wire's ``User``."""
-
-    user: User
-    token: str
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.user, name)
-
-
-class ApiRequest(Request):
-    """A request with its database session, settings and authenticated user."""
-
-    def __init__(
-        self,
-        environ: dict[str, Any],
-        settings: Settings,
-        session_factory: sessionmaker[Session],
-        read_engine: Engine | None = None,
-    ) -> None:
-        super().__init__(environ)
-        self.settings = settings
-        self.max_content_length = settings.max_body_bytes
-        self._session_factory = session_factory
-        self._read_engine = read_engine
-        self.user: User | None = None
-        self.claims: auth.Claims | None = None  # what the authenticated token says
-        self.stamp_seen: str | None = None  # the account's token stamp when the request was authenticated
-
-    @cached_property
-    def reads(self) -> queries.Reads:
-        """What this request's read statements run on, opened on first use.
-
-        A safe request given a read engine gets one of its connections (autocommit)
-        and no Session: a Session's transaction bookkeeping cost more than the
-        read's own share of SQLAlchemy (65 against 19 µs of CPU, bench/README.md).
-        Otherwise the session, so that a write's reads see its pending changes.
-        """
-        if self._read_engine is None:
-            return self.db
-        return self._read_engine.connect()
-
-    @cached_property
-    def db(self) -> Session:
-        """This request's ORM session, opened on first use; a safe request's shares its read connection."""
-        if self._read_engine is None:
-            return self._session_factory()
-        return self._session_factory(bind=self.reads)
-
-    @property
-    def authenticated_user(self) -> User:
-        """The caller.
-
-        :raises ApiError: 401 if the request carries no token.
-        """
-        if self.user is None:
-            raise ApiError.unauthorized("is missing")
-        return self.user
-
-    @property
-    def token(self) -> str | None:
-        """The token the request was sent with, if any."""
-        try:
-            return auth.token_from_header(self.environ.get("HTTP_AUTHORIZATION"))
-        except ApiError:
-            return None
-
-    def sign_in(self, user: User) -> SignedIn:
-        """Pair ``user`` with a fresh token."""
-        token = auth.issue_token(user.id, user.token_stamp, self.settings.secret_key, self.settings.token_ttl)
-        return SignedIn(user, token)
-
-    def signed_in_as_asked(self) -> SignedIn:
-        """The caller with the token the request carries.
-
-        :raises ApiError: 401 if the request carries no token.
-        """
-        return SignedIn(self.authenticated_user, self.token or "")
-
-    def close_db(self) -> None:
-        """Release the session and the read connection, if opened; the next use opens others."""
-        session = self.__dict__.pop("db", None)
-        reads = self.__dict__.pop("reads", None)
-        if session is not None:
-            session.close()
-        if isinstance(reads, Connection):
-            reads.close()
-
-    def close(self) -> None:
-        """Release the session and the request's resources."""
-        self.close_db()
-        super().close()
-
-
-def read_json(request: Request) -> Any:
-    """Parse the request body as JSON.
-
-    :raises ApiError: 415 for another content type, 400 for a body that is not
-        JSON; werkzeug's 413 for a body over the size limit.
-    """
-    mimetype = request.mimetype
-    if mimetype != "application/json" and not mimetype.endswith("+json"):
-        raise ApiError.unsupported_media_type()
-    data = request.get_data()  # kept: a request retried on a new connection reads it again
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError):
-        raise ApiError.bad_request("body", "is not valid JSON") from None
-
-
-def load(schema: Schema, data: Any) -> Any:
-    """Validate ``data`` with ``schema``.
-
-    :raises ApiError: 422 keyed by the JSON field names.
-    """
-    try:
-        return schema.load(data)
-    except ValidationError as exc:
-        raise ApiError.invalid(flatten(exc.messages)) from None
-
-
-def flatten(messages: Any, key: str = "body") -> dict[str, list[str]]:
-    """Turn marshmallow's nested messages into RealWorld's ``{field: [messages]}``.
-
-    Envelopes and list indexes fold into the innermost field name, so
-    ``{"article": {"tagList": {0: [...]}}}`` becomes ``{"tagList": [...]}``;
-    an error about a whole object is reported under that object's key.
-    """
-    flat: dict[str, list[str]] = {}
-    if isinstance(messages, dict):
-        for name, inner in messages.items():
-            inner_key = key if isinstance(name, int) or name == "_schema" else str(name)
-            for k, found in flatten(inner, inner_key).items():
-                bucket = flat.setdefault(k, [])
-                bucket.extend(m for m in found if m not in bucket)
-    else:
-        items = messages if isinstance(messages, list) else [messages]
-        flat.setdefault(key, []).extend(str(m) for m in items)
-    return flat
 
 
 class Dispatcher:
@@ -194,16 +50,16 @@ class Dispatcher:
         self,
         router: Router,
         settings: Settings,
-        session_factory: sessionmaker[Session],
+        database: Database,
         *,
-        read_engine: Engine | None = None,
-        metrics: Metrics | None = None,
+        storages: Storages | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.router = router
-        self.metrics = metrics if metrics is not None else Metrics()
         self.settings = settings
-        self.session_factory = session_factory
-        self.read_engine = read_engine
+        self.database = database
+        self.storages = storages if storages is not None else Storages()
+        self.metrics = metrics
         # Schemas are stateless once built; building them per request is wasted work.
         self._schemas: dict[type[Schema], Schema] = {}
         for route in router.routes.values():
@@ -213,7 +69,7 @@ class Dispatcher:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         safe = environ.get("REQUEST_METHOD", "GET") in _SAFE_METHODS
-        request = ApiRequest(environ, self.settings, self.session_factory, self.read_engine if safe else None)
+        request = ApiRequest(environ, self.settings, self.database, self.storages, safe=safe)
         try:
             response = self.dispatch(request)
         except BaseException:
@@ -221,19 +77,19 @@ class Dispatcher:
             raise
         return ClosingIterator(response(environ, start_response), request.close)
 
-    def dispatch(self, request: ApiRequest) -> Response | Answer:
+    def dispatch(self, request: ApiRequest) -> Response | ConditionalRead:
         """Run one request to a response; never raises for a client's error."""
         try:
             response = self._run_once_more_if_disconnected(request)
             if "db" in request.__dict__ and request.method not in _SAFE_METHODS:
                 changed = self._changes(request)
-                forget_first = request.environ.get(cache.FORGET_FIRST_KEY)
+                forget_first = request.environ.get(environ_keys.FORGET_FIRST)
                 if changed and forget_first is not None and not forget_first(changed):
                     raise ApiError.unavailable("cache")  # a shared cache other hosts read cannot be told
                 revoked = request.user is not None and request.user.token_stamp != request.stamp_seen
                 request.db.commit()  # a read has nothing to commit: closing the session releases it
                 if changed:
-                    request.environ[cache.CHANGED_KEY] = changed
+                    request.environ[environ_keys.CHANGED] = changed
                 if revoked:  # the write gave the caller's account a new stamp: every earlier token is void
                     self.metrics.tokens_revoked()
             return response
@@ -251,7 +107,7 @@ class Dispatcher:
             if _if_match(request, None) and getattr(getattr(exc, "orig", None), "sqlstate", None) == "40001":
                 # A conditional write lost to a concurrent one: its If-Match no longer names the current version.
                 return ApiError.precondition_failed().get_response()
-            logger.error("database unavailable on %s %s: %s", request.method, request.path, _describe(exc))
+            logger.error("database unavailable on %s %s: %s", request.method, request.path, describe_error(exc))
             if isinstance(exc, PoolTimeout):
                 self.metrics.pool_timeout()
             self.metrics.unavailable("database")
@@ -262,7 +118,7 @@ class Dispatcher:
                 "unhandled error on %s %s (request %s)",
                 request.method,
                 request.path,
-                request.environ.get(REQUEST_ID_KEY, "-"),
+                request.environ.get(environ_keys.REQUEST_ID, "-"),
             )
             return ApiError.internal().get_response()
 
@@ -273,7 +129,7 @@ class Dispatcher:
         elif error.status == 401 and "credentials" in error.messages:  # only a login checks credentials
             self.metrics.failed_login()
 
-    def _run_once_more_if_disconnected(self, request: ApiRequest) -> Response | Answer:
+    def _run_once_more_if_disconnected(self, request: ApiRequest) -> Response | ConditionalRead:
         """Run the request; if its pooled connection turned out dead, run it again on a fresh one.
 
         Pooled connections are not pinged before use (a round trip per request).
@@ -306,9 +162,9 @@ class Dispatcher:
             logger.error("%s %s changed %s, which its route does not declare", request.method, request.path, undeclared)
         return changed
 
-    def _run(self, request: ApiRequest) -> Response | Answer:
+    def _run(self, request: ApiRequest) -> Response | ConditionalRead:
         route, values = self.router.match(request.environ)
-        shared = request.environ.get(cache.SHARED_ANSWER_KEY)
+        shared = request.environ.get(environ_keys.SHARED_ANSWER)
         if shared is not None and route.method == "GET" and route.reply is not None:
             return self._personalize(request, route, shared)
         if_match = _if_match(request, route)
@@ -346,10 +202,10 @@ class Dispatcher:
         if key is not None:
             idempotency.answered(request.db, *key, route.status, body)
         if route.method == "GET" and route.status == 200:
-            answer = Answer(body, private=bool(request.environ.get("HTTP_AUTHORIZATION")))
-            if request.environ.get(cache.SHARED_WANTED_KEY):
+            answer = ConditionalRead(body, private=bool(request.environ.get("HTTP_AUTHORIZATION")))
+            if request.environ.get(environ_keys.SHARED_WANTED):
                 # Handed back for the response cache: an anonymous answer as it is, a personal one as bytes.
-                request.environ[cache.SHARED_STORE_KEY] = answer if request.user is None else body
+                request.environ[environ_keys.SHARED_STORE] = answer if request.user is None else body
             return answer
         return json_bytes_response(body, route.status)
 
@@ -360,11 +216,11 @@ class Dispatcher:
         """
         read = self.router.routes[str(route.current)]
         assert read.reply is not None
-        current = Answer(encode_json(self._schemas[read.reply].dump(read.view(request, **values))))
+        current = ConditionalRead(encode_json(self._schemas[read.reply].dump(read.view(request, **values))))
         if not parse_etags(if_match).contains(current.etag):
             raise ApiError.precondition_failed()
 
-    def _personalize(self, request: ApiRequest, route: Route, shared: bytes) -> Answer:
+    def _personalize(self, request: ApiRequest, route: Route, shared: bytes) -> ConditionalRead:
         """Answer a signed-in read from the shared (anonymous) answer the cache holds.
 
         One statement reads the viewer's row (the token's stamp is checked
@@ -376,7 +232,7 @@ class Dispatcher:
         """
         claims = auth.request_claims(request.environ, self.settings.secret_key) if route.auth != "none" else None
         if claims is None:
-            return Answer(shared, private=True)
+            return ConditionalRead(shared, private=True)
 
         def viewer_flags(slugs: list[str], usernames: list[str]) -> tuple[frozenset[str], frozenset[str]]:
             flags = queries.viewer_flags(request.reads, claims.user_id, slugs, usernames)
@@ -386,8 +242,8 @@ class Dispatcher:
             _count_against(request, claims.user_id)
             return flags.favorited, flags.following
 
-        answer = Answer(cache.personalize(shared, viewer_flags), private=True)
-        request.environ[USER_ID_KEY] = claims.user_id  # for the request log line
+        answer = ConditionalRead(cache.personalize(shared, viewer_flags), private=True)
+        request.environ[environ_keys.USER_ID] = claims.user_id  # for the request log line
         return answer
 
     def _authenticate(self, request: ApiRequest, policy: AuthPolicy) -> User | None:
@@ -404,7 +260,7 @@ class Dispatcher:
             _count_against(request, None)
             raise ApiError.unauthorized("is invalid")
         _count_against(request, user.id)
-        request.environ[USER_ID_KEY] = user.id  # for the request log line
+        request.environ[environ_keys.USER_ID] = user.id  # for the request log line
         request.claims = claims
         request.stamp_seen = user.token_stamp
         return user
@@ -467,7 +323,7 @@ def _count_against(request: ApiRequest, user_id: int | None) -> None:
 
     :raises ApiError: 429 when that is over a limit.
     """
-    charge = request.environ.get(RATE_CHARGE_KEY)
+    charge = request.environ.get(environ_keys.RATE_CHARGE)
     if charge is not None:
         charge(user_id)
 
@@ -478,10 +334,3 @@ def _from_http(exc: HTTPException) -> ApiError:
         # HEAD is answered wherever GET is, but only the documented methods are advertised.
         headers["Allow"] = ", ".join(sorted(set(exc.valid_methods) - {"HEAD"}))
     return ApiError.from_http(exc.code or 500, exc.description, headers)
-
-
-def _describe(exc: Exception) -> str:
-    """Class and first line of a driver error; never the SQL parameters (they hold user data)."""
-    orig = getattr(exc, "orig", None) or exc
-    first_line = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
-    return f"{type(orig).__name__}: {first_line}"

@@ -16,11 +16,12 @@ from schemas import profiles as s_profiles
 from schemas import tags as s_tags
 from schemas import users as s_users
 from service import surrogates
+from service.models import MAX_INT
 from service.router import Route
 from service.views import articles, comments, health, profiles, tags, users
 
 #: Comment ids are 32-bit in the database; larger ones cannot exist (and must not reach SQL).
-_COMMENT_ID = "<int(max=2147483647):id>"
+_COMMENT_ID = f"<int(max={MAX_INT}):id>"
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -31,7 +32,7 @@ ROUTES: tuple[Route, ...] = (
         body=s_users.LoginUserRequestSchema,
         reply=s_users.UserResponseSchema,
         errors=(401,),
-        limits=("all", "login"),
+        limit_scopes=("all", "login"),
         summary="Log in with email and password",
     ),
     Route(
@@ -43,7 +44,7 @@ ROUTES: tuple[Route, ...] = (
         reply=s_users.UserResponseSchema,
         status=201,
         errors=(409,),
-        limits=("all", "register"),
+        limit_scopes=("all", "register"),
         summary="Register a new user",
     ),
     Route(
@@ -65,7 +66,7 @@ ROUTES: tuple[Route, ...] = (
         # A new name, bio or image shows wherever the user does; a new name also renames their lists.
         forgets=("profile", "author", "favorited"),
         current="users.get_current_user",
-        limits=("all", "writes"),
+        limit_scopes=("all", "writes"),
         summary="Update the current user",
     ),
     Route(
@@ -74,7 +75,7 @@ ROUTES: tuple[Route, ...] = (
         users.logout,
         auth="required",
         status=204,
-        limits=("all", "writes"),
+        limit_scopes=("all", "writes"),
         summary="Sign out everywhere: revoke every token issued to the current user",
     ),
     Route(
@@ -94,7 +95,7 @@ ROUTES: tuple[Route, ...] = (
         auth="required",
         reply=s_profiles.ProfileResponseSchema,
         errors=(403, 404),
-        limits=("all", "writes"),
+        limit_scopes=("all", "writes"),
         summary="Follow a user",
     ),
     Route(
@@ -104,7 +105,7 @@ ROUTES: tuple[Route, ...] = (
         auth="required",
         reply=s_profiles.ProfileResponseSchema,
         errors=(403, 404),
-        limits=("all", "writes"),
+        limit_scopes=("all", "writes"),
         summary="Unfollow a user",
     ),
     Route(
@@ -136,7 +137,7 @@ ROUTES: tuple[Route, ...] = (
         status=201,
         # It enters the unfiltered lists, its author's and its tags' (and the tags page, for a new tag).
         forgets=("article", "articles", "author", "tagged", "tags"),
-        limits=("all", "writes"),
+        limit_scopes=("all", "writes"),
         summary="Create an article",
     ),
     Route(
@@ -160,7 +161,7 @@ ROUTES: tuple[Route, ...] = (
         # Its page under the old and the new slug (the old comments page moves), the tag lists it enters or leaves.
         forgets=("article", "comments", "tagged", "tags"),
         current="articles.get_article",
-        limits=("all", "writes"),
+        limit_scopes=("all", "writes"),
         summary="Update an article",
     ),
     Route(
@@ -173,7 +174,7 @@ ROUTES: tuple[Route, ...] = (
         # Its pages, and every list it leaves: all, its author's, its tags', its favoriters'.
         forgets=("article", "comments", "articles", "author", "tagged", "tags", "favorited"),
         current="articles.get_article",
-        limits=("all", "writes"),
+        limit_scopes=("all", "writes"),
         summary="Delete an article",
     ),
     Route(
@@ -196,7 +197,7 @@ ROUTES: tuple[Route, ...] = (
         status=201,
         errors=(404,),
         forgets=("comments",),
-        limits=("all", "writes"),
+        limit_scopes=("all", "writes"),
         summary="Comment on an article",
     ),
     Route(
@@ -207,7 +208,7 @@ ROUTES: tuple[Route, ...] = (
         status=204,
         errors=(403, 404),
         forgets=("comments",),
-        limits=("all", "writes"),
+        limit_scopes=("all", "writes"),
         summary="Delete a comment",
     ),
     Route(
@@ -219,7 +220,7 @@ ROUTES: tuple[Route, ...] = (
         errors=(404,),
         # favoritesCount wherever the article shows, and the favoriter's ?favorited= lists.
         forgets=("article", "favorited"),
-        limits=("all", "writes"),
+        limit_scopes=("all", "writes"),
         tag="Favorites",
         summary="Favorite an article",
     ),
@@ -231,7 +232,7 @@ ROUTES: tuple[Route, ...] = (
         reply=s_articles.SingleArticleResponseSchema,
         errors=(404,),
         forgets=("article", "favorited"),
-        limits=("all", "writes"),
+        limit_scopes=("all", "writes"),
         tag="Favorites",
         summary="Unfavorite an article",
     ),
@@ -255,7 +256,7 @@ OPS_ROUTES: tuple[Route, ...] = (
         auth="none",
         reply=s_health.HealthSchema,
         mount="",
-        limits=(),
+        limit_scopes=(),
         summary="Liveness: the process answers (no I/O)",
     ),
     Route(
@@ -266,7 +267,7 @@ OPS_ROUTES: tuple[Route, ...] = (
         reply=s_health.ReadinessSchema,
         mount="",
         errors=(503,),
-        limits=(),
+        limit_scopes=(),
         summary="Readiness: database, migrations and shared storages",
     ),
 )

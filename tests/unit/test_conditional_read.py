@@ -1,4 +1,4 @@
-"""A successful read as the wire carries it: ``service.answer.Answer`` and its preconditions."""
+"""A successful read as it leaves: ``service.conditional_read.ConditionalRead`` and its preconditions."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from webtest import TestApp
 from werkzeug.http import generate_etag
 
-from service.answer import Answer
-from service.wire import JSON_TYPE
+from service.conditional_read import ConditionalRead
+from service.json_bodies import JSON_TYPE
 
 BODY = b'{"tags":["dragons"]}'
 ETAG = generate_etag(BODY)
@@ -15,7 +15,7 @@ ETAG = generate_etag(BODY)
 
 @pytest.fixture
 def answer() -> TestApp:
-    return TestApp(Answer(BODY))
+    return TestApp(ConditionalRead(BODY))
 
 
 def test_a_read_carries_its_body_type_length_and_the_hash_of_its_body(answer: TestApp) -> None:
@@ -30,11 +30,11 @@ def test_a_read_carries_its_body_type_length_and_the_hash_of_its_body(answer: Te
 
 
 def test_a_read_for_one_signed_in_reader_is_private() -> None:
-    assert TestApp(Answer(BODY, private=True)).get("/").headers["Cache-Control"] == "private, no-cache"
+    assert TestApp(ConditionalRead(BODY, private=True)).get("/").headers["Cache-Control"] == "private, no-cache"
 
 
 def test_a_stored_etag_is_sent_as_given() -> None:
-    assert TestApp(Answer(BODY, "stored")).get("/").headers["ETag"] == '"stored"'
+    assert TestApp(ConditionalRead(BODY, "stored")).get("/").headers["ETag"] == '"stored"'
 
 
 def test_head_gets_the_headers_of_get_and_no_body(answer: TestApp) -> None:

@@ -8,10 +8,10 @@ import pytest
 from werkzeug.exceptions import HTTPException
 from werkzeug.test import EnvironBuilder
 
-from service import routing
+from service import route_table
 from service.router import Router
 
-ROUTER = Router(routing.ALL_ROUTES)
+ROUTER = Router(route_table.ALL_ROUTES)
 
 
 def environ(method: str, path: str) -> dict[str, Any]:
@@ -19,15 +19,15 @@ def environ(method: str, path: str) -> dict[str, Any]:
 
 
 def test_every_route_endpoint_names_its_view() -> None:
-    for route in routing.ROUTES:
+    for route in route_table.ROUTES:
         module = route.view.__module__.rsplit(".", 1)[-1]
         assert route.endpoint == f"{module}.{route.view.__name__}"
 
 
 def test_routing_table_covers_the_nineteen_realworld_operations_and_logout_once() -> None:
-    pairs = {(r.method, r.path) for r in routing.ROUTES}
+    pairs = {(r.method, r.path) for r in route_table.ROUTES}
 
-    assert len(routing.ROUTES) == len(pairs) == 19 + 1
+    assert len(route_table.ROUTES) == len(pairs) == 19 + 1
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_a_url_is_matched_once_per_request() -> None:
 
 
 def test_a_remembered_match_answers_only_the_same_path_and_method() -> None:
-    router = Router(routing.ALL_ROUTES)
+    router = Router(route_table.ALL_ROUTES)
     first = router.match(environ("GET", "/api/articles/a-slug"))
     again = router.match(environ("GET", "/api/articles/a-slug"))
 
@@ -98,7 +98,7 @@ def test_a_remembered_match_answers_only_the_same_path_and_method() -> None:
 
 
 def test_a_refusal_is_never_remembered_so_its_traceback_never_grows() -> None:
-    router = Router(routing.ALL_ROUTES)
+    router = Router(route_table.ALL_ROUTES)
     refusals = []
     for _ in range(2):
         with pytest.raises(HTTPException) as refused:

@@ -1,7 +1,7 @@
 """How a successful read leaves the service: its body, its ETag and the client's preconditions.
 
 Used by the dispatcher (a read it computed) and by the response cache (a read
-it stored), so both answer alike. Imports ``service.wire`` and ``service.errors`` only.
+it stored), so both answer alike. Imports ``service.json_bodies`` and ``service.errors`` only.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 from werkzeug.http import generate_etag, parse_etags, quote_etag
 
 from service.errors import ApiError
-from service.wire import JSON_TYPE
+from service.json_bodies import JSON_TYPE
 
 
-class Answer:
+class ConditionalRead:
     """A successful read: a ``200`` JSON body for a GET or HEAD, revalidatable by its ETag; a WSGI app.
 
     Every read the API answers is sent by this class, fresh from the dispatcher

@@ -2,7 +2,7 @@
 
 Leaf module (standard library and werkzeug only): the errors, the writes'
 answers and the middleware's own answers are made here; a successful read
-leaves through ``service.answer``, which uses the same type and encoding.
+leaves through ``service.conditional_read``, which uses the same type and encoding.
 """
 
 from __future__ import annotations
