@@ -65,7 +65,7 @@ def create_app(
     database = database if database is not None else Database.for_settings(settings)
     cache = cache if cache is not None else make_cache(settings)
     if metrics is None:
-        metrics = make_metrics(settings, (__version__, _migration_head()))
+        metrics = make_metrics(settings, lambda: (__version__, _migration_head()))
     for pool, engine in database.engines().items():
         metrics.watch_pool(engine, pool)
     if settings.ratelimit_enabled and limiter is None:

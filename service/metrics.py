@@ -88,14 +88,15 @@ class Metrics:
 NO_METRICS = Metrics()
 
 
-def make_metrics(settings: Settings, build: tuple[str, str]) -> Metrics:
+def make_metrics(settings: Settings, build: Callable[[], tuple[str, str]]) -> Metrics:
     """The metrics ``settings`` ask for: Prometheus once ``/metrics`` may be read, else the no-op.
 
-    :param build: the version and the migration head, for ``conduit_build_info``.
+    :param build: the version and the migration head, for ``conduit_build_info``; asked only when
+        metrics are on (reading the head loads Alembic, which a worker otherwise never needs).
     """
     if not settings.metrics_enabled:
         return NO_METRICS
-    return PrometheusMetrics(Path(settings.metrics_dir).resolve() if settings.metrics_dir else None, build)
+    return PrometheusMetrics(Path(settings.metrics_dir).resolve() if settings.metrics_dir else None, build())
 
 
 class PrometheusMetrics(Metrics):
