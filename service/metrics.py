@@ -96,7 +96,18 @@ def make_metrics(settings: Settings, build: Callable[[], tuple[str, str]]) -> Me
     """
     if not settings.metrics_enabled:
         return NO_METRICS
-    return PrometheusMetrics(Path(settings.metrics_dir).resolve() if settings.metrics_dir else None, build())
+    if not settings.metrics_dir:
+        return PrometheusMetrics(None, build())
+    folder = Path(settings.metrics_dir).resolve()
+    # One set of values per process and folder: a second one (a second app built in this process) would
+    # keep its own copy of each count and write over the first's.
+    if folder not in _IN_FOLDER:
+        _IN_FOLDER[folder] = PrometheusMetrics(folder, build())
+    return _IN_FOLDER[folder]
+
+
+#: The metrics of this process, by multiprocess folder.
+_IN_FOLDER: dict[Path, PrometheusMetrics] = {}
 
 
 class PrometheusMetrics(Metrics):

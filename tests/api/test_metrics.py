@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -211,8 +213,9 @@ def test_failed_logins_and_token_revocations_are_counted(build: Callable[..., Te
     client.post_json("/api/users/login", {"user": {"email": jake.email, "password": "wrong password"}}, status=401)
     client.post_json("/api/users/login", {"user": {"email": jake.email, "password": PASSWORD}})
     client.post("/api/user/logout", headers=auth_header(jake), status=204)
-    client.put_json("/api/user", {"user": {"password": "a new password here"}}, headers=auth_header(ann))
-    client.put_json("/api/user", {"user": {"bio": "no revocation"}}, headers=auth_header(ann))  # its own token kept
+    ann_token = auth_header(ann)
+    client.put_json("/api/user", {"user": {"password": "a new password here"}}, headers=ann_token)
+    client.put_json("/api/user", {"user": {"bio": "no revocation"}}, headers=ann_token)  # the token it kept
     samples = scrape(client)
 
     assert count(samples, "conduit_login_failures_total") == 1
@@ -308,3 +311,20 @@ def test_the_grafana_dashboard_reads_only_series_the_service_exposes(build: Call
     assert used <= exposed, used - exposed
     families = {family.name for family in text_string_to_metric_families(response.text)}
     assert {re.sub(r"_(total|bucket|count|sum)$", "", name) for name in used} == families  # a panel for each
+
+
+def test_apps_built_twice_in_one_process_share_one_set_of_counts_in_the_folder(tmp_path: Path) -> None:
+    # In a process of its own: choosing a folder puts prometheus_client in multiprocess mode for good.
+    script = f"""
+from service.metrics import make_metrics
+from tests.conftest import make_settings
+settings = make_settings(metrics_allow=("127.0.0.1",), metrics_dir={str(tmp_path)!r})
+first, second = make_metrics(settings, lambda: ("v", "h")), make_metrics(settings, lambda: ("v", "h"))
+for metrics in (first, second, first):
+    metrics.request("/api/tags", "GET", 200, "none", 0.001)
+print(first.exposition("")[0].decode())
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+
+    series = 'conduit_http_request_duration_seconds_count{cache="none",method="GET",route="/api/tags",status="2xx"}'
+    assert f"{series} 3.0" in done.stdout
