@@ -32,7 +32,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 # The sibling script (bench/ is on the path when this one runs): the same seed, servers and configurations.
-from throughput import BARE, CONFIGS, NEVER_LIMITED, Server, seed, settle, start, wait_for
+from throughput import BARE, CONFIGS, Server, seeded, settle, start, wait_for
 
 
 def main() -> None:
@@ -50,16 +50,8 @@ def main() -> None:
         if config.misses and (name == BARE or args.only in name)  # hits: see throughput.py
     }
     work = Path(tempfile.mkdtemp(prefix="conduit-interleaved-"))
-    env = {
-        **os.environ,
-        "CONDUIT_INSTANCE_PATH": str(work / "instance"),
-        "CONDUIT_ENV": "development",
-        "CONDUIT_LOG_LEVEL": "WARNING",
-        "CONDUIT_RATELIMIT_DEFAULT": NEVER_LIMITED,
-    }
     try:
-        seed(env)
-        env["CONDUIT_DATABASE_URL"] = f"sqlite:///{work / 'instance' / 'conduit.db'}"
+        env = seeded(work)
         with ExitStack() as stack:
             servers = start(stack, configs, env, work / "servers", args.workers)
             for server in servers.values():

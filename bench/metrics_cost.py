@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from interleaved import drive
-from throughput import NEVER_LIMITED, Run, Server, gunicorn, seed, settle, wait_for, wrk
+from throughput import Run, Server, gunicorn, seeded, settle, wait_for, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 OFF, ON = "metrics off", "metrics on"
@@ -66,20 +66,6 @@ def scraping(base: str, stop: threading.Event, every: float) -> threading.Thread
     thread = threading.Thread(target=scrape, daemon=True)
     thread.start()
     return thread
-
-
-def seeded(work: Path) -> dict[str, str]:
-    """The environment of both servers: production settings but no limit, on a seeded SQLite database."""
-    env = {
-        **os.environ,
-        "CONDUIT_INSTANCE_PATH": str(work / "instance"),
-        "CONDUIT_ENV": "development",
-        "CONDUIT_LOG_LEVEL": "WARNING",
-        "CONDUIT_RATELIMIT_DEFAULT": NEVER_LIMITED,
-    }
-    seed(env)
-    env["CONDUIT_DATABASE_URL"] = f"sqlite:///{work / 'instance' / 'conduit.db'}"
-    return env
 
 
 def start_both(stack: ExitStack, env: dict[str, str], folder: Path, workers: int) -> dict[str, Server]:

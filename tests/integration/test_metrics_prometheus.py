@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.servers import ROOT, Installed, free_port, require_binary
+from tests.integration.servers import ROOT, Installed, free_port, require_binary, stop
 
 pytestmark = pytest.mark.slow
 
@@ -140,13 +140,7 @@ def stack(installed: Installed, tmp_path: Path) -> Iterator[Stack]:
         yield stack
     finally:
         for process in (scraper, master):
-            process.terminate()
-        for process in (scraper, master):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop(process)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 

@@ -26,7 +26,7 @@ import pytest
 
 from tests.conftest import unavailable
 from tests.integration import journey
-from tests.integration.servers import ROOT, Installed, free_port, install_wheel, require_binary
+from tests.integration.servers import ROOT, Installed, free_port, install_wheel, require_binary, stop
 from tests.integration.test_docs_browser import CHROMIUM_ARGS, try_it_out_on_get_tags
 
 pytestmark = pytest.mark.slow
@@ -62,12 +62,7 @@ def running(argv: list[str], installed: Installed, tmp: Path, prefix: str = "", 
         _until_healthy(base, process, started + 60, lambda: f"{argv[0]} did not start:\n{log.read_text()}")
         yield Served(base, time.monotonic() - started)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
