@@ -188,7 +188,12 @@ class PrometheusMetrics(Metrics):
         key = (route, method, status, cache)
         series = self._request_series.get(key)
         if series is None:
-            series = self._request_series[key] = self._requests.labels(route, method, f"{status // 100}xx", cache)
+            series = self._requests.labels(route, method, f"{status // 100}xx", cache)
+            if self.folder is not None:
+                from service.metric_values import Timings
+
+                series = Timings(series)  # the same two values written, in one step (bench/metrics_cost.py)
+            self._request_series[key] = series
         series.observe(seconds)
 
     def cache_store(self, route: str) -> None:
@@ -254,32 +259,17 @@ def _counting(series: Any) -> Callable[..., None]:
 def _use_folder(folder: Path) -> None:
     """Put prometheus_client in multiprocess mode on ``folder``, before any metric is made.
 
-    Its values then live in this process's files there. The library asks the
-    process id at every count, to notice a fork; a system call each time, three
-    a request. The id is asked once here instead, and again in every child
-    forked from this process (``os.register_at_fork``): the library's own hook
-    for it (``MultiProcessValue(process_identifier=...)``).
+    Its values then live in this process's files there, written by
+    ``service.metric_values`` (the library's files, written at less cost).
     """
     folder.mkdir(parents=True, exist_ok=True)
     os.environ[MULTIPROC_ENV] = str(folder)
     from prometheus_client import values
 
-    values.ValueClass = values.MultiProcessValue(process_identifier=_process_id)  # type: ignore[no-untyped-call]
+    from service.metric_values import FileValue, write_in
 
-
-#: This process's id, kept current across forks by :func:`_forked`.
-_PID = [os.getpid()]
-
-
-def _process_id() -> int:
-    return _PID[0]
-
-
-def _forked() -> None:
-    _PID[0] = os.getpid()
-
-
-os.register_at_fork(after_in_child=_forked)
+    write_in(folder)
+    values.ValueClass = FileValue
 
 
 def empty_folder(folder: Path) -> None:

@@ -107,7 +107,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.metrics",
     ),
     # Hands every layer the same counters; reads only the settings.
-    "service.metrics": ("service.config",),
+    "service.metrics": ("service.config", "service.metric_values"),
+    # prometheus_client's multiprocess values, written at less cost: the library only.
+    "service.metric_values": (),
     "service.warmup": ("service.environ_keys",),
     "service.gunicorn_worker": (),
     "service.ops": (
