@@ -40,14 +40,14 @@ MmapedDict: Any = mmap_dict.MmapedDict
 _LOCK = threading.Lock()
 #: The folder the values are written in; set by :func:`write_in`.
 _FOLDER: list[Path] = []
-#: This process's files, by kind (``counter``, ``histogram``, ``gauge_livemax``...).
-_FILES: dict[str, Any] = {}
+#: This process's files, by folder and kind (``counter``, ``histogram``, ``gauge_livemax``...).
+_FILES: dict[tuple[Path, str], Any] = {}
 #: Every value made in this process, to move to the child's own files after a fork.
 _VALUES: list[FileValue] = []
 
 
 def write_in(folder: Path) -> None:
-    """Write every value made from now on in ``folder`` (one folder per process: the library's rule too)."""
+    """Write every value made from now on in ``folder`` (those made before stay in theirs)."""
     _FOLDER[:] = [folder]
 
 
@@ -72,6 +72,7 @@ class FileValue:
     ) -> None:
         # The library's file names: a gauge's mode is part of its kind, so a scrape knows how to add it up.
         self._kind = f"{typ}_{multiprocess_mode}" if typ == "gauge" else typ
+        self._folder = _FOLDER[0]
         self._key = mmap_key(metric_name, name, labelnames, labelvalues, help_text)
         with _LOCK:
             self._open()
@@ -79,9 +80,10 @@ class FileValue:
 
     def _open(self) -> None:
         """Find this value in this process's file (a value made twice in a process continues its count)."""
-        file = _FILES.get(self._kind)
+        where = (self._folder, self._kind)
+        file = _FILES.get(where)
         if file is None:
-            file = _FILES[self._kind] = MmapedDict(str(_FOLDER[0] / f"{self._kind}_{os.getpid()}.db"))
+            file = _FILES[where] = MmapedDict(str(self._folder / f"{self._kind}_{os.getpid()}.db"))
         self._file = file
         self.value: float = file.read_value(self._key)[0]
 
