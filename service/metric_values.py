@@ -108,6 +108,19 @@ class FileValue:
         return None
 
 
+def timed(child: Any) -> Any:
+    """``child`` (a histogram's label set) observed through :class:`Timings`, or as it is.
+
+    As it is when it is not the library's child as this module knows it (a
+    later prometheus_client may name its values otherwise): slower, never wrong.
+    """
+    parts = (getattr(child, name, None) for name in ("_sum", "_buckets", "_upper_bounds"))
+    total, buckets, bounds = parts
+    if isinstance(total, FileValue) and isinstance(buckets, list) and isinstance(bounds, list):
+        return Timings(child)
+    return child
+
+
 class Timings:
     """One label set of a histogram whose values are :class:`FileValue`: its sum and a bucket, written in one step.
 
@@ -115,7 +128,8 @@ class Timings:
     exemplars and for a histogram with labels but no label values (``labels()``
     has given this one its values). The child's values are reached through its
     attributes (``_sum``, ``_buckets``, ``_upper_bounds``): prometheus_client's
-    own names, held by ``tests/unit/test_metric_values.py``.
+    own names, held by ``tests/unit/test_metric_values.py`` (and checked by
+    :func:`timed` before this is used).
     """
 
     def __init__(self, child: Any) -> None:

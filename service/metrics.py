@@ -190,9 +190,9 @@ class PrometheusMetrics(Metrics):
         if series is None:
             series = self._requests.labels(route, method, f"{status // 100}xx", cache)
             if self.folder is not None:
-                from service.metric_values import Timings
+                from service.metric_values import timed
 
-                series = Timings(series)  # the same two values written, in one step (bench/metrics_cost.py)
+                series = timed(series)  # the same two values written, in one step (bench/metrics_cost.py)
             self._request_series[key] = series
         series.observe(seconds)
 

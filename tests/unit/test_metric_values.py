@@ -13,12 +13,16 @@ import sys
 import textwrap
 from pathlib import Path
 
+from service import metric_values
+
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Makes the same metrics and counts in ``folder`` with the value class ``kind`` (``library`` or ``ours``).
 _COUNTS = """
 import os, sys
 from pathlib import Path
+
+from service import metric_values
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -39,7 +43,8 @@ def count(kind, folder):
     requests = Histogram("t_seconds", "h", ("route",), buckets=BOUNDS, registry=None)
     for route in ("/a", "/b"):
         child = requests.labels(route)
-        timed = child if kind == "library" else metric_values.Timings(child)
+        timed = child if kind == "library" else metric_values.timed(child)
+        assert (kind == "library") != isinstance(timed, metric_values.Timings), "this library's child, unknown"
         for seconds in OBSERVED:
             timed.observe(seconds)
     hits = Counter("t_hits", "c", ("scope",), registry=None)
@@ -117,3 +122,15 @@ def test_after_a_fork_each_process_counts_in_its_own_files(tmp_path: Path) -> No
     assert 't_seconds_count{route="/a"} 10.0' in text  # not doubled: the child's histogram starts from zero
     # A dead process's gauges go (mark_process_dead finds our files by the library's names); its counts stay.
     assert f"gauge_livemax_{child}.db" not in after and f"counter_{child}.db" in after
+
+
+def test_a_histogram_child_of_another_shape_is_observed_as_it_is() -> None:
+    # A later prometheus_client may name a child's values otherwise: then the library's own observe, not a crash.
+    class Child:
+        _sum = None
+
+        def observe(self, seconds: float) -> None:
+            raise NotImplementedError
+
+    child = Child()
+    assert metric_values.timed(child) is child
