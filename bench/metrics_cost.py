@@ -15,10 +15,11 @@ Two measurements, each comparing the two in the same run:
    CPU time per request (from /proc), median and middle half, and the ratio of
    the sums over all rounds.
 2. **Taking turns** (as ``interleaved.py``): the same two servers serve one
-   hit each in turn, from two clients at once (both cores busy), so the
-   machine's drift hits both alike; the workers' CPU time per request, and
-   the throughput it costs (``1 - off / on``: with the CPUs saturated,
-   requests per second are inversely proportional to CPU per request).
+   hit each in turn, from two clients at once, so the machine's drift hits
+   both alike: the workers' CPU time per request, the least noisy figure.
+   Not a throughput: each worker serves one request and then waits, so its
+   caches are cold at every request and a hit costs about twice the CPU it
+   costs a saturated server (run 1), the metrics' share with it.
 3. **In-process** (no server, no network): the same hit
    through the whole WSGI stack of ``create_app``, both apps taking turns in
    blocks, metrics in multiprocess mode: CPU microseconds per hit, and what
@@ -169,8 +170,8 @@ def taking_turns(requests: int, workers: int, repeats: int = 5) -> None:
     print(f"  metrics off {each[OFF]:6.1f} µs CPU per hit; on {each[ON]:6.1f} µs")
     print(f"  CPU on/off in each of {repeats} stretches: {' '.join(f'{r:.3f}' for r in stretches)}")
     print(
-        f"  the metrics add {each[ON] - each[OFF]:.1f} µs CPU per hit ({100 * (each[ON] / each[OFF] - 1):+.1f} %):"
-        f" {100 * (1 - each[OFF] / each[ON]):.1f} % of a saturated host's throughput"
+        f"  the metrics add {each[ON] - each[OFF]:.1f} µs CPU per hit ({100 * (each[ON] / each[OFF] - 1):+.1f} %)"
+        " (cold workers: not a throughput, see run 1)"
     )
 
 
