@@ -19,10 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: Makes the same metrics and counts in ``folder`` with the value class ``kind`` (``library`` or ``ours``).
 _COUNTS = """
-import os, sys
+import os
 from pathlib import Path
 
-from service import metric_values
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
