@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from interleaved import drive
-from throughput import Run, Server, gunicorn, seeded, settle, wait_for, wrk
+from throughput import Run, Server, cpu, gunicorn, rps, seeded, settle, wait_for, wrk
+from werkzeug.test import EnvironBuilder
 
 ROOT = Path(__file__).resolve().parents[1]
 OFF, ON = "metrics off", "metrics on"
@@ -122,12 +123,6 @@ def report(results: dict[str, list[Run]], workers: int) -> None:
         quarter = len(values) // 4
         return f"{statistics.median(values):.4f} (middle half {values[quarter]:.4f} to {values[-1 - quarter]:.4f})"
 
-    def rps(run: Run) -> float:
-        return run.requests_per_second
-
-    def cpu(run: Run) -> float:
-        return run.cpu_ms_per_request
-
     print(f"\ngunicorn -w {workers} (sync), wrk -t1 -c{2 * workers}, anonymous GET /api/articles, a cache hit")
     for name, runs in results.items():
         print(
@@ -158,10 +153,10 @@ def taking_turns(requests: int, workers: int, repeats: int = 5) -> None:
             for _ in range(repeats):
                 before = {name: server.cpu_seconds() for name, server in servers.items()}
                 drive(servers, requests, 2, "run", "/api/articles")
-                cpu = {name: server.cpu_seconds() - before[name] for name, server in servers.items()}
-                stretches.append(cpu[ON] / cpu[OFF])
+                used = {name: server.cpu_seconds() - before[name] for name, server in servers.items()}
+                stretches.append(used[ON] / used[OFF])
                 for name in spent:
-                    spent[name] += cpu[name]
+                    spent[name] += used[name]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     hits = 2 * requests * repeats
@@ -201,17 +196,7 @@ def in_process(blocks: int = 20, block: int = 2000) -> None:
         ON: create_app(settings(metrics_allow=("127.0.0.1",), metrics_dir=str(folder / "metrics"))),
     }
     logging.getLogger("service").setLevel(logging.WARNING)
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": "/api/articles",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "x",
-        "SERVER_PORT": "80",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": None,
-        "wsgi.errors": sys.stderr,
-        "REMOTE_ADDR": "127.0.0.1",
-    }
+    environ = EnvironBuilder("/api/articles", environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_environ()
 
     def hits(app: Any, n: int) -> float:
         started = time.process_time()

@@ -153,6 +153,14 @@ class Run:
     cpu_ms_per_request: float
 
 
+def rps(run: Run) -> float:
+    return run.requests_per_second
+
+
+def cpu(run: Run) -> float:
+    return run.cpu_ms_per_request
+
+
 def run_wrk(argv: list[str], cpu_seconds: Callable[[], float]) -> tuple[str, float, float]:
     """Run wrk; any error response fails the run.
 
@@ -302,12 +310,6 @@ def report(results: dict[str, list[Run]]) -> None:
     def paired(name: str, baseline: str, value: Callable[[Run], float]) -> list[float]:
         pairs = zip(results[name], results[baseline], strict=True)
         return sorted(value(run) / value(base) for run, base in pairs)
-
-    def rps(run: Run) -> float:
-        return run.requests_per_second
-
-    def cpu(run: Run) -> float:
-        return run.cpu_ms_per_request
 
     print(f"  {'':31} {'req/s':>8} {'CPU ms/req':>11}   (medians over rounds)")
     for name, runs in results.items():
