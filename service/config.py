@@ -23,6 +23,9 @@ ENV_PREFIX = "CONDUIT_"
 #: Execution option the dispatcher sets on a request's connection when the
 #: request may write; the SQLite engine answers it with ``BEGIN IMMEDIATE``.
 WRITE_INTENT = "conduit_write_intent"
+#: After a shared storage fails (the response cache, the rate-limit counters), the layer using it
+#: leaves it alone for this many seconds: one timeout per worker, not one per request.
+BACKOFF_SECONDS = 2.0
 #: Shortest secret accepted: HS256 wants a key at least as long as its hash.
 MIN_SECRET_BYTES = 32
 #: Shortest bearer token accepted for ``/metrics``.

@@ -1,42 +1,44 @@
 """The dispatcher: one request's lifecycle, decided once.
 
-Match the URL, authenticate per the route's policy, claim a signed-in write's
-``Idempotency-Key`` (or replay the answer it already got), load the query and
-body with the route's schemas, call the view, dump its result with the
-route's reply schema, tell a shared cache what the write changed, then
-commit: the one transaction boundary. Any error rolls back and renders as the
-RealWorld error body; the session is closed after the response has been sent.
+Match the URL, begin a write's transaction, authenticate per the route's
+policy, and run the route's step (``operations``: load → view → dump, inside
+the wrappers its declaration asks for); then commit through the request's
+unit of work, the one transaction boundary. A signed-in reader's shared hit
+(the lookup the middleware hands in) is personalised instead: one statement
+checks the token and reads the viewer's flags. Any error rolls back once and
+renders as the RealWorld error body; the session is closed after the response
+has been sent.
+
+Collaborators come from ``create_app``: the database, the shared reads, the
+limiter (which counts a signed-in request once its account is read), the
+metrics and what views declare they use (``Route.uses``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from marshmallow import Schema
-from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.http import parse_etags
-from werkzeug.wrappers import Response
 from werkzeug.wsgi import ClosingIterator
 
-from service import auth, environ_keys, queries, surrogates
+from service import auth, environ_keys, operations, queries
 from service.conditional_read import ConditionalRead
-from service.config import WRITE_INTENT, Settings
+from service.config import Settings
 from service.db import Database, describe_error
 from service.errors import ApiError
-from service.json_bodies import encode_json, json_bytes_response
+from service.limiter import Limiter
 from service.metrics import NO_METRICS, Metrics
-from service.middleware import cache
 from service.models import User
-from service.ops import idempotency
-from service.ops.health import Storages
-from service.request import ApiRequest, load, read_json
+from service.operations import Answer
+from service.request import ApiRequest
 from service.router import AuthPolicy, Route, Router
+from service.shared_reads.reads import SharedReads
+from service.shared_reads.shown import FLAGS, SharedAnswer
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,12 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Dispatcher:
-    """The WSGI application proper: URL map → route → view, one transaction per request."""
+    """The WSGI application proper: URL map → route → step, one transaction per request.
+
+    :param shared: the shared reads (None: nothing is shared).
+    :param limiter: counts signed-in requests once their account is read (None: no rate limits).
+    :param collaborators: what views get by name when their route ``uses`` it.
+    """
 
     def __init__(
         self,
@@ -52,84 +59,68 @@ class Dispatcher:
         settings: Settings,
         database: Database,
         *,
-        storages: Storages | None = None,
+        shared: SharedReads | None = None,
+        limiter: Limiter | None = None,
         metrics: Metrics = NO_METRICS,
+        collaborators: Mapping[str, Any] | None = None,
     ) -> None:
         self.router = router
         self.settings = settings
         self.database = database
-        self.storages = storages if storages is not None else Storages()
+        self.shared = shared
+        self.limiter = limiter
         self.metrics = metrics
-        # Schemas are stateless once built; building them per request is wasted work.
-        self._schemas: dict[type[Schema], Schema] = {}
+        self._watchers = (shared,) if shared is not None else ()
+        # Schemas are stateless once built, and every route's step is composed once.
+        schemas: dict[type[Schema], Schema] = {}
         for route in router.routes.values():
             for cls in (route.body, route.query, route.reply):
                 if cls is not None:
-                    self._schemas.setdefault(cls, cls())
+                    schemas.setdefault(cls, cls())
+        routes = router.routes
+        found = dict(collaborators or {})
+        self.steps = {name: operations.for_route(r, routes, schemas, shared, found) for name, r in routes.items()}
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         safe = environ.get("REQUEST_METHOD", "GET") in _SAFE_METHODS
-        request = ApiRequest(environ, self.settings, self.database, self.storages, safe=safe)
+        request = ApiRequest(environ, self.settings, self.database, safe=safe, watchers=self._watchers)
+        request.pending_charge = self.limiter.pending(environ) if self.limiter is not None else None
         try:
-            response = self.dispatch(request)
+            answer = self.dispatch(request)
         except BaseException:
             request.close()
             raise
-        return ClosingIterator(response(environ, start_response), request.close)
+        pending = request.pending_charge
+        if pending is not None and pending.headers:
+            start_response = _adding(start_response, pending.headers)
+        return ClosingIterator(answer(environ, start_response), request.close)  # closed once sent
 
-    def dispatch(self, request: ApiRequest) -> Response | ConditionalRead:
-        """Run one request to a response; never raises for a client's error."""
+    def dispatch(self, request: ApiRequest) -> Answer:
+        """Run one request to an answer; never raises for a client's error."""
         try:
-            response = self._run_once_more_if_disconnected(request)
-            if "db" in request.__dict__ and request.method not in _SAFE_METHODS:
-                changed = self._changes(request)
-                forget_first = request.environ.get(environ_keys.FORGET_FIRST)
-                if changed and forget_first is not None and not forget_first(changed):
-                    raise ApiError.unavailable("cache")  # a shared cache other hosts read cannot be told
-                revoked = request.user is not None and request.user.token_stamp != request.stamp_seen
-                request.db.commit()  # a read has nothing to commit: closing the session releases it
-                if changed:
-                    request.environ[environ_keys.CHANGED] = changed
-                if revoked:  # the write gave the caller's account a new stamp: every earlier token is void
-                    self.metrics.tokens_revoked()
-            return response
-        except ApiError as error:
-            self._rollback(request)
-            self._count_refusal(error)
-            return error.get_response()
-        except HTTPException as exc:
-            self._rollback(request)
-            return _from_http(exc).get_response()
-        except (OperationalError, PoolTimeout) as exc:
-            # Operational errors are the transient ones (connection lost or
-            # refused, lock timeout, serialization failure): the client may retry.
-            self._rollback(request)
-            if _if_match(request, None) and getattr(getattr(exc, "orig", None), "sqlstate", None) == "40001":
-                # A conditional write lost to a concurrent one: its If-Match no longer names the current version.
-                return ApiError.precondition_failed().get_response()
-            logger.error("database unavailable on %s %s: %s", request.method, request.path, describe_error(exc))
-            if isinstance(exc, PoolTimeout):
-                self.metrics.pool_timeout()
-            self.metrics.unavailable("database")
-            return ApiError.unavailable("database").get_response()
-        except Exception:
-            self._rollback(request)
-            logger.exception(
-                "unhandled error on %s %s (request %s)",
-                request.method,
-                request.path,
-                request.environ.get(environ_keys.REQUEST_ID, "-"),
-            )
-            return ApiError.internal().get_response()
+            answer = self._run_once_more_if_disconnected(request)
+            if not request.safe:
+                request.work.commit()
+            return answer
+        except Exception as exc:
+            request.work.rollback()
+            return self._refusal(request, exc).get_response()
+        finally:
+            if request.pending_charge is not None:
+                request.pending_charge.settle()  # answered before the token was checked: the address's
 
-    def _count_refusal(self, error: ApiError) -> None:
-        """Report the refusals an operator watches: 503s by cause, and failed logins."""
-        if error.status == 503:
-            self.metrics.unavailable(next(iter(error.messages), "unknown"))
-        elif error.status == 401 and "credentials" in error.messages:  # only a login checks credentials
-            self.metrics.failed_login()
+    def _run(self, request: ApiRequest) -> Answer:
+        route, values = self.router.match(request.environ)
+        lookup = request.environ.get(environ_keys.SHARED_LOOKUP)
+        if lookup is not None and lookup.answer is not None:
+            return self._personalize(request, route, lookup.answer)
+        step = self.steps[route.endpoint]
+        if not request.safe:
+            request.work.begin(**step.begin_options(request))
+        request.user = self._authenticate(request, route.auth)
+        return step(request, values)
 
-    def _run_once_more_if_disconnected(self, request: ApiRequest) -> Response | ConditionalRead:
+    def _run_once_more_if_disconnected(self, request: ApiRequest) -> Answer:
         """Run the request; if its pooled connection turned out dead, run it again on a fresh one.
 
         Pooled connections are not pinged before use (a round trip per request).
@@ -143,84 +134,38 @@ class Dispatcher:
             if not exc.connection_invalidated:
                 raise
             logger.info("database connection lost on %s %s; retrying on a new one", request.method, request.path)
-            self._rollback(request)
+            request.work.rollback()
             request.close_db()
             return self._run(request)
 
-    def _changes(self, request: ApiRequest) -> frozenset[str]:
-        """The surrogate keys the write changed, for the response cache (``middleware.cache``).
+    def _refusal(self, request: ApiRequest, exc: Exception) -> ApiError:
+        """The error a failed request is answered with, counted for the operator where it matters."""
+        if isinstance(exc, ApiError):
+            if exc.status == 503:
+                self.metrics.unavailable(next(iter(exc.messages), "unknown"))
+            elif exc.status == 401 and "credentials" in exc.messages:  # only a login checks credentials
+                self.metrics.failed_login()
+            return exc
+        if isinstance(exc, HTTPException):
+            return _from_http(exc)
+        if isinstance(exc, OperationalError | PoolTimeout):
+            # Operational errors are the transient ones (connection lost or
+            # refused, lock timeout, serialization failure): the client may retry.
+            logger.error("database unavailable on %s %s: %s", request.method, request.path, describe_error(exc))
+            if isinstance(exc, PoolTimeout):
+                self.metrics.pool_timeout()
+            self.metrics.unavailable("database")
+            return ApiError.unavailable("database")
+        logger.exception(
+            "unhandled error on %s %s (request %s)",
+            request.method,
+            request.path,
+            request.environ.get(environ_keys.REQUEST_ID, "-"),
+            exc_info=exc,
+        )
+        return ApiError.internal()
 
-        A key of a kind the route does not declare in ``forgets`` is still
-        forgotten, and logged: the route table must say what each write changes.
-        """
-        changed = surrogates.recorded(request.db.info)
-        if not changed:
-            return changed
-        route = self.router.route_for(request.environ)
-        undeclared = sorted(key for key in changed if route is None or surrogates.kind(key) not in route.forgets)
-        if undeclared:
-            logger.error("%s %s changed %s, which its route does not declare", request.method, request.path, undeclared)
-        return changed
-
-    def _run(self, request: ApiRequest) -> Response | ConditionalRead:
-        route, values = self.router.match(request.environ)
-        shared = request.environ.get(environ_keys.SHARED_ANSWER)
-        if shared is not None and route.method == "GET" and route.reply is not None:
-            return self._personalize(request, route, shared)
-        if_match = _if_match(request, route)
-        if request.method not in _SAFE_METHODS:
-            # SQLite: take the write lock up front (BEGIN IMMEDIATE) so that
-            # concurrent writers queue instead of failing mid-transaction.
-            options: dict[str, Any] = {WRITE_INTENT: True}
-            if if_match and _on_postgresql_engine(request):
-                # A conditional write must not pass on a version another transaction is replacing:
-                # at REPEATABLE READ the later writer fails (answered 412) instead of overwriting.
-                options["isolation_level"] = "REPEATABLE READ"
-            request.db.connection(execution_options=options)
-        request.user = self._authenticate(request, route.auth)
-        key = _idempotency_key(request)
-        if key is not None:
-            replay = idempotency.claim(request.db, key[0], key[1], _fingerprint(request))
-            if replay is not None:
-                return _replayed(replay)
-        if if_match:
-            self._check_if_match(request, route, values, if_match)
-        kwargs: dict[str, Any] = dict(values)
-        if route.query is not None:
-            kwargs["query"] = load(self._schemas[route.query], request.args)
-        if route.body is not None:
-            kwargs["body"] = load(self._schemas[route.body], read_json(request))
-        result = route.view(request, **kwargs)
-        if route.reply is None:
-            if key is not None:
-                idempotency.answered(request.db, *key, route.status, b"")
-            empty = Response(status=route.status)
-            del empty.headers["Content-Type"]  # a 204 has no content, so no content type
-            return empty
-        # Dumped before the commit: committing must not be able to change what is sent.
-        body = encode_json(self._schemas[route.reply].dump(result))
-        if key is not None:
-            idempotency.answered(request.db, *key, route.status, body)
-        if route.method == "GET" and route.status == 200:
-            answer = ConditionalRead(body, private=bool(request.environ.get("HTTP_AUTHORIZATION")))
-            if request.environ.get(environ_keys.SHARED_WANTED):
-                # Handed back for the response cache: an anonymous answer as it is, a personal one as bytes.
-                request.environ[environ_keys.SHARED_STORE] = answer if request.user is None else body
-            return answer
-        return json_bytes_response(body, route.status)
-
-    def _check_if_match(self, request: ApiRequest, route: Route, values: Mapping[str, Any], if_match: str) -> None:
-        """Compare ``If-Match`` with the ETag the caller's read of the resource gives now.
-
-        :raises ApiError: 412 when it names no current version; the read's own 404/403 as they come.
-        """
-        read = self.router.routes[str(route.current)]
-        assert read.reply is not None
-        current = ConditionalRead(encode_json(self._schemas[read.reply].dump(read.view(request, **values))))
-        if not parse_etags(if_match).contains(current.etag):
-            raise ApiError.precondition_failed()
-
-    def _personalize(self, request: ApiRequest, route: Route, shared: bytes) -> ConditionalRead:
+    def _personalize(self, request: ApiRequest, route: Route, shared: SharedAnswer) -> ConditionalRead:
         """Answer a signed-in read from the shared (anonymous) answer the cache holds.
 
         One statement reads the viewer's row (the token's stamp is checked
@@ -232,19 +177,15 @@ class Dispatcher:
         """
         claims = auth.request_claims(request.environ, self.settings.secret_key) if route.auth != "none" else None
         if claims is None:
-            return ConditionalRead(shared, private=True)
-
-        def viewer_flags(slugs: list[str], usernames: list[str]) -> tuple[frozenset[str], frozenset[str]]:
-            flags = queries.viewer_flags(request.reads, claims.user_id, slugs, usernames)
-            if flags is None or not claims.still_valid_for(flags.token_stamp, flags.created_at, flags.kept_token):
-                _count_against(request, None)
-                raise ApiError.unauthorized("is invalid")
-            _count_against(request, claims.user_id)
-            return flags.favorited, flags.following
-
-        answer = ConditionalRead(cache.personalize(shared, viewer_flags), private=True)
+            return ConditionalRead(shared.body, shared.etag, private=True)
+        names = {flag: shared.names(flag) for flag in FLAGS}
+        flags = queries.viewer_flags(request.reads, claims.user_id, names)
+        if flags is None or not claims.still_valid_for(flags.token_stamp, flags.created_at, flags.kept_token):
+            self._charge(request, None)
+            raise ApiError.unauthorized("is invalid")
+        self._charge(request, claims.user_id)
         request.environ[environ_keys.USER_ID] = claims.user_id  # for the request log line
-        return answer
+        return ConditionalRead(shared.for_viewer(flags.flags), private=True)
 
     def _authenticate(self, request: ApiRequest, policy: AuthPolicy) -> User | None:
         if policy == "none":
@@ -257,75 +198,38 @@ class Dispatcher:
         # The row is read anyway, so checking the stamp and the account's age costs no statement.
         user = queries.user_by_id(request.db, claims.user_id)
         if user is None or not claims.still_valid_for(user.token_stamp, user.created_at, user.kept_token):
-            _count_against(request, None)
+            self._charge(request, None)
             raise ApiError.unauthorized("is invalid")
-        _count_against(request, user.id)
+        self._charge(request, user.id)
         request.environ[environ_keys.USER_ID] = user.id  # for the request log line
         request.claims = claims
-        request.stamp_seen = user.token_stamp
+        if not request.safe:
+            stamp = user.token_stamp
+            request.work.after_commit(lambda _: self._count_revocation(user, stamp))
         return user
 
+    def _count_revocation(self, user: User, stamp_seen: str) -> None:
+        """After a write's commit: a new token stamp on the caller's account voids every earlier token."""
+        if user.token_stamp != stamp_seen:
+            self.metrics.tokens_revoked()
+
     @staticmethod
-    def _rollback(request: ApiRequest) -> None:
-        if "db" in request.__dict__:
-            surrogates.recorded(request.db.info)  # nothing was changed after all
-            try:
-                request.db.rollback()
-            except Exception:  # the connection may already be gone; close() will discard it
-                logger.warning("rollback failed", exc_info=True)
+    def _charge(request: ApiRequest, user_id: int | None) -> None:
+        """Count the request against its user (or, None, its address) if the limiter left it to us.
+
+        :raises ApiError: 429 when that is over a limit.
+        """
+        if request.pending_charge is not None:
+            request.pending_charge.charge(user_id)
 
 
-def _if_match(request: ApiRequest, route: Route | None) -> str:
-    """The request's ``If-Match``, when it is a condition on this write (its route declares ``current``).
+def _adding(start_response: Any, headers: list[tuple[str, str]]) -> Any:
+    """``start_response`` with ``headers`` added to the answer's."""
 
-    With ``route=None``: the request's, whatever its route (it was checked before it reached the database).
-    """
-    if request.method in _SAFE_METHODS or (route is not None and route.current is None):
-        return ""
-    return str(request.environ.get("HTTP_IF_MATCH", "")).strip()  # an empty field names nothing: no condition
+    def start_with_headers(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        return start_response(status, [*response_headers, *headers], exc_info)
 
-
-def _idempotency_key(request: ApiRequest) -> tuple[int, str] | None:
-    """(user id, key) of a signed-in write sent with an ``Idempotency-Key`` (``ops.idempotency``)."""
-    key = request.environ.get(idempotency.ENVIRON_KEY)
-    if key is None or request.user is None or request.method in _SAFE_METHODS:
-        return None
-    return request.user.id, key
-
-
-def _replayed(replay: idempotency.Replay) -> Response:
-    """The answer a write with the same key got, marked as a replay."""
-    if replay.body:
-        response = json_bytes_response(replay.body, replay.status)
-    else:
-        response = Response(status=replay.status)
-        del response.headers["Content-Type"]
-    response.headers["Idempotent-Replayed"] = "true"
-    return response
-
-
-def _fingerprint(request: ApiRequest) -> str:
-    """What makes two writes the same one: method, path, query and body (SHA-256)."""
-    digest = hashlib.sha256(f"{request.method} {request.path}?{request.query_string.decode('latin1')}\n".encode())
-    digest.update(request.get_data())  # kept: the view reads the same bytes
-    return digest.hexdigest()
-
-
-def _on_postgresql_engine(request: ApiRequest) -> bool:
-    """Whether the request's transaction is a fresh one on PostgreSQL (a session bound to a connection
-    already in a transaction, as in tests, keeps that transaction's isolation)."""
-    bind = request.db.get_bind()
-    return isinstance(bind, Engine) and bind.dialect.name == "postgresql"
-
-
-def _count_against(request: ApiRequest, user_id: int | None) -> None:
-    """Tell the rate limiter whose request this is: the user's, or (None) its address's.
-
-    :raises ApiError: 429 when that is over a limit.
-    """
-    charge = request.environ.get(environ_keys.RATE_CHARGE)
-    if charge is not None:
-        charge(user_id)
+    return start_with_headers
 
 
 def _from_http(exc: HTTPException) -> ApiError:

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-from service.config import Settings
+from service.config import ConfigError, Settings
 
 #: Methods that label requests as they are; any other is counted as ``other`` (a label set must stay bounded).
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -189,10 +189,6 @@ class PrometheusMetrics(Metrics):
         series = self._request_series.get(key)
         if series is None:
             series = self._requests.labels(route, method, f"{status // 100}xx", cache)
-            if self.folder is not None:
-                from service.metric_values import timed
-
-                series = timed(series)  # the same two values written, in one step (bench/metrics_cost.py)
             self._request_series[key] = series
         series.observe(seconds)
 
@@ -259,17 +255,18 @@ def _counting(series: Any) -> Callable[..., None]:
 def _use_folder(folder: Path) -> None:
     """Put prometheus_client in multiprocess mode on ``folder``, before any metric is made.
 
-    Its values then live in this process's files there, written by
-    ``service.metric_values`` (the library's files, written at less cost).
+    The library's documented switch: its values then live in this process's
+    files there (``PROMETHEUS_MULTIPROC_DIR``, read when a metric is made).
     """
     folder.mkdir(parents=True, exist_ok=True)
     os.environ[MULTIPROC_ENV] = str(folder)
     from prometheus_client import values
 
-    from service.metric_values import FileValue, write_in
-
-    write_in(folder)
-    values.ValueClass = FileValue
+    if values.ValueClass is values.MutexValue:  # the library was loaded before the folder was known
+        raise ConfigError(
+            f"CONDUIT_METRICS_DIR must be set before prometheus_client is first imported (as {MULTIPROC_ENV},"
+            " which service.gunicorn_conf sets): this process already counts in memory"
+        )
 
 
 def empty_folder(folder: Path) -> None:

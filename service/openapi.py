@@ -108,7 +108,7 @@ def _operation(route: Route) -> dict[str, Any]:
                 "the write is refused with 412 if it is no longer current.",
             }
         )
-    if route.auth == "required" and route.method in ("POST", "PUT", "PATCH", "DELETE"):
+    if route.idempotent:
         parameters.append(
             {
                 "name": "Idempotency-Key",

@@ -1,15 +1,16 @@
 """The request as views see it, and JSON in: the request type, body loading and validation messages.
 
 ``ApiRequest`` is a werkzeug request that knows the settings, opens the
-database on first use (``db.Database``: a session for a write, the autocommit
-read engine for a safe request) and carries the authenticated user; views get
-nothing else. ``read_json``, ``load`` and ``flatten`` turn a body into what a
+database on first use (``db.Database``: a session in the request's unit of
+work for a write, the autocommit read engine for a safe request) and carries
+the authenticated user; views get nothing else. ``read_json``, ``load`` and ``flatten`` turn a body into what a
 schema loaded, or into the RealWorld 4xx it earns.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -23,13 +24,14 @@ from service import auth, queries
 from service.config import Settings
 from service.db import Database
 from service.errors import ApiError
+from service.limiter import PendingCharge
 from service.models import User
-from service.ops.health import Storages
+from service.unit_of_work import CommitWatcher, UnitOfWork
 
 
 @dataclass(frozen=True)
 class SignedIn:
-    """A user together with the token just issued for them: the wire's ``User``."""
+    """A user together with the token just issued for them: what ``UserSchema`` dumps (its ``token`` field)."""
 
     user: User
     token: str
@@ -39,23 +41,32 @@ class SignedIn:
 
 
 class ApiRequest(Request):
-    """A request with its settings, its database session and its authenticated user."""
+    """A request with its settings, its unit of work and its authenticated user."""
 
     def __init__(
-        self, environ: dict[str, Any], settings: Settings, database: Database, storages: Storages, *, safe: bool
+        self,
+        environ: dict[str, Any],
+        settings: Settings,
+        database: Database,
+        *,
+        safe: bool,
+        watchers: Sequence[CommitWatcher] = (),
     ) -> None:
-        """:param storages: the shared storages this host depends on, for ``/readyz``.
-        :param safe: a GET, HEAD or OPTIONS: its reads run on the read engine, and it opens no transaction.
+        """:param safe: a GET, HEAD or OPTIONS: its reads run on the read engine, and it opens no transaction.
+        :param watchers: told of the commit of a write (the shared reads).
         """
         super().__init__(environ)
         self.settings = settings
-        self.storages = storages
+        self.safe = safe
         self.max_content_length = settings.max_body_bytes
         self._database = database
         self._read_engine = database.read_engine if safe else None
+        #: The request's one transaction: the dispatcher begins and commits it.
+        self.work = UnitOfWork(self._open_session, watchers)
         self.user: User | None = None
         self.claims: auth.Claims | None = None  # what the authenticated token says
-        self.stamp_seen: str | None = None  # the account's token stamp when the request was authenticated
+        #: The rate-limit count the dispatcher owes for this request, if the middleware left it (``limiter``).
+        self.pending_charge: PendingCharge | None = None
 
     @cached_property
     def reads(self) -> queries.Reads:
@@ -70,9 +81,12 @@ class ApiRequest(Request):
             return self.db
         return self._read_engine.connect()
 
-    @cached_property
+    @property
     def db(self) -> Session:
-        """This request's ORM session, opened on first use; a safe request's shares its read connection."""
+        """This request's ORM session (the unit of work's); a safe request's shares its read connection."""
+        return self.work.session
+
+    def _open_session(self) -> Session:
         if self._read_engine is None:
             return self._database.sessions()
         return self._database.sessions(bind=self.reads)
@@ -114,10 +128,8 @@ class ApiRequest(Request):
 
     def close_db(self) -> None:
         """Release the session and the read connection, if opened; the next use opens others."""
-        session = self.__dict__.pop("db", None)
+        self.work.close()
         reads = self.__dict__.pop("reads", None)
-        if session is not None:
-            session.close()
         if isinstance(reads, Connection):
             reads.close()
 

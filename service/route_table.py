@@ -15,9 +15,9 @@ from schemas import health as s_health
 from schemas import profiles as s_profiles
 from schemas import tags as s_tags
 from schemas import users as s_users
-from service import surrogates
 from service.models import MAX_INT
 from service.router import Route
+from service.shared_reads import surrogates
 from service.views import articles, comments, health, profiles, tags, users
 
 #: Comment ids are 32-bit in the database; larger ones cannot exist (and must not reach SQL).
@@ -242,7 +242,7 @@ ROUTES: tuple[Route, ...] = (
         tags.get_tags,
         auth="none",
         reply=s_tags.TagsResponseSchema,
-        cache=lambda url, query: (surrogates.TAG_CLOUD,),
+        cache=lambda url, query: (surrogates.TAGS_PAGE,),
         summary="Get every tag in use",
     ),
 )
@@ -268,6 +268,7 @@ OPS_ROUTES: tuple[Route, ...] = (
         mount="",
         errors=(503,),
         limit_scopes=(),
+        uses=("storages",),
         summary="Readiness: database, migrations and shared storages",
     ),
 )

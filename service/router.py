@@ -19,8 +19,9 @@ from marshmallow import Schema
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, MapAdapter, Rule, Submount
 
-from service import environ_keys, surrogates
+from service import environ_keys
 from service.errors import ApiError
+from service.shared_reads import surrogates
 
 AuthPolicy = Literal["required", "optional", "none"]
 #: Rate-limit scopes: ``all`` (every request, per client), ``login`` (per address and per
@@ -28,7 +29,7 @@ AuthPolicy = Literal["required", "optional", "none"]
 LimitScope = Literal["all", "login", "register", "writes"]
 View = Callable[..., Any]
 #: What a shared read depends on, from its URL values and query (first value of each name):
-#: the surrogate keys of ``service.surrogates`` that its URL alone tells.
+#: the surrogate keys of ``shared_reads.surrogates`` that its URL alone tells.
 DependsOn = Callable[[Mapping[str, Any], Mapping[str, str]], Iterable[str]]
 #: How many URLs' matches a router remembers (per process), and how many bytes of
 #: paths, before it starts over: a flood of distinct long paths costs at most this.
@@ -57,7 +58,7 @@ class Route:
         response cache and served to every reader (signed-in readers get their
         ``favorited``/``following`` flags added per request). It is the surrogate
         keys the URL tells the answer depends on; the keys of the articles and
-        profiles in the answer are added to them (``surrogates.shown_in``).
+        profiles in the answer are added to them (``shared_reads.shown``).
     :param forgets: the kinds of surrogate key a successful write may change
         (``surrogates.Kind``); its ops name the keys themselves. Empty: nothing
         any shared answer shows (a login, a follow).
@@ -68,6 +69,8 @@ class Route:
         overwrite each other.
     :param limit_scopes: the rate-limit scopes the request counts against; ``()`` for
         none (health checks).
+    :param uses: the collaborators ``create_app`` hands the view as keyword
+        arguments, by name (``storages``: the shared storages readiness reports on).
     :param tag: the OpenAPI tag, when not the one of the view's module.
     :param summary: one line for the API documentation.
     """
@@ -86,6 +89,7 @@ class Route:
     forgets: tuple[surrogates.Kind, ...] = ()
     current: str | None = None
     limit_scopes: tuple[LimitScope, ...] = ("all",)
+    uses: tuple[Literal["storages"], ...] = ()
     tag: str = ""
     summary: str = ""
 
@@ -100,6 +104,11 @@ class Route:
         return self.mount + _PARAM.sub(r"{\2}", self.path)
 
     @property
+    def idempotent(self) -> bool:
+        """Whether a retry with the same ``Idempotency-Key`` gets the first answer: every signed-in write."""
+        return self.auth == "required" and self.method in ("POST", "PUT", "PATCH", "DELETE")
+
+    @property
     def endpoint(self) -> str:
         """``"<resource>.<view>"``, e.g. ``"articles.get_article"``."""
         return f"{self.view.__module__.rsplit('.', 1)[-1]}.{self.view.__name__}"
@@ -108,9 +117,10 @@ class Route:
 class Router:
     """The route table bound to its werkzeug URL map.
 
-    Every layer asks it which route a request is for (the middleware for the
-    route's cache policy and rate-limit scopes, the dispatcher for everything
-    else); the URL is matched once per request and the result kept in the environ.
+    Every layer asks it which route a request is for (the middleware for
+    whether it is shared and its rate-limit scopes, the dispatcher for
+    everything else); the URL is matched once per request and the result kept
+    in the environ.
     """
 
     def __init__(self, routes: Iterable[Route]) -> None:
@@ -153,13 +163,10 @@ class Router:
         except (HTTPException, ApiError):
             return None
 
-    def shared_read(self, environ: dict[str, Any]) -> tuple[Route, Mapping[str, Any]] | None:
-        """The request's route and URL values if its answer may be shared (``Route.cache``)."""
-        try:
-            found = self.match(environ)
-        except (HTTPException, ApiError):
-            return None
-        return found if found[0].cache is not None else None
+    def shares(self, environ: dict[str, Any]) -> bool:
+        """Whether the request's answer may be shared by every reader (its route declares ``cache=``)."""
+        route = self.route_for(environ)
+        return route is not None and route.cache is not None
 
     def limit_scopes(self, environ: dict[str, Any]) -> tuple[LimitScope, ...]:
         """The rate-limit scopes the request counts against (``Route.limit_scopes``).

@@ -33,7 +33,7 @@ def warm(app: Callable[[dict[str, Any], Any], Iterable[bytes]]) -> None:
     statuses: list[str] = []
     for path in PATHS:
         environ = EnvironBuilder(path=path, headers=[("X-Request-ID", "warmup")]).get_environ()
-        environ[environ_keys.WARMUP] = True
+        environ[environ_keys.UNCOUNTED] = "warm-up"
         body = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
         try:
             for _ in body:

@@ -12,6 +12,7 @@ At the end, the run says how many tests ran on each backend.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import uuid
@@ -162,9 +163,8 @@ def db(session_factory: sessionmaker[Session]) -> Iterator[Session]:
     session.close()
 
 
-@pytest.fixture
-def throwaway_pg_url(pg_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database, dropped afterwards (for migration and race tests)."""
+@contextlib.contextmanager
+def _throwaway_database(pg_url: str) -> Iterator[str]:
     base = make_url(pg_url)
     name = f"conduit_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
@@ -176,6 +176,20 @@ def throwaway_pg_url(pg_url: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def throwaway_pg_url(pg_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards (for migration and race tests)."""
+    with _throwaway_database(pg_url) as url:
+        yield url
+
+
+@pytest.fixture
+def second_pg_url(pg_url: str) -> Iterator[str]:
+    """Another new, empty PostgreSQL database, for a test that compares two."""
+    with _throwaway_database(pg_url) as url:
+        yield url
 
 
 # -- how many tests ran on each backend (said at the end of the run) ----------

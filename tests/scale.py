@@ -86,14 +86,15 @@ def fill(connection: Connection, articles: int) -> None:
     for statement in _postgresql(articles):
         connection.exec_driver_sql(statement.replace("%", "%%"))  # the driver's escape
     if kept:
-        from service.models import ALL_ARTICLES, RECOUNTS  # here: an older checkout's models have none
+        from service.models import RECOUNTS  # here: an older checkout's models have none
 
         for table in _COUNTED:
             connection.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER USER")
         for (table, column), truth in RECOUNTS.items():
             connection.exec_driver_sql(f"UPDATE {table} SET {column} = {truth}")
         connection.exec_driver_sql(
-            f"UPDATE totals SET value = (SELECT count(*) FROM articles) WHERE name = '{ALL_ARTICLES}'"
+            # The row of every article, by the name the migration gave it (models.totals.ARTICLES_TOTAL).
+            "UPDATE totals SET value = (SELECT count(*) FROM articles) WHERE name = 'articles'"
         )
         connection.exec_driver_sql(
             "UPDATE article_tags SET created_at = a.created_at FROM articles a WHERE a.id = article_tags.article_id"

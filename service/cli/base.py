@@ -10,12 +10,12 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from service import db, surrogates
+from service import db
 from service.config import ConfigError, Settings, database_url_from_env, instance_path_from_env
 from service.db import describe_error
 from service.errors import ApiError
-from service.middleware.cache import OWED_FILE, VersionedStore
-from service.stores import make_cache
+from service.stores import make_cache, make_shared_reads
+from service.unit_of_work import UnitOfWork
 
 
 def database_settings() -> Settings:
@@ -46,39 +46,32 @@ def load_settings() -> Settings:
 
 @contextmanager
 def transaction() -> Iterator[Session]:
-    """One transaction: commit if the block succeeds, roll back otherwise.
+    """One transaction, through the unit of work the API's writes commit through.
 
-    Once committed, what the operations changed is forgotten in the service's
-    response cache, exactly as after the API's writes. An ``ApiError`` from an
-    operation (a taken name, an unknown user) becomes its message on stderr and
-    exit code 1.
+    What the operations changed is forgotten in the service's shared reads at
+    the same moments as after an API write: before the commit when the cache
+    is shared by hosts (Redis; if it cannot be reached, the command is refused
+    and nothing changes), and after it (a bump that fails then is owed, as the
+    API owes it). An ``ApiError`` (a taken name, an unknown user, the cache
+    unreachable) becomes its message on stderr and exit code 1.
     """
     settings = database_settings()
     engine = db.make_engine(settings)
-    session = db.make_session_factory(engine)()
+    shared = make_shared_reads(settings, make_cache(settings))
+    work = UnitOfWork(db.make_session_factory(engine), (shared,))
     try:
-        yield session
-        session.commit()
-        _forget(settings, surrogates.recorded(session.info))
+        yield work.session
+        work.commit()
     except ApiError as exc:
-        session.rollback()
+        work.rollback()
         raise click.ClickException("; ".join(f"{k} {', '.join(v)}" for k, v in exc.messages.items())) from None
     except BaseException:
-        session.rollback()
+        work.rollback()
         raise
     finally:
-        session.close()
+        work.close()
         engine.dispose()
-
-
-def _forget(settings: Settings, changed: frozenset[str]) -> None:
-    """Forget ``changed`` in the response cache; say so when it cannot be reached."""
-    if not changed:
-        return
-    store = VersionedStore(
-        make_cache(settings), settings.cache_key_prefix, settings.instance_path / OWED_FILE, settings.cache_ttl
-    )
-    if not store.forget(changed):
+    if shared.owes():
         click.echo(
             "warning: the response cache could not be reached; this host's workers will forget the change"
             f" when it is back, others may serve what it holds for up to {settings.cache_ttl} s",

@@ -10,7 +10,7 @@ from service import db
 from service.cli.base import database_settings
 from service.config import ConfigError, Settings, secret_problem
 from service.ops import health
-from service.stores import make_cache, make_limiter, readiness_probes
+from service.stores import make_cache, make_limiter, make_shared_reads, readiness_probes
 
 
 @click.command()
@@ -44,7 +44,7 @@ def check(totals: bool) -> None:
     probes: dict[str, Callable[[], bool]] = {}
     try:
         limiter = make_limiter(settings) if settings.ratelimit_enabled else None
-        probes, _ = readiness_probes(make_cache(settings), limiter, settings)
+        probes, _ = readiness_probes(make_shared_reads(settings, make_cache(settings)), limiter, settings)
     except ConfigError as exc:
         report(False, "storages", str(exc))
     engine = db.make_engine(settings)

@@ -68,7 +68,7 @@ class MetricsEndpoint:
             # Each process would answer with its own counts, a different one at each scrape.
             needed = "need CONDUIT_METRICS_DIR: this server runs several processes"
             return ApiError.unavailable("metrics", message=needed)(environ, start_response)
-        environ[environ_keys.SCRAPE] = True
+        environ[environ_keys.UNCOUNTED] = "scrape"
         body, content_type = self.metrics.exposition(environ.get("HTTP_ACCEPT", ""))
         response = Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})
         return response(environ, start_response)

@@ -123,7 +123,7 @@ class _Logged:
 
 
 def _count(metrics: Metrics, environ: dict[str, Any], status: int, seconds: float) -> None:
-    if environ_keys.SCRAPE in environ or environ_keys.WARMUP in environ:
+    if environ_keys.UNCOUNTED in environ:
         return
     found = environ.get(environ_keys.ROUTE)
     route = found[0].template if type(found) is tuple else "(other)" if found is None else "(unmatched)"

@@ -7,11 +7,11 @@ from service.models.article import Article, Tag, article_tags, favorites
 from service.models.base import MAX_INT, Base, UTCDateTime, later_than, utcnow
 from service.models.comment import Comment
 from service.models.idempotency import IdempotencyKey
-from service.models.totals import ALL_ARTICLES, RECOUNTS, create_triggers, totals
+from service.models.totals import ARTICLES_TOTAL, RECOUNTS, create_triggers, totals
 from service.models.user import User, follows, new_token_stamp
 
 __all__ = [
-    "ALL_ARTICLES",
+    "ARTICLES_TOTAL",
     "MAX_INT",
     "RECOUNTS",
     "Article",

@@ -41,7 +41,7 @@ totals = Table(
 )
 
 #: The name of the total of every article.
-ALL_ARTICLES = "articles"
+ARTICLES_TOTAL = "articles"
 
 #: What each counting trigger keeps: its name (``tr_<name>``), the table it watches, the PostgreSQL
 #: function it runs, and the rows it adds one to on an insert (one less on a delete): (table,
@@ -130,7 +130,7 @@ def create_triggers(connection: Connection) -> None:
         connection.exec_driver_sql(statement)
     connection.execute(
         text("INSERT INTO totals (name, value) VALUES (:name, (SELECT count(*) FROM articles))"),
-        {"name": ALL_ARTICLES},
+        {"name": ARTICLES_TOTAL},
     )
 
 

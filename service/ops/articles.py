@@ -11,10 +11,11 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from service import queries, surrogates
+from service import queries
 from service.errors import ApiError
 from service.models import Article, Tag, User, favorites, later_than
 from service.ops._unset import UNSET, Unset
+from service.shared_reads import surrogates
 
 #: Random characters after the title in a slug; 36**6 ≈ 2·10⁹ per title.
 SLUG_SUFFIX_LENGTH = 6
@@ -43,7 +44,7 @@ def create_article(
     article = Article(title=title, description=description, body=body, author_id=actor.id)
     article.tags = _tags(session, tag_list)
     _flush_with_fresh_slug(session, article)
-    changed = {surrogates.article(article.slug), surrogates.ALL_ARTICLES, surrogates.authored_by(actor.username)}
+    changed = {surrogates.article(article.slug), surrogates.UNFILTERED_LISTS, surrogates.authored_by(actor.username)}
     surrogates.record(session.info, changed | _tag_keys(session, article.id, [t.name for t in article.tags]))
     return queries.article_by_slug(session, article.slug, actor.id)
 
@@ -96,7 +97,7 @@ def delete_article(session: Session, actor: User, *, slug: str) -> None:
     changed = {
         surrogates.article(slug),
         surrogates.comments(slug),
-        surrogates.ALL_ARTICLES,
+        surrogates.UNFILTERED_LISTS,
         surrogates.authored_by(actor.username),
         *(surrogates.favorited_by(fan) for fan in fans),
     }
@@ -148,7 +149,7 @@ def _tag_keys(session: Session, article_id: int, names: Iterable[str]) -> set[st
     names = set(names)
     keys = {surrogates.tagged(name) for name in names}
     if names - queries.tags_in_use_elsewhere(session, article_id, names):
-        keys.add(surrogates.TAG_CLOUD)
+        keys.add(surrogates.TAGS_PAGE)
     return keys
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from service import queries, surrogates
+from service import queries
 from service.errors import ApiError
 from service.models import Comment, User
+from service.shared_reads import surrogates
 
 
 def add_comment(session: Session, actor: User, *, slug: str, body: str) -> queries.CommentRow:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from service import db
 from service.errors import ApiError
-from service.models import ALL_ARTICLES, RECOUNTS
+from service.models import ARTICLES_TOTAL, RECOUNTS
 
 #: Seconds a client should wait before asking again, by what is not ready (a migration takes a while).
 _RETRY_AFTER = {"migrations": 30}
@@ -64,10 +64,10 @@ def totals_mismatches(session: Session) -> list[str]:
         wrong = session.execute(text(f"SELECT count(*) FROM {table} WHERE {column} <> {truth}")).scalar_one()
         if wrong:
             found.append(f"{table}.{column} wrong on {wrong} rows")
-    kept = session.execute(text("SELECT value FROM totals WHERE name = :n"), {"n": ALL_ARTICLES}).scalar()
+    kept = session.execute(text("SELECT value FROM totals WHERE name = :n"), {"n": ARTICLES_TOTAL}).scalar()
     counted = session.execute(text("SELECT count(*) FROM articles")).scalar_one()
     if kept != counted:
-        found.append(f"totals.{ALL_ARTICLES} is {kept}, counted {counted}")
+        found.append(f"totals.{ARTICLES_TOTAL} is {kept}, counted {counted}")
     return found
 
 

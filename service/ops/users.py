@@ -8,10 +8,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import auth, queries, surrogates
+from service import auth, queries
 from service.errors import ApiError
 from service.models import User, later_than, new_token_stamp
 from service.ops._unset import UNSET, Unset
+from service.shared_reads import surrogates
 
 
 def register(session: Session, *, username: str, email: str, password: str) -> User:
@@ -137,10 +138,10 @@ def delete_user(session: Session, user: User) -> None:
     changed.add(surrogates.favorited_by(user.username))
     for article_id, slug in queries.articles_of(session, user.id):
         tags, fans = queries.article_audience(session, article_id)
-        changed |= {surrogates.article(slug), surrogates.comments(slug), surrogates.ALL_ARTICLES}
+        changed |= {surrogates.article(slug), surrogates.comments(slug), surrogates.UNFILTERED_LISTS}
         changed |= {surrogates.tagged(tag) for tag in tags} | {surrogates.favorited_by(fan) for fan in fans}
         if tags:
-            changed.add(surrogates.TAG_CLOUD)
+            changed.add(surrogates.TAGS_PAGE)
     changed |= {surrogates.comments(slug) for slug in queries.slugs_commented_by(session, user.id)}
     changed |= {surrogates.article(slug) for slug in queries.slugs_favorited_by(session, user.id)}
     surrogates.record(session.info, changed)

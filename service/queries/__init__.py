@@ -1,7 +1,8 @@
-"""Read-side queries and get-or-404 helpers shared by the ops.
+"""Read-side statements: what the views read and the ops look up before they write.
 
 Every read a client can make is ONE SQL statement that returns plain rows: the
-page of articles together with its total (a window count), each article's
+page of articles together with its total (a total the database keeps, or a
+count bounded by the filter's index, ``articles._total``), each article's
 author, tags (aggregated as an array) and favorites count, and the viewer's
 ``favorited``/``following`` flags. The rows become named tuples
 (:class:`ArticleRow`, :class:`ProfileRow`, :class:`CommentRow`) that the reply
@@ -10,7 +11,7 @@ is built and nothing enters an identity map. Statements are built once per
 shape (dialect, filters, signed in or not) and cached, so a request only binds
 values. A safe request runs them on a connection of the read engine, without a
 Session; a write runs them in its session. Writes keep using the ORM.
-One module per resource; this package exports what the ops use.
+One module per resource; this package exports what the views and ops use.
 Imports models and errors only; knows nothing about HTTP requests.
 """
 

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import Session
 
 from service.errors import ApiError
-from service.models import ALL_ARTICLES, Article, Comment, Tag, User, article_tags, favorites, follows, totals
+from service.models import ARTICLES_TOTAL, Article, Comment, Tag, User, article_tags, favorites, follows, totals
 from service.queries.rows import ArticleRow, ProfileRow, Reads, connection_of, follows_user
 
 
@@ -180,7 +180,7 @@ def _page_ids(dialect: str, filters: frozenset[str]) -> Select[Any, Any]:
 def _total(filters: frozenset[str]) -> ColumnElement[int]:
     """The number of matches: a kept total (``models.totals``) for one filter, else counted."""
     if not filters:
-        kept = select(totals.c.value).where(totals.c.name == ALL_ARTICLES)
+        kept = select(totals.c.value).where(totals.c.name == ARTICLES_TOTAL)
     elif filters == {"tag"}:
         kept = select(Tag.articles_count).where(Tag.name == bindparam("tag"))
     elif filters == {"author"}:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,8 +29,9 @@ class ViewerFlags:
     token_stamp: str
     kept_token: str | None
     created_at: datetime
-    favorited: frozenset[str]  # slugs, among those asked about
-    following: frozenset[str]  # usernames, among those asked about
+    #: By flag (``shared_reads.shown.FLAGS``): the names it is true for, among those asked about
+    #: (``favorited``: slugs; ``following``: usernames).
+    flags: dict[str, frozenset[str]]
 
 
 def _names_json(column: Any, dialect: str) -> ColumnElement[Any]:
@@ -61,8 +63,9 @@ def _viewer_flags_statement(dialect: str) -> Executable:
     ).where(viewer.c.id == bindparam("viewer"))
 
 
-def viewer_flags(reads: Reads, viewer_id: int, slugs: list[str], usernames: list[str]) -> ViewerFlags | None:
-    """The viewer's token stamp and which of ``slugs`` they favorited and ``usernames`` they follow, in one statement.
+def viewer_flags(reads: Reads, viewer_id: int, names: Mapping[str, list[str]]) -> ViewerFlags | None:
+    """The viewer's token stamp and, in one statement, which of ``names["favorited"]`` (slugs) they
+    favorited and which of ``names["following"]`` (usernames) they follow.
 
     Indexed lookups over the few slugs and names of one answer (the favorites and
     follows primary keys), so a shared answer from the cache becomes the viewer's.
@@ -70,7 +73,7 @@ def viewer_flags(reads: Reads, viewer_id: int, slugs: list[str], usernames: list
     :returns: None if there is no such user.
     """
     connection = connection_of(reads)
-    params = {"viewer": viewer_id, "slugs": slugs, "names": usernames}
+    params = {"viewer": viewer_id, "slugs": names.get("favorited", []), "names": names.get("following", [])}
     row = connection.execute(_viewer_flags_statement(connection.dialect.name), params).one_or_none()
     if row is None:
         return None
@@ -78,6 +81,8 @@ def viewer_flags(reads: Reads, viewer_id: int, slugs: list[str], usernames: list
         row.token_stamp,
         row.kept_token,
         row.created_at,
-        frozenset(row.favorited if isinstance(row.favorited, list) else ()),
-        frozenset(row.following if isinstance(row.following, list) else ()),
+        {
+            "favorited": frozenset(row.favorited if isinstance(row.favorited, list) else ()),
+            "following": frozenset(row.following if isinstance(row.following, list) else ()),
+        },
     )

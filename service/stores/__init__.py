@@ -16,6 +16,10 @@ from limits.storage import storage_from_string
 from limits.strategies import STRATEGIES, RateLimiter
 
 from service.config import ConfigError, Settings
+from service.metrics import NO_METRICS, Metrics
+from service.shared_reads.owed import OWED_FILE
+from service.shared_reads.reads import SharedReads
+from service.shared_reads.store import VersionedStore, versioned
 from service.stores.redis_cache import BatchingRedisCache
 from service.stores.sqlite_cache import SQLiteCache
 from service.stores.sqlite_counters import SQLiteCounterStorage
@@ -58,15 +62,29 @@ def make_cache(settings: Settings) -> BaseCache:
     raise ConfigError("CONDUIT_CACHE_URL must be sqlitefile, filesystem, redis://..., simple or null")
 
 
+def make_shared_reads(
+    settings: Settings, cache: BaseCache | VersionedStore, metrics: Metrics = NO_METRICS
+) -> SharedReads:
+    """The shared reads on ``cache`` (``make_cache``), with the host's file of owed bumps."""
+    return SharedReads(
+        versioned(cache),
+        key_prefix=settings.cache_key_prefix,
+        ttl=settings.cache_ttl,
+        min_uses=settings.cache_min_uses,
+        owed_path=settings.instance_path / OWED_FILE,
+        metrics=metrics,
+    )
+
+
 def readiness_probes(
-    cache: BaseCache, limiter: RateLimiter | None, settings: Settings
+    shared: SharedReads, limiter: RateLimiter | None, settings: Settings
 ) -> tuple[dict[str, Callable[[], bool]], frozenset[str]]:
     """What readiness reports on besides the database, and which of it the host cannot serve without.
 
     :returns: name → check (the cache accepts a write; the counters answer), and
         the names that are required: the counters when the limiter fails closed.
     """
-    probes: dict[str, Callable[[], bool]] = {"cache": lambda: cache.set("conduit:probe", "1", 10) is not False}
+    probes: dict[str, Callable[[], bool]] = {"cache": shared.probe}
     if limiter is None:
         return probes, frozenset()
     probes["rate_limit_storage"] = limiter.storage.check

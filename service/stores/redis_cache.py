@@ -22,7 +22,7 @@ from typing import Any
 import redis
 from cachelib import RedisCache
 
-from service.stores.versioned import VersionedEntry
+from service.shared_reads.store import VersionedEntry, VersionedStore
 
 #: Add one to the counter KEYS[1] (from ARGV[1] when it is missing) and set every other key to
 #: it for ARGV[2] seconds (0: forever). One script, so no other bump runs in between.
@@ -76,7 +76,7 @@ return 1
 """
 
 
-class BatchingRedisCache(RedisCache):
+class BatchingRedisCache(RedisCache, VersionedStore):
     """A RedisCache whose ``set_later`` entries are sent with the next ``get_many``.
 
     :param client: the Redis client (its timeouts decide when Redis counts as down).
@@ -85,7 +85,7 @@ class BatchingRedisCache(RedisCache):
     :param max_pending: stores that may wait (an entry and its versions); beyond that the oldest are dropped.
     """
 
-    #: Every host reads the same Redis: a write must reach it before it commits (``middleware.cache``).
+    #: Every host reads the same Redis: a write must reach it before it commits (``shared_reads``).
     shared_by_hosts = True
 
     def __init__(

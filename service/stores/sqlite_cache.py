@@ -20,8 +20,8 @@ from typing import Any
 
 from cachelib import BaseCache
 
+from service.shared_reads.store import VersionedEntry, VersionedStore
 from service.stores.sqlite_file import SharedSQLiteFile
-from service.stores.versioned import VersionedEntry
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -42,7 +42,7 @@ _PURGE_EVERY = 1000
 _NEVER = float("inf")
 
 
-class SQLiteCache(BaseCache):
+class SQLiteCache(BaseCache, VersionedStore):
     """cachelib's interface over a SQLite file.
 
     :param path: the file, e.g. ``instance/cache.db``.
@@ -54,6 +54,9 @@ class SQLiteCache(BaseCache):
         same way: a flood of large answers (one big article under many query
         strings) cannot fill the disk either.
     """
+
+    #: Only this host's workers read the file: a write needs no bump before it commits.
+    shared_by_hosts = False
 
     def __init__(
         self, path: Path, default_timeout: int = 300, threshold: int = 10000, max_bytes: int = 256 * 1024 * 1024

@@ -15,14 +15,14 @@ def get_health(request: ApiRequest) -> dict[str, Any]:
     return {"status": "ok"}
 
 
-def get_readiness(request: ApiRequest) -> dict[str, Any]:
+def get_readiness(request: ApiRequest, storages: ops.Storages) -> dict[str, Any]:
     """GET /readyz: the host is not stopping, the database answers and its schema is at the code's revision.
 
-    Also reports on the shared storages (``request.storages``), and is not
-    ready without those it cannot serve without.
+    Also reports on the shared storages (``storages``, handed in by ``create_app``
+    through the route's ``uses``), and is not ready without those it cannot serve without.
 
     :raises ApiError: 503 naming the check that failed (``server: shutting down`` while draining).
     """
     if draining():
         raise ApiError.unavailable("server", message="shutting down")
-    return {"status": "ok", "checks": ops.readiness(request.db, request.storages)}
+    return {"status": "ok", "checks": ops.readiness(request.db, storages)}

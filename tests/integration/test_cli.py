@@ -259,3 +259,37 @@ def test_check_totals_compares_the_kept_totals_with_real_counts(cli_env: str, tm
     assert "ok    kept totals: equal to real counts" in healthy.output  # type: ignore[attr-defined]
     assert broken.exit_code == 1  # type: ignore[attr-defined]
     assert "tags.articles_count wrong on 1 rows" in broken.output  # type: ignore[attr-defined]
+
+
+def test_an_admin_delete_is_refused_like_an_api_write_while_a_shared_cache_is_unreachable(
+    cli_env: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from webtest import TestApp
+
+    from service import db as service_db
+    from service.app import create_app
+    from tests.conftest import make_settings
+    from tests.integration.servers import redis_server
+
+    run("db", "upgrade")
+    with redis_server(tmp_path) as redis:
+        monkeypatch.setenv("CONDUIT_CACHE_URL", redis.url)
+        settings = make_settings(database_url=cli_env, instance_path=tmp_path / "instance", cache_url=redis.url)
+        engine = service_db.make_engine(settings)
+        request.addfinalizer(engine.dispose)
+        app = TestApp(create_app(settings, database=Database.on(engine)))
+        user = {"user": {"username": "kept", "email": "kept@example.org", "password": "password1"}}
+        token = app.post_json("/api/users", user).json["user"]["token"]
+        signed_in = {"Authorization": f"Token {token}"}
+        article = {"article": {"title": "Kept", "description": "d", "body": "b", "tagList": []}}
+        slug = app.post_json("/api/articles", article, headers=signed_in).json["article"]["slug"]
+        redis.stop()  # every host's shared cache, gone
+
+        api = app.delete(f"/api/articles/{slug}", headers=signed_in, status=503)
+        admin = run("users", "delete", "kept", "--yes")
+
+    with engine.connect() as connection:
+        still_there = connection.execute(select(Article.slug)).scalars().all()
+    assert api.json == {"errors": {"cache": ["unavailable"]}}
+    assert admin.exit_code == 1 and "cache unavailable" in admin.output  # type: ignore[attr-defined]
+    assert still_there == [slug]  # neither committed: no host can go on serving what they would change

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from service.shared_reads.store import VersionedEntry
 from service.stores.redis_cache import BatchingRedisCache
-from service.stores.versioned import VersionedEntry
 from tests.integration.servers import redis_server
 
 
@@ -123,8 +123,7 @@ def test_kept_versions_never_overwrite_a_bumped_one(client: redis.Redis) -> None
 def test_a_hit_is_one_round_trip_and_a_bumped_version_makes_it_a_miss(
     client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.conditional_read import ConditionalRead
-    from service.middleware.cache import VersionedStore
+    from service.shared_reads.reads import SharedReads
 
     sent = [0]
     send = redis.connection.Connection.send_packed_command
@@ -134,21 +133,23 @@ def test_a_hit_is_one_round_trip_and_a_bumped_version_makes_it_a_miss(
         send(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
-    store = VersionedStore(BatchingRedisCache(client, key_prefix="t:"), "conduit", None, 60)
-    seq, _ = store.fetch(b"k" * 16)
-    assert seq is not None
-    store.keep(b"k" * 16, seq, {"article:a", "profile:jake"}, ConditionalRead(b'{"x":1}'))
-    store.fetch(b"k" * 16)  # sends the queued stores and reads, together
+    shared = SharedReads(BatchingRedisCache(client, key_prefix="t:"), ttl=60, min_uses=1)
+    get = {"REQUEST_METHOD": "GET", "PATH_INFO": "/api/articles/a"}
+    lookup = shared.lookup(get)
+    assert lookup is not None
+    article = {"slug": "a", "favorited": False, "author": {"username": "jake", "following": False}}
+    shared.keep(lookup, (), {"article": article}, "/api/articles/{slug}")
+    shared.lookup(get)  # sends the queued stores and reads, together
 
     before = sent[0]
-    _, hit = store.fetch(b"k" * 16)
+    hit = shared.lookup(get)
     trips_for_a_hit = sent[0] - before
-    store.forget({"profile:jake"})
-    _, after = store.fetch(b"k" * 16)
+    shared.after_commit(frozenset({"profile:jake"}))
+    after = shared.lookup(get)
 
-    assert hit is not None and hit.body == b'{"x":1}'
+    assert hit is not None and hit.answer is not None and b'"slug":"a"' in hit.answer.body
     assert trips_for_a_hit == 1
-    assert after is None
+    assert after is not None and after.answer is None
 
 
 def test_an_entry_computed_across_a_bump_whose_version_was_evicted_is_never_fresh(client: redis.Redis) -> None:

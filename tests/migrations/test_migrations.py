@@ -9,7 +9,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from service import db as service_db
 from service.models import Base
@@ -67,3 +67,40 @@ def test_offline_sql_can_be_generated(capsys: pytest.CaptureFixture[str]) -> Non
     command.upgrade(_config("postgresql+psycopg://localhost/offline"), "head", sql=True)
 
     assert "CREATE TABLE articles" in capsys.readouterr().out
+
+
+def _triggers(url: str) -> dict[str, str]:
+    """Every trigger of the database, and each trigger function's source on PostgreSQL, whitespace folded."""
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            rows = connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")).all()
+        else:
+            rows = connection.execute(
+                text(
+                    "SELECT tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t WHERE NOT tgisinternal"
+                    " UNION ALL SELECT proname, prosrc FROM pg_proc WHERE proname LIKE 'conduit\\_%'"
+                )
+            ).all()
+    engine.dispose()
+    return {name: " ".join(source.split()) for name, source in rows}
+
+
+def test_the_migrations_create_the_triggers_the_models_generate(
+    backend: str, migration_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    # The migration keeps a frozen copy of models/totals.py's triggers: the two must not drift apart.
+    command.upgrade(_config(migration_url), "head")
+    generated_url = (
+        f"sqlite:///{tmp_path / 'generated.db'}"
+        if backend == "sqlite"
+        else str(request.getfixturevalue("second_pg_url"))
+    )
+    engine = create_engine(generated_url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+
+    migrated, generated = _triggers(migration_url), _triggers(generated_url)
+
+    assert len(generated) >= 6
+    assert migrated == generated

@@ -1,4 +1,4 @@
-"""Response-cache middleware against a stub WSGI app that follows the dispatcher's protocol."""
+"""The shared reads and their middleware against a stub WSGI app that plays the dispatcher's part."""
 
 from __future__ import annotations
 
@@ -12,33 +12,33 @@ import pytest
 from cachelib import SimpleCache
 from webtest import TestApp
 
-from service import environ_keys, surrogates
+from service import environ_keys
 from service.conditional_read import ConditionalRead
-from service.middleware.cache import ResponseCacheMiddleware, _first_values
+from service.json_bodies import encode_json
+from service.middleware.shared_hits import SharedHitsMiddleware
+from service.shared_reads import surrogates
+from service.shared_reads.reads import SharedReads
+from service.shared_reads.store import versioned
+from service.shared_reads.urls import first_values
 from service.stores.sqlite_cache import SQLiteCache
 
 #: What this stub's "route table" lets the cache share: everything but the personal resources.
 PERSONAL = ("/api/articles/feed", "/api/user")
 
 
-class SharedRoute:
-    """The part of a Route the cache reads: what the URL alone says the answer depends on."""
-
-    def __init__(self, path: str) -> None:
-        self.path = self.template = path
-
-    def cache(self, url: Mapping[str, Any], query: Mapping[str, str]) -> tuple[str, ...]:
-        if self.path == "/api/articles":
-            return surrogates.article_list(query)
-        return (f"page:{self.path}",)
+def depends_on(path: str, query: Mapping[str, str]) -> tuple[str, ...]:
+    """What the URL alone says the answer depends on (a route's ``cache=``)."""
+    if path == "/api/articles":
+        return surrogates.article_list(query)
+    return (f"page:{path}",)
 
 
 class Stub:
     """A tiny API: every GET answers with a counter, so a cache hit is visible.
 
     ``/api/articles`` lists the articles in ``self.listed``; ``/api/articles/<slug>``
-    shows one. A POST "commits" and reports the keys in its JSON body as changed.
-    Like the dispatcher, it hands its answer back for the cache when asked to.
+    shows one. A POST "commits" and forgets the keys in its JSON body, before and
+    after, as the unit of work does. Like the dispatcher, it keeps a missed read's answer.
     """
 
     def __init__(self) -> None:
@@ -46,11 +46,13 @@ class Stub:
         self.write_status = "201 Created"
         self.listed = ["a", "b"]
         self.during_read: Callable[[], None] | None = None
+        self.shared: SharedReads | None = None
 
-    last_shared: object = None
+    last_lookup: Any = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        self.last_shared = environ.get(environ_keys.SHARED_ANSWER)
+        assert self.shared is not None
+        lookup = self.last_lookup = environ.get(environ_keys.SHARED_LOOKUP)
         path = environ["PATH_INFO"]
         if environ["REQUEST_METHOD"] in ("GET", "HEAD"):
             if self.during_read is not None:
@@ -60,13 +62,16 @@ class Stub:
                 data["articles"] = [_article(slug) for slug in self.listed]
             elif path.startswith("/api/articles/"):
                 data["article"] = _article(path.rsplit("/", 1)[-1])
-            answer = ConditionalRead(json.dumps(data).encode())
-            if environ.get(environ_keys.SHARED_WANTED):
-                environ[environ_keys.SHARED_STORE] = answer
-            return answer(environ, start_response)
+            if lookup is not None:
+                body = self.shared.keep(lookup, depends_on(path, lookup.query), data, path)
+            else:
+                body = encode_json(data)
+            return ConditionalRead(body)(environ, start_response)
         start_response(self.write_status, [("Content-Type", "application/json")])
         if self.write_status.startswith("2"):
-            environ[environ_keys.CHANGED] = frozenset(json.loads(environ["wsgi.input"].read() or b"[]"))
+            changed = frozenset(json.loads(environ["wsgi.input"].read() or b"[]"))
+            self.shared.before_commit(changed)
+            self.shared.after_commit(changed)
         return [b"{}"]
 
 
@@ -85,12 +90,13 @@ def stub() -> Stub:
 
 def make(stub: Stub, cache: Any = None, min_uses: int = 1, owed: Path | None = None) -> TestApp:
     cache = cache if cache is not None else SimpleCache()
+    shared = SharedReads(versioned(cache), ttl=60, min_uses=min_uses, owed_path=owed)
+    stub.shared = shared
 
-    def shared_read(environ: dict[str, Any]) -> Any:
-        path = environ["PATH_INFO"]
-        return None if path in PERSONAL else (SharedRoute(path), {})
+    def shares(environ: dict[str, Any]) -> bool:
+        return environ["PATH_INFO"] not in PERSONAL
 
-    return TestApp(ResponseCacheMiddleware(stub, shared_read, cache, ttl=60, min_uses=min_uses, owed_path=owed))
+    return TestApp(SharedHitsMiddleware(stub, shares, shared))
 
 
 def write(app: TestApp, *keys: str) -> None:
@@ -130,7 +136,7 @@ def test_requests_with_a_token_reach_the_app_with_the_shared_answer_in_hand(stub
     personal = app.get("/api/articles", headers={"Authorization": "Token x"})
 
     assert personal.json != anonymous.json  # the app answered (this stub ignores what it was handed)
-    assert stub.last_shared == anonymous.body
+    assert stub.last_lookup.answer.body == anonymous.body
 
 
 def test_a_write_forgets_the_pages_that_show_what_it_changed(stub: Stub) -> None:
@@ -185,7 +191,7 @@ def test_a_failed_write_keeps_the_cache(stub: Stub) -> None:
     before = app.get("/api/articles").json
     stub.write_status = "422 Unprocessable Entity"
 
-    app.post("/api/articles", json.dumps([surrogates.ALL_ARTICLES]), status=422)
+    app.post("/api/articles", json.dumps([surrogates.UNFILTERED_LISTS]), status=422)
 
     assert app.get("/api/articles").json == before
 
@@ -295,8 +301,8 @@ def test_a_bump_lost_while_the_cache_was_down_is_delivered_before_the_cache_is_r
     write(app, "page:/api/tags")  # committed; the bump cannot reach the cache
     assert owed.exists()
     cache.broken = False
-    monkeypatch.setattr("service.middleware.cache.BACKOFF_SECONDS", 0.0)
-    app.app.store._skip_until = other_worker.app.store._skip_until = 0.0
+    monkeypatch.setattr("service.shared_reads.reads.BACKOFF_SECONDS", 0.0)
+    app.app.shared._skip_until = other_worker.app.shared._skip_until = 0.0
 
     after = other_worker.get("/api/tags")  # a worker that never saw the failure
 
@@ -338,7 +344,7 @@ def test_with_min_uses_2_one_off_urls_never_reach_the_cache(stub: Stub) -> None:
     for n in range(50):
         app.get(f"/api/articles?offset={n}")
 
-    assert [key for key in stored if ":e:" in key] == []
+    assert [key for key in stored if ":a:" in key] == []
 
 
 def test_a_popular_url_is_stored_again_at_its_first_miss_after_a_write(stub: Stub) -> None:
@@ -399,7 +405,7 @@ def test_an_invalid_escape_and_the_replacement_character_are_different_answers(s
     app.get("/api/articles?tag=%FF")
 
     assert app.get("/api/articles?tag=%EF%BF%BD").headers["X-Cache"] == "miss"
-    assert _first_values({"QUERY_STRING": "tag=%FF"}) == {"tag": "%FF"}  # as werkzeug hands it to the view
+    assert first_values({"QUERY_STRING": "tag=%FF"}) == {"tag": "%FF"}  # as werkzeug hands it to the view
 
 
 @pytest.mark.parametrize(("stored", "asked"), [("tag=a%20b", "tag=a+b"), ("tag=%c3%a9", "tag=%C3%A9")])
@@ -443,4 +449,4 @@ def test_the_key_reads_the_query_exactly_as_werkzeug_hands_it_to_the_view(query:
     for name, value in Request(environ).args.items(multi=True):
         first.setdefault(name, value)
 
-    assert _first_values(environ) == first
+    assert first_values(environ) == first

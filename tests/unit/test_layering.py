@@ -15,7 +15,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.route_table",
         "service.router",
         "service.dispatch",
+        "service.limiter",
         "service.middleware",
+        "service.shared_reads.store",  # the type of a cache a caller may hand in
         "service.stores",
         "service.db",
         "service.config",
@@ -24,43 +26,73 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.metrics",
         "service",  # the version, for the build information
     ),
-    "service.route_table": ("service.views", "schemas", "service.router", "service.surrogates", "service.models"),
-    "service.router": ("service.errors", "service.surrogates", "service.environ_keys"),
+    "service.route_table": (
+        "service.views",
+        "schemas",
+        "service.router",
+        "service.shared_reads.surrogates",
+        "service.models",
+    ),
+    "service.router": ("service.errors", "service.shared_reads.surrogates", "service.environ_keys"),
     # The names of what travels in the WSGI environ: a leaf every layer may import.
     "service.environ_keys": (),
-    "service.surrogates": (),
     "service.views": ("service.ops", "service.queries", "service.request", "service.errors"),
     # Readiness also says whether the host is stopping.
     "service.views.health": ("service.ops", "service.request", "service.errors", "service.lifecycle"),
     "service.lifecycle": (),
-    # The request as views see it: settings, the database, the user.
+    # The request as views see it: settings, the database through its unit of work, the user.
     "service.request": (
-        "service.ops.health",
         "service.auth",
         "service.queries",
         "service.config",
         "service.db",
         "service.errors",
+        "service.limiter",  # the type of the count the dispatcher owes
         "service.models",
+        "service.unit_of_work",
+    ),
+    # One transaction's boundary: the surrogate keys its ops recorded, nothing of HTTP.
+    "service.unit_of_work": ("service.shared_reads.surrogates",),
+    # Each route's composed behaviour.
+    "service.operations": (
+        "service.request",
+        "service.router",
+        "service.conditional_read",
+        "service.config",
+        "service.errors",
+        "service.json_bodies",
+        "service.ops.idempotency",  # a write's Idempotency-Key is claimed and answered in its transaction
+        "service.shared_reads",
+        "service.environ_keys",
     ),
     "service.dispatch": (
         "service.request",
-        "service.ops.health",
+        "service.operations",
         "service.db",
-        "service.middleware.cache",  # the hand-over protocol and personalisation of shared answers
-        "service.surrogates",
+        "service.shared_reads.reads",  # the collaborator, and the shared answer a signed-in hit is made from
+        "service.shared_reads.shown",
         "service.conditional_read",
         "service.errors",
         "service.router",
-        "service.json_bodies",
         "service.auth",
+        "service.limiter",
         "service.queries",
         "service.models",
         "service.config",
-        "service.ops.idempotency",  # a write's Idempotency-Key is claimed and answered in its transaction
         "service.metrics",
         "service.environ_keys",
     ),
+    # Counted by route and rule; reads the token, never the database.
+    "service.limiter": ("service.errors", "service.config", "service.auth", "service.metrics"),
+    # The shared reads: keys, walks, the store's contract; no request, no database.
+    "service.shared_reads": (
+        "service.shared_reads",
+        "service.errors",
+        "service.json_bodies",
+        "service.config",
+        "service.metrics",
+    ),
+    "service.shared_reads.surrogates": (),
     "service.middleware": (
         "service.errors",
         "service.json_bodies",
@@ -72,28 +104,16 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     ),
     # Counts each request by the route the router matched for it.
     "service.middleware.requestlog": ("service.environ_keys", "service.metrics"),
-    # Reads what a route declares it depends on; the surrogate keys are the cache's vocabulary.
-    "service.middleware.cache": (
-        "service.errors",
-        "service.json_bodies",
+    # Answers anonymous hits through the shared reads the dispatcher also holds.
+    "service.middleware.shared_hits": (
         "service.conditional_read",
-        "service.router",
-        "service.surrogates",
-        "service.metrics",
-        "service.environ_keys",
-        "service.middleware",  # the back-off after a storage failure
-        "service.stores.versioned",  # what it hands a store that keeps versions itself
-    ),
-    # Keys authenticated requests by user id: reads the token, never the database.
-    "service.middleware.ratelimit": (
-        "service.errors",
-        "service.config",
-        "service.middleware",
-        "service.auth",
-        "service.metrics",
+        "service.shared_reads.reads",
         "service.environ_keys",
     ),
-    "service.stores": ("service.config", "service.stores"),
+    # Counts addresses through the limiter the dispatcher also holds.
+    "service.middleware.ratelimit": ("service.errors", "service.limiter", "service.metrics"),
+    # The storages the settings name; the cache ones implement the shared reads' store contract.
+    "service.stores": ("service.config", "service.stores", "service.shared_reads", "service.metrics"),
     "service.logs": ("service.config",),
     "service.openapi": ("service", "service.route_table", "schemas", "service.router"),
     # Composition roots: they see every layer.
@@ -107,9 +127,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.metrics",
     ),
     # Hands every layer the same counters; reads only the settings.
-    "service.metrics": ("service.config", "service.metric_values"),
-    # prometheus_client's multiprocess values, written at less cost: the library only.
-    "service.metric_values": (),
+    "service.metrics": ("service.config",),
     "service.warmup": ("service.environ_keys",),
     "service.gunicorn_worker": (),
     "service.ops": (
@@ -117,7 +135,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.models",
         "service.auth",
         "service.errors",
-        "service.surrogates",
+        "service.shared_reads.surrogates",
         "service.ops",
     ),
     "service.ops.health": ("service.db", "service.errors", "service.models"),

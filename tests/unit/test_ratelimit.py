@@ -1,4 +1,4 @@
-"""Rate-limit middleware against a stub WSGI app, and the SQLite-file storage."""
+"""The limiter and its middleware against a stub dispatcher, and the SQLite-file storage."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 from webtest import TestApp
 
-from service import auth, environ_keys, route_table
+from service import auth, route_table
 from service.errors import ApiError
-from service.middleware.ratelimit import Limits, RateLimitMiddleware
+from service.limiter import Limiter, Limits
+from service.middleware.ratelimit import RateLimitMiddleware
 from service.router import Router
 from service.stores.sqlite_counters import SQLiteCounterStorage
 from tests.conftest import TEST_SECRET
@@ -29,21 +30,34 @@ ROUTER = Router(route_table.ALL_ROUTES)
 REVOKED = "deadbeefdeadbeef"
 
 
-def stub(environ: dict[str, Any], start_response: Any) -> Any:
-    """Echo the body; like the dispatcher, say whose request it is once the token is checked."""
-    charge = environ.get(environ_keys.RATE_CHARGE)
-    if charge is not None:
-        claims = auth.request_claims(environ, TEST_SECRET)
-        assert claims is not None
-        try:
-            charge(None if claims.stamp == REVOKED else claims.user_id)
-        except ApiError as error:
-            return error(environ, start_response)
-        if claims.stamp == REVOKED:
-            return ApiError.unauthorized("is invalid")(environ, start_response)
-    body = environ["wsgi.input"].read()
-    start_response("200 OK", [("Content-Type", "application/json")])
-    return [json.dumps({"echo": body.decode()}).encode()]
+class StubDispatcher:
+    """Echo the body; like the dispatcher, count a request the middleware left to it once the token is checked."""
+
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        pending = self.limiter.pending(environ)
+        if pending is not None:
+            claims = auth.request_claims(environ, TEST_SECRET)
+            assert claims is not None
+            try:
+                pending.charge(None if claims.stamp == REVOKED else claims.user_id)
+            except ApiError as error:
+                return error(environ, start_response)
+            if claims.stamp == REVOKED:
+                return ApiError.unauthorized("is invalid")(environ, start_response)
+            start_response = _adding(start_response, pending.headers)
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"echo": body.decode()}).encode()]
+
+
+def _adding(start_response: Any, headers: list[tuple[str, str]]) -> Any:
+    def start(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        return start_response(status, [*response_headers, *headers], exc_info)
+
+    return start
 
 
 def client(
@@ -53,17 +67,16 @@ def client(
     writes: str = "2/minute",
     **options: Any,
 ) -> TestApp:
-    limiter = options.pop("limiter", None) or FixedWindowRateLimiter(MemoryStorage())
-    app = RateLimitMiddleware(
-        stub,
-        ROUTER.limit_scopes,
-        limiter,
+    strategy = options.pop("limiter", None) or FixedWindowRateLimiter(MemoryStorage())
+    limiter = Limiter(
+        strategy,
         Limits.parse(default, login, register, writes),
+        scopes=ROUTER.limit_scopes,
         authenticates=ROUTER.authenticates,
         secret=TEST_SECRET,
         **options,
     )
-    return TestApp(app)
+    return TestApp(RateLimitMiddleware(StubDispatcher(limiter), limiter))
 
 
 def token(user_id: int) -> dict[str, str]:

@@ -6,8 +6,8 @@ import multiprocessing
 import time
 from pathlib import Path
 
+from service.shared_reads.store import VersionedEntry
 from service.stores.sqlite_cache import SQLiteCache
-from service.stores.versioned import VersionedEntry
 
 
 def test_set_get_delete_round_trip(tmp_path: Path) -> None:

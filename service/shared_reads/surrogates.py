@@ -29,9 +29,11 @@ revocation, a follow or an unfollow: ``following`` and ``favorited`` are the
 viewer's, added per request. A filtered list depends on each of its filters'
 keys, so ``?tag=a&author=b`` is forgotten by a change to either list.
 
-Ops record what they changed with :func:`record`, on the session; the
-dispatcher hands the keys to the cache once the transaction has committed,
-and the CLI does the same for the admin's commands. Standard library only.
+Ops record what they changed with :func:`record`, on the session; the unit
+of work (``service.unit_of_work``) hands the keys to the shared reads before
+and after the transaction commits, for the API's writes and the admin's
+commands alike. What an answer shows is found by ``shared_reads.shown``.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -42,12 +44,12 @@ from typing import Any, Literal
 #: The kinds of key, as routes declare what they depend on and what they forget.
 Kind = Literal["article", "profile", "comments", "articles", "tagged", "author", "favorited", "tags"]
 
-#: Every unfiltered list of articles.
-ALL_ARTICLES = "articles"
-#: The tags page.
-TAG_CLOUD = "tags"
-#: Where ops leave the keys of what they changed: the session's ``info`` dict.
-_CHANGED = "conduit.changed"
+#: The key of every unfiltered list of articles (not the ``totals`` row of ``models.totals``).
+UNFILTERED_LISTS = "articles"
+#: The key of the tags page.
+TAGS_PAGE = "tags"
+#: Where ops leave the keys of what they changed: a slot of the session's ``info`` dict.
+_CHANGED = "conduit.surrogate_keys_changed"
 
 
 def _keys(kind: Kind, *, any_case: bool = False) -> Callable[[str], str]:
@@ -87,28 +89,7 @@ def article_list(query: Mapping[str, str]) -> tuple[str, ...]:
         keys.append(authored_by(query["author"]))
     if query.get("favorited") is not None:
         keys.append(favorited_by(query["favorited"]))
-    return tuple(keys) or (ALL_ARTICLES,)
-
-
-def shown_in(data: Any) -> set[str]:
-    """The article and profile keys of what an answer shows, at any depth.
-
-    An article is an object with ``slug`` and ``favoritesCount``; a profile one
-    with ``username`` and ``following``.
-    """
-    keys: set[str] = set()
-    stack = [data]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if "slug" in node and "favoritesCount" in node:
-                keys.add(article(node["slug"]))
-            if "username" in node and "following" in node:
-                keys.add(profile(node["username"]))
-            stack.extend(value for value in node.values() if isinstance(value, dict | list))
-        elif isinstance(node, list):
-            stack.extend(node)
-    return keys
+    return tuple(keys) or (UNFILTERED_LISTS,)
 
 
 def record(info: MutableMapping[str, Any], keys: Iterable[str]) -> None:
