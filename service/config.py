@@ -20,9 +20,6 @@ from sqlalchemy.exc import ArgumentError
 
 #: Prefix of every environment variable the service reads.
 ENV_PREFIX = "CONDUIT_"
-#: Execution option the dispatcher sets on a request's connection when the
-#: request may write; the SQLite engine answers it with ``BEGIN IMMEDIATE``.
-WRITE_INTENT = "conduit_write_intent"
 #: After a shared storage fails (the response cache, the rate-limit counters), the layer using it
 #: leaves it alone for this many seconds: one timeout per worker, not one per request.
 BACKOFF_SECONDS = 2.0

@@ -20,13 +20,17 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from service.config import WRITE_INTENT, Settings
+from service.config import Settings
 
 if TYPE_CHECKING:  # Alembic is imported where migrations run, not by every worker at start-up (90 ms)
     from alembic.config import Config
 
 #: Milliseconds a SQLite writer waits for the lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+#: Execution option a write's transaction begins with (``operations``); the SQLite
+#: engine answers it with ``BEGIN IMMEDIATE``.
+WRITE_INTENT = "conduit_write_intent"
 
 
 def make_engine(settings: Settings, **kwargs: Any) -> Engine:

@@ -34,7 +34,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, cast
 
 from limits import RateLimitItem, parse_many
@@ -83,6 +83,7 @@ class Limits:
         return cls(*(parse_many(spec) if spec else () for spec in (default, login, register, writes)))
 
 
+@dataclass(eq=False)
 class Limiter:
     """The configured limits on a shared counter storage: who a request counts against, and whether it may go on.
 
@@ -100,31 +101,18 @@ class Limiter:
     :param metrics: told of each refusal (429 by scope).
     """
 
-    def __init__(
-        self,
-        strategy: RateLimiter,
-        limits: Limits,
-        *,
-        scopes: Callable[[dict[str, Any]], Sequence[str]],
-        authenticates: Callable[[dict[str, Any]], bool],
-        secret: str,
-        key_prefix: str = "conduit",
-        headers_enabled: bool = True,
-        swallow_errors: bool = True,
-        max_body: int = 1024 * 1024,
-        metrics: Metrics = NO_METRICS,
-    ) -> None:
-        self.limiter = strategy
-        self.limits = limits
-        self.scopes = scopes
-        self.authenticates = authenticates
-        self.secret = secret
-        self.prefix = key_prefix
-        self.headers_enabled = headers_enabled
-        self.swallow_errors = swallow_errors
-        self.max_body = max_body
-        self.metrics = metrics
-        self._skip_until = 0.0
+    strategy: RateLimiter
+    limits: Limits
+    _: KW_ONLY
+    scopes: Callable[[dict[str, Any]], Sequence[str]]
+    authenticates: Callable[[dict[str, Any]], bool]
+    secret: str
+    key_prefix: str = "conduit"
+    headers_enabled: bool = True
+    swallow_errors: bool = True
+    max_body: int = 1024 * 1024
+    metrics: Metrics = NO_METRICS
+    _skip_until: float = field(default=0.0, init=False)
 
     def defers(self, environ: dict[str, Any]) -> bool:
         """Whether the request is counted by the dispatcher rather than by its address before any work.
@@ -203,12 +191,12 @@ class Limiter:
             return None
         report: tuple[RateLimitItem, int, float] | None = None
         for item, scope, who in checks:
-            identifiers = (self.prefix, scope, who)
-            if not self.limiter.hit(item, *identifiers):
-                stats = self.limiter.get_window_stats(item, *identifiers)
+            identifiers = (self.key_prefix, scope, who)
+            if not self.strategy.hit(item, *identifiers):
+                stats = self.strategy.get_window_stats(item, *identifiers)
                 return True, item, 0, stats.reset_time, scope
             if self.headers_enabled:
-                stats = self.limiter.get_window_stats(item, *identifiers)
+                stats = self.strategy.get_window_stats(item, *identifiers)
                 if report is None or stats.remaining < report[1]:
                     report = (item, stats.remaining, stats.reset_time)
         if report is None:

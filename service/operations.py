@@ -32,7 +32,7 @@ from werkzeug.wrappers import Response
 
 from service import environ_keys
 from service.conditional_read import ConditionalRead
-from service.config import WRITE_INTENT
+from service.db import WRITE_INTENT
 from service.errors import ApiError
 from service.json_bodies import encode_json, json_bytes_response
 from service.ops import idempotency

@@ -15,17 +15,7 @@ One module per resource; this package exports what the views and ops use.
 Imports models and errors only; knows nothing about HTTP requests.
 """
 
-from service.queries.articles import (
-    article_audience,
-    article_by_slug,
-    article_id_by_slug,
-    articles_of,
-    articles_page,
-    feed_page,
-    slugs_commented_by,
-    slugs_favorited_by,
-    tags_in_use_elsewhere,
-)
+from service.queries.articles import article_by_slug, articles_page, feed_page
 from service.queries.comments import comment_by_id, comment_row, comments_by_slug
 from service.queries.rows import ArticleRow, CommentRow, ProfileRow, Reads
 from service.queries.tags import tag_names
@@ -38,6 +28,14 @@ from service.queries.users import (
     user_by_name,
 )
 from service.queries.viewer import ViewerFlags, viewer_flags
+from service.queries.writes import (
+    article_audience,
+    article_id_by_slug,
+    articles_of,
+    slugs_commented_by,
+    slugs_favorited_by,
+    tags_in_use_elsewhere,
+)
 
 __all__ = [
     "ArticleRow",

@@ -58,7 +58,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.request",
         "service.router",
         "service.conditional_read",
-        "service.config",
+        "service.db",  # the write intent a transaction begins with
         "service.errors",
         "service.json_bodies",
         "service.ops.idempotency",  # a write's Idempotency-Key is claimed and answered in its transaction
