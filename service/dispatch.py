@@ -37,8 +37,9 @@ from service.models import User
 from service.operations import Answer
 from service.request import ApiRequest
 from service.router import AuthPolicy, Route, Router
+from service.shared_reads import shown
 from service.shared_reads.reads import SharedReads
-from service.shared_reads.shown import FLAGS, SharedAnswer
+from service.shared_reads.shown import SharedAnswer
 
 logger = logging.getLogger(__name__)
 
@@ -178,14 +179,14 @@ class Dispatcher:
         claims = auth.request_claims(request.environ, self.settings.secret_key) if route.auth != "none" else None
         if claims is None:
             return ConditionalRead(shared.body, shared.etag, private=True)
-        names = {flag: shared.names(flag) for flag in FLAGS}
-        flags = queries.viewer_flags(request.reads, claims.user_id, names)
+        places = shared.places()
+        flags = queries.viewer_flags(request.reads, claims.user_id, {f: shown.names(places, f) for f in shown.FLAGS})
         if flags is None or not claims.still_valid_for(flags.token_stamp, flags.created_at, flags.kept_token):
             self._charge(request, None)
             raise ApiError.unauthorized("is invalid")
         self._charge(request, claims.user_id)
         request.environ[environ_keys.USER_ID] = claims.user_id  # for the request log line
-        return ConditionalRead(shared.for_viewer(flags.flags), private=True)
+        return ConditionalRead(shown.for_viewer(shared.body, places, flags.flags), private=True)
 
     def _authenticate(self, request: ApiRequest, policy: AuthPolicy) -> User | None:
         if policy == "none":

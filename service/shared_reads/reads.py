@@ -12,9 +12,8 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from service.config import BACKOFF_SECONDS
 from service.errors import ApiError
@@ -33,8 +32,7 @@ _TRACKED_URLS = 10000
 DependsOn = Callable[[Mapping[str, Any], Mapping[str, str]], Iterable[str]]
 
 
-@dataclass(frozen=True, slots=True)
-class Lookup:
+class Lookup(NamedTuple):
     """One shared read's lookup: data the middleware hands the dispatcher (``environ_keys.SHARED_LOOKUP``).
 
     :param key: the entry's key (path and canonical query).
@@ -119,7 +117,7 @@ class SharedReads:
             return encode_json(data)
         versions = tuple(sorted({self.version_key(k) for k in (*depends_on, *found.keys)}))
         entry = VersionedEntry(
-            self._entry_name(lookup.key), found.shared.as_stored(), self.ttl, lookup.seq, versions, self.version_ttl
+            self._entry_name(lookup.key), tuple(found.shared), self.ttl, lookup.seq, versions, self.version_ttl
         )
         self._safely(self.store.keep_versioned, self.seq_key, entry)
         self.metrics.cache_store(route)

@@ -17,9 +17,10 @@ JSON encoding only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from werkzeug.http import generate_etag
 
@@ -40,41 +41,48 @@ _FIELD = tuple(f'"{flag}":'.encode() for flag in FLAGS)
 Place = tuple[int, str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class SharedAnswer:
-    """An answer as every reader shares it: the anonymous body, its ETag, and where each viewer flag sits."""
+class SharedAnswer(NamedTuple):
+    """An answer as every reader shares it: the anonymous body, its ETag, and where each viewer flag sits.
+
+    The places are kept encoded (one JSON string) and read only for a signed-in
+    reader: an anonymous hit, the commonest answer there is, unpickles three
+    plain values whatever the page shows. Plain values, too, so that no class
+    name is pickled into a cache another release reads.
+    """
 
     body: bytes
     etag: str
-    places: tuple[Place, ...]
+    encoded_places: str
 
-    def names(self, flag: str) -> list[str]:
-        """The names of the objects carrying ``flag`` (slugs for ``favorited``), sorted, once each."""
-        return sorted({name for _, found, name in self.places if found == flag})
-
-    def for_viewer(self, flags: Mapping[str, frozenset[str]]) -> bytes:
-        """The body with the viewer's flags written in: ``flags`` maps a flag to the names it is true for."""
-        parts: list[bytes] = []
-        last = 0
-        for offset, flag, name in self.places:
-            if name in flags.get(flag, ()):
-                parts += (self.body[last:offset], b"true")
-                last = offset + 5  # len(b"false")
-        if not parts:
-            return self.body
-        parts.append(self.body[last:])
-        return b"".join(parts)
-
-    def as_stored(self) -> tuple[bytes, str, tuple[Place, ...]]:
-        """What a store keeps: plain values, so that no class name is pickled into a shared cache."""
-        return self.body, self.etag, self.places
+    def places(self) -> list[Place]:
+        """Where each viewer flag sits, in the body's order."""
+        return json.loads(self.encoded_places)  # type: ignore[no-any-return]  # [offset, flag, name] lists
 
     @classmethod
     def from_stored(cls, stored: Any) -> SharedAnswer | None:
         """An answer a store kept, or None for a value of another shape (another release's)."""
-        if isinstance(stored, tuple) and len(stored) == 3 and isinstance(stored[0], bytes):
+        if type(stored) is tuple and len(stored) == 3 and type(stored[0]) is bytes:
             return cls(*stored)
         return None
+
+
+def names(places: list[Place], flag: str) -> list[str]:
+    """The names of the objects carrying ``flag`` (slugs for ``favorited``), sorted, once each."""
+    return sorted({name for _, found, name in places if found == flag})
+
+
+def for_viewer(body: bytes, places: list[Place], flags: Mapping[str, frozenset[str]]) -> bytes:
+    """``body`` with a viewer's flags written in at ``places``: ``flags`` maps a flag to the names it is true for."""
+    parts: list[bytes] = []
+    last = 0
+    for offset, flag, name in places:
+        if name in flags.get(flag, ()):
+            parts += (body[last:offset], b"true")
+            last = offset + 5  # len(b"false")
+    if not parts:
+        return body
+    parts.append(body[last:])
+    return b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +121,8 @@ def shown(data: Any) -> Shown | None:
         places.append((offset, flag, name))
     if sum(body.count(field) for field in _FIELD) != len(places):
         return None  # a flag the walk could not name: its places would be wrong, its value the viewer's
-    shared = SharedAnswer(body, generate_etag(body), tuple(places))
-    return Shown(frozenset(keys), shared, shared.for_viewer(viewer))
+    shared = SharedAnswer(body, generate_etag(body), json.dumps(places, ensure_ascii=False, separators=(",", ":")))
+    return Shown(frozenset(keys), shared, for_viewer(body, places, viewer))
 
 
 def _walk(node: Any, keys: set[str], found: list[tuple[dict[str, Any], str, str]]) -> None:
