@@ -165,8 +165,10 @@ class Router:
 
     def shares(self, environ: dict[str, Any]) -> bool:
         """Whether the request's answer may be shared by every reader (its route declares ``cache=``)."""
-        route = self.route_for(environ)
-        return route is not None and route.cache is not None
+        try:
+            return self.match(environ)[0].cache is not None
+        except (HTTPException, ApiError):
+            return False
 
     def limit_scopes(self, environ: dict[str, Any]) -> tuple[LimitScope, ...]:
         """The rate-limit scopes the request counts against (``Route.limit_scopes``).

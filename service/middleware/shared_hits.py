@@ -38,7 +38,7 @@ class SharedHitsMiddleware:
         lookup = self.shared.lookup(environ)
         if lookup is None:  # the store is down, owed a bump, or off: answer without it
             return self.app(environ, start_response)  # type: ignore[no-any-return]
-        outcome = environ[environ_keys.CACHE_OUTCOME] = lookup.outcome
+        outcome = environ[environ_keys.CACHE_OUTCOME] = "miss" if lookup.answer is None else "hit"
 
         def start_with_outcome(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, [*headers, ("X-Cache", outcome)], exc_info)

@@ -48,11 +48,6 @@ class Lookup(NamedTuple):
     answer: SharedAnswer | None
     may_store: bool
 
-    @property
-    def outcome(self) -> str:
-        """``hit`` or ``miss``, as the metrics label it."""
-        return "miss" if self.answer is None else "hit"
-
 
 class SharedReads:
     """Answers shared by every reader, on a versioned store.
