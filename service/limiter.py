@@ -90,7 +90,7 @@ class Limiter:
     Built once by ``create_app`` and handed to the two layers that count:
     ``middleware.ratelimit`` counts a request by its address before any work,
     unless it carries a well-signed token for a route that checks one
-    (:meth:`pending`); the dispatcher counts that request once it has read the
+    (:meth:`defers`); the dispatcher counts that request once it has read the
     account, through the :class:`PendingCharge` it gets for it.
 
     :param scopes: the rate-limit scopes of a request (its route's ``limit_scopes``).
