@@ -76,7 +76,9 @@ class Operation:
         self._query = schemas[route.query] if route.query is not None else None
         self._body = schemas[route.body] if route.body is not None else None
         self._reply = schemas[route.reply] if route.reply is not None else None
-        self._shared = shared if route.cache is not None and route.status == 200 else None
+        # What a shared read depends on (``Route.cache``), when its answer is kept for every reader.
+        self._depends_on = route.cache if shared is not None and route.status == 200 else None
+        self._shared = shared
         self._collaborators: dict[str, Any] = {name: collaborators[name] for name in route.uses}
 
     def __call__(self, request: ApiRequest, values: Mapping[str, Any]) -> Answer:
@@ -100,8 +102,8 @@ class Operation:
         if self.route.method != "GET" or self.route.status != 200:
             return json_bytes_response(encode_json(data), self.route.status)
         lookup = request.environ.get(environ_keys.SHARED_LOOKUP)
-        if self._shared is not None and lookup is not None and self.route.cache is not None:
-            body = self._shared.keep(lookup, self.route.cache(values, lookup.query), data, self.route.template)
+        if self._shared is not None and self._depends_on is not None and lookup is not None:
+            body = self._shared.keep(lookup, self._depends_on(values, lookup.query), data, self.route.template)
         else:
             body = encode_json(data)
         return ConditionalRead(body, private=bool(request.environ.get("HTTP_AUTHORIZATION")))

@@ -3,8 +3,8 @@
 ``ApiRequest`` is a werkzeug request that knows the settings, opens the
 database on first use (``db.Database``: a session in the request's unit of
 work for a write, the autocommit read engine for a safe request) and carries
-the authenticated user; views get nothing else. ``read_json``, ``load`` and ``flatten`` turn a body into what a
-schema loaded, or into the RealWorld 4xx it earns.
+the authenticated user; views get nothing else. ``read_json``, ``load`` and
+``flatten`` turn a body into what a schema loaded, or into the RealWorld 4xx it earns.
 """
 
 from __future__ import annotations
