@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     ColumnElement,
     Executable,
     Integer,
@@ -153,7 +154,8 @@ def _page_ids(dialect: str, filters: frozenset[str]) -> Select[Any, Any]:
             select(Article.id, Article.created_at)
             .where(Article.author_id == follows.c.followed_id)
             .order_by(Article.created_at.desc(), Article.id.desc())
-            .limit(bindparam("limit") + bindparam("offset"))
+            # limit + offset, added in Python: in SQL two 32-bit parameters overflow past 2**31 (issue 34).
+            .limit(bindparam("reach", type_=BigInteger))
             .lateral("newest")
         )
         ids = select(newest_of_author.c.id, newest_of_author.c.created_at).select_from(follows)
@@ -228,7 +230,9 @@ def _articles_page(
     connection = connection_of(reads)
     dialect = connection.dialect.name
     stmt = _page_statement(dialect, frozenset(filters), viewer_id is not None)
-    rows = connection.execute(stmt, {**filters, "viewer": viewer_id, "limit": limit, "offset": offset}).all()
+    rows = connection.execute(
+        stmt, {**filters, "viewer": viewer_id, "limit": limit, "offset": offset, "reach": limit + offset}
+    ).all()
     if rows:
         return [_article_row(row[1:], dialect) for row in rows], rows[0][0]
     if offset == 0:

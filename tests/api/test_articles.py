@@ -308,6 +308,24 @@ def test_feed_pages_with_limit_and_offset(client: TestApp, db: Session) -> None:
     assert body["articlesCount"] == 4
 
 
+@pytest.mark.parametrize("query", ["limit=100&offset=2147483647", "offset=2147483647", "limit=100&offset=2147483600"])
+@pytest.mark.parametrize(
+    "path", ["/api/articles/feed", "/api/articles", "/api/articles?author=star", "/api/articles?tag=t"]
+)
+def test_the_largest_offset_answers_an_empty_page_with_the_total(
+    client: TestApp, db: Session, path: str, query: str
+) -> None:
+    # The feed's statement once added limit and offset in SQL: past 2**31, a 500 on PostgreSQL (issue 34).
+    me, star = make_user(db, "me"), make_user(db, "star")
+    follow(db, me, star)
+    make_article(db, star, tags=["t"])
+    separator = "&" if "?" in path else "?"
+
+    body = client.get(f"{path}{separator}{query}", headers=auth_header(me)).json
+
+    assert body == {"articles": [], "articlesCount": 1}
+
+
 def test_feed_is_not_taken_for_an_article_slug(client: TestApp) -> None:
     # /api/articles/feed must win over /api/articles/<slug>: 401, not 404 "article".
     assert client.get("/api/articles/feed", status=401).json == {"errors": {"token": ["is missing"]}}
