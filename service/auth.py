@@ -2,7 +2,9 @@
 
 Passwords are hashed with argon2id (argon2-cffi's defaults, RFC 9106 low-memory
 profile). Tokens are HS256 JWTs carrying the user's immutable id as ``sub`` and
-the user's token stamp, so that replacing the stamp revokes them all.
+the user's token stamp, so that replacing the stamp revokes them all, and a
+random ``jti`` (RFC 7519 §4.1.7), so that two tokens issued in the same second
+are two tokens: the one that changed a password is kept, the other is not.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import functools
 import hashlib
 import hmac
 import re
+import secrets
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -30,7 +33,11 @@ ALGORITHM = "HS256"
 #: Schemes accepted in ``Authorization``: RealWorld's ``Token`` and the common ``Bearer``.
 _SCHEMES = frozenset({"token", "bearer"})
 #: Exactly the claims :func:`issue_token` writes.
-_CLAIMS = frozenset({"sub", "stamp", "iat", "exp"})
+_CLAIMS = frozenset({"sub", "stamp", "iat", "exp", "jti"})
+#: The claims of a token issued before ``jti`` was (accepted until it expires: a release signs no one out).
+_CLAIMS_BEFORE_JTI = _CLAIMS - {"jti"}
+#: A token's ``jti``: 16 random bytes, URL-safe base64 without padding.
+_JTI = re.compile(r"[A-Za-z0-9_-]{22}")
 _ID = re.compile(r"[1-9][0-9]{0,9}")
 #: A user's token stamp (``models.user.new_token_stamp``): 16 lower-case hex digits.
 _STAMP = re.compile(r"[0-9a-f]{16}")
@@ -100,7 +107,13 @@ class Claims:
 def issue_token(user_id: int, stamp: str, secret: str, ttl: int, now: datetime | None = None) -> str:
     """Return a signed token for ``user_id`` (with the user's current ``stamp``), valid for ``ttl`` seconds."""
     issued = now or datetime.now(UTC)
-    claims = {"sub": str(user_id), "stamp": stamp, "iat": issued, "exp": issued + timedelta(seconds=ttl)}
+    claims = {
+        "sub": str(user_id),
+        "stamp": stamp,
+        "iat": issued,
+        "exp": issued + timedelta(seconds=ttl),
+        "jti": secrets.token_urlsafe(16),
+    }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -130,14 +143,17 @@ def _verified(token: str, secret: str) -> tuple[Claims, int]:
     the same answer (only expiry changes with time, and :func:`read_token`
     checks it on every use). A refused token raises and is not kept.
     """
-    options = {"require": sorted(_CLAIMS), "verify_exp": False}
+    options = {"require": sorted(_CLAIMS_BEFORE_JTI), "verify_exp": False}
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options=options)  # type: ignore[arg-type]
     except jwt.InvalidTokenError:
         raise ApiError.unauthorized("is invalid") from None
     sub, stamp, iat, exp = claims.get("sub"), claims.get("stamp"), claims.get("iat"), claims.get("exp")
+    jti = claims.get("jti", "-" * 22)
     if (
-        set(claims) != _CLAIMS
+        set(claims) not in (_CLAIMS, _CLAIMS_BEFORE_JTI)
+        or not isinstance(jti, str)
+        or not _JTI.fullmatch(jti)
         or not isinstance(sub, str)
         or not _ID.fullmatch(sub)
         or int(sub) > MAX_INT

@@ -53,6 +53,25 @@ def test_a_password_change_keeps_the_token_that_made_it_and_the_one_it_returns_a
     assert client.put_json("/api/user", {"user": {"bio": "mine"}}, headers=mine).json["user"]["bio"] == "mine"
 
 
+def test_two_logins_in_the_same_second_are_two_sessions_and_a_password_change_keeps_only_its_own(
+    client: TestApp, db: Session
+) -> None:
+    # Once the same token (no jti): "keep the session that changed the password" kept both (issue 34).
+    jake = make_user(db, "jake")
+    same_second = datetime.now(UTC).replace(microsecond=0)
+    mine, other = (token_header(token_for(jake, now=same_second)) for _ in range(2))
+    login = {"user": {"email": jake.email, "password": PASSWORD}}
+    logins = {client.post_json("/api/users/login", login).json["user"]["token"] for _ in range(2)}
+    assert mine != other and len(logins) == 2
+
+    client.put_json("/api/user", {"user": {"password": "a-new-password"}}, headers=mine)
+
+    client.get("/api/user", headers=mine, status=200)
+    client.get("/api/user", headers=other, status=401)
+    for token in logins:
+        client.get("/api/user", headers=token_header(token), status=401)
+
+
 def test_a_second_password_change_from_another_session_revokes_the_token_the_first_kept(
     client: TestApp, db: Session
 ) -> None:

@@ -78,6 +78,7 @@ def _signed(**claims: object) -> str:
         "stamp": STAMP,
         "iat": int(NOW.timestamp()),
         "exp": int(NOW.timestamp()) + 60,
+        "jti": "A" * 21 + "_",
     }
     base.update(claims)
     return jwt.encode({k: v for k, v in base.items() if v is not None}, SECRET, algorithm="HS256")
@@ -102,6 +103,11 @@ def _signed(**claims: object) -> str:
         {"stamp": "0123456789ABCDEF"},
         {"stamp": ["0123456789abcdef"]},
         {"admin": True},  # a claim we never issue
+        {"jti": "A" * 21},
+        {"jti": "A" * 21 + "="},
+        {"jti": "A" * 23},
+        {"jti": 12345},
+        {"jti": ["A" * 22]},
     ],
 )
 def test_a_signed_token_with_a_claim_we_never_issue_is_invalid(claims: dict[str, object]) -> None:
@@ -109,6 +115,22 @@ def test_a_signed_token_with_a_claim_we_never_issue_is_invalid(claims: dict[str,
         auth.read_token(_signed(**claims), SECRET, now=NOW)
 
     assert caught.value.status == 401 and caught.value.messages == {"token": ["is invalid"]}
+
+
+def test_two_tokens_issued_in_the_same_second_are_two_tokens() -> None:
+    first, second = (auth.issue_token(42, STAMP, SECRET, 60, now=NOW) for _ in range(2))
+
+    assert first != second
+    assert auth.read_token(first, SECRET, now=NOW).digest != auth.read_token(second, SECRET, now=NOW).digest
+    assert (
+        jwt.decode(first, SECRET, algorithms=["HS256"], options={"verify_exp": False})["jti"]
+        != jwt.decode(second, SECRET, algorithms=["HS256"], options={"verify_exp": False})["jti"]
+    )
+
+
+def test_a_token_issued_before_tokens_had_a_jti_is_still_read() -> None:
+    # A release does not sign everyone out: the tokens it finds in use have no jti until they expire.
+    assert auth.read_token(_signed(jti=None), SECRET, now=NOW).user_id == 42
 
 
 def test_a_token_is_valid_only_with_the_stamp_it_carries() -> None:
