@@ -107,9 +107,11 @@ class ApiError(Exception):
         return cls(404, {resource: ["not found"]})
 
     @classmethod
-    def precondition_failed(cls) -> ApiError:
-        """412: the client's ``If-Match`` names no current version of what it asked for."""
-        return cls(412, {"If-Match": ["does not match the current version"]})
+    def precondition_failed(
+        cls, header: str = "If-Match", message: str = "does not match the current version"
+    ) -> ApiError:
+        """412: the client's condition ``header`` (``If-Match``, ``If-None-Match``) does not hold."""
+        return cls(412, {header: [message]})
 
     @classmethod
     def too_many_requests(

@@ -24,6 +24,7 @@ from schemas.errors import GenericErrorModelSchema
 from service import __version__, route_table
 from service.middleware.docs import REDOC_PATH, SPEC_PATH, SWAGGER_PATH
 from service.models import MAX_INT
+from service.ops.idempotency import PATTERN as IDEMPOTENCY_KEY
 from service.router import Route
 
 #: OpenAPI tag of each view module (RealWorld's own tag names).
@@ -105,7 +106,18 @@ def _operation(route: Route) -> dict[str, Any]:
                 "required": False,
                 "schema": {"type": "string"},
                 "description": "The `ETag` of the version read (from the `GET` of this resource): "
-                "the write is refused with 412 if it is no longer current.",
+                "the write is refused with 412 if it is no longer current (strong comparison; "
+                "checked once the write would otherwise succeed, so a 403, 404 or 422 answers first).",
+            }
+        )
+        parameters.append(
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "`*` or `ETag`s: the write is refused with 412 if one names the current "
+                "version (weak comparison), checked like `If-Match`.",
             }
         )
     if route.idempotent:
@@ -114,7 +126,7 @@ def _operation(route: Route) -> dict[str, Any]:
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY},
                 "description": "Any key of your own (a UUID): a retry with the same key gets the first answer "
                 "(`Idempotent-Replayed: true`) instead of applying the write twice. Kept for a day; "
                 "the same key on a different request is refused with 422.",

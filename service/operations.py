@@ -6,9 +6,10 @@ is kept for every reader on the way). A route that declares more gets a
 wrapper around that, built here when the dispatcher starts, never decided per
 request:
 
-- ``current`` (a conditional write): :class:`IfMatch` compares ``If-Match``
-  with the ETag the current read gives, and runs the write at REPEATABLE READ
-  on PostgreSQL so that a concurrent writer loses with 412;
+- ``current`` (a conditional write): :class:`Preconditions` compares
+  ``If-Match`` and ``If-None-Match`` with the ETag the current read gives,
+  and runs the write at REPEATABLE READ on PostgreSQL so that a concurrent
+  writer loses with 412;
 - a signed-in write (``Route.idempotent``): :class:`Idempotent` claims its
   ``Idempotency-Key`` in the write's transaction, replays the answer a retry's
   first attempt got, and keeps this one's answer before the commit.
@@ -126,13 +127,17 @@ class Operation:
         return self.route.method, self.route.template
 
 
-class IfMatch:
-    """A conditional write (``Route.current``): ``If-Match`` must name the version the current read gives.
+class Preconditions:
+    """A conditional write (``Route.current``): ``If-Match`` must name, ``If-None-Match`` must not name, the
+    version the current read gives.
 
-    RFC 9110 13.1.1: a stale one gets 412, so two people editing one article
-    cannot silently overwrite each other. On PostgreSQL the write runs at
-    REPEATABLE READ, so a writer that lost the race to a concurrent one fails
-    (40001) instead of overwriting, and is answered 412 as well.
+    RFC 9110 13.1.1: a stale ``If-Match`` gets 412, so two people editing one
+    article cannot silently overwrite each other; ``If-None-Match: *`` (or the
+    current ETag) on a write to a resource that exists gets 412 too (13.1.2).
+    Both only once the write would otherwise succeed (13.2.1), so a 404, 403
+    or 422 answers first. On PostgreSQL the write runs at REPEATABLE READ, so
+    a writer that lost the race to a concurrent one fails (40001) instead of
+    overwriting, and is answered 412 as well.
     """
 
     def __init__(self, inner: Step, current: Operation) -> None:
@@ -140,25 +145,31 @@ class IfMatch:
         self.current = current
 
     def __call__(self, request: ApiRequest, values: Mapping[str, Any]) -> Answer:
-        if_match = _if_match(request)
-        if not if_match:
+        if_match, if_none_match = _header(request, "HTTP_IF_MATCH"), _header(request, "HTTP_IF_NONE_MATCH")
+        if not if_match and not if_none_match:
             return self.inner(request, values)
         read = self.current.dump(request, values, self.current.route.view(request, **values))
         assert isinstance(read, ConditionalRead)
-        if not parse_etags(if_match).contains(read.etag):
-            raise ApiError.precondition_failed()
         try:
+            # The write first, its conditions after (both before the commit); a 412 rolls the write back.
             answer = self.inner(request, values)
+            if if_match and not parse_etags(if_match).contains(read.etag):  # a strong comparison (13.1.1)
+                raise ApiError.precondition_failed()
+            if if_none_match and parse_etags(if_none_match).contains_weak(read.etag):  # a weak one (13.1.2)
+                raise ApiError.precondition_failed("If-None-Match", "matches the current version")
             request.db.flush()  # the write's statements run here, so a lost race is seen here
         except OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) == "40001":
-                raise ApiError.precondition_failed() from None
+            if getattr(exc.orig, "sqlstate", None) == "40001":  # a concurrent write made the version stale
+                if if_match:
+                    raise ApiError.precondition_failed() from None
+                raise ApiError.precondition_failed("If-None-Match", "was written meanwhile") from None
             raise
         return answer
 
     def begin_options(self, request: ApiRequest) -> dict[str, Any]:
         options = self.inner.begin_options(request)
-        if _if_match(request) and _on_postgresql_engine(request):
+        conditional = _header(request, "HTTP_IF_MATCH") or _header(request, "HTTP_IF_NONE_MATCH")
+        if conditional and _on_postgresql_engine(request):
             options["isolation_level"] = "REPEATABLE READ"
         return options
 
@@ -176,10 +187,12 @@ class Idempotent:
         user_id = request.user.id
         replay = idempotency.claim(request.db, user_id, key, _fingerprint(request))
         if replay is not None:
-            return _replayed(replay)
+            return _replayed(replay, request)
         answer = self.inner(request, values)
         assert isinstance(answer, Response)  # a write's answer
         status, body = answer.status_code, answer.get_data()
+        for token in request.issued_tokens:  # no token at rest: a replay is given a fresh one (``_replayed``)
+            body = body.replace(token.encode(), b"")
         request.work.before_commit(lambda _: idempotency.answered(request.db, user_id, key, status, body))
         return answer
 
@@ -197,15 +210,15 @@ def for_route(
     """The route's operation, with the wrappers its declaration asks for."""
     step: Step = Operation(route, schemas, shared, collaborators)
     if route.current is not None:
-        step = IfMatch(step, Operation(routes[route.current], schemas, None, collaborators))
+        step = Preconditions(step, Operation(routes[route.current], schemas, None, collaborators))
     if route.idempotent:
         step = Idempotent(step)
     return step
 
 
-def _if_match(request: ApiRequest) -> str:
-    """The request's ``If-Match``; an empty field names nothing: no condition."""
-    return str(request.environ.get("HTTP_IF_MATCH", "")).strip()
+def _header(request: ApiRequest, name: str) -> str:
+    """A condition header of the request; an empty field names nothing: no condition."""
+    return str(request.environ.get(name, "")).strip()
 
 
 def _on_postgresql_engine(request: ApiRequest) -> bool:
@@ -215,10 +228,18 @@ def _on_postgresql_engine(request: ApiRequest) -> bool:
     return isinstance(bind, Engine) and bind.dialect.name == "postgresql"
 
 
-def _replayed(replay: idempotency.Replay) -> Response:
-    """The answer a write with the same key got, marked as a replay."""
+#: Where a kept answer's token was (``Idempotent``): JSON as ``encode_json`` writes it; no real token is empty.
+_TOKEN_TAKEN_OUT = b'"token":""'
+
+
+def _replayed(replay: idempotency.Replay, request: ApiRequest) -> Response:
+    """The answer a write with the same key got, marked as a replay; a token it carried, issued afresh."""
     if replay.body:
-        response = json_bytes_response(replay.body, replay.status)
+        body = replay.body
+        if _TOKEN_TAKEN_OUT in body:
+            token = request.sign_in(request.authenticated_user).token
+            body = body.replace(_TOKEN_TAKEN_OUT, b'"token":"' + token.encode() + b'"')
+        response = json_bytes_response(body, replay.status)
     else:
         response = Response(status=replay.status)
         del response.headers["Content-Type"]

@@ -67,6 +67,8 @@ class ApiRequest(Request):
         self.claims: auth.Claims | None = None  # what the authenticated token says
         #: The rate-limit count the dispatcher owes for this request, if the middleware left it (``limiter``).
         self.pending_charge: PendingCharge | None = None
+        #: The tokens this request issued (``sign_in``): an answer kept at rest is kept without them.
+        self.issued_tokens: list[str] = []
 
     @cached_property
     def reads(self) -> queries.Reads:
@@ -117,6 +119,7 @@ class ApiRequest(Request):
     def sign_in(self, user: User) -> SignedIn:
         """Pair ``user`` with a fresh token."""
         token = auth.issue_token(user.id, user.token_stamp, self.settings.secret_key, self.settings.token_ttl)
+        self.issued_tokens.append(token)
         return SignedIn(user, token)
 
     def signed_in_as_asked(self) -> SignedIn:

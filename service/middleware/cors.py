@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-#: Request headers browsers may send.
-ALLOWED_HEADERS = "Authorization, Content-Type, If-None-Match, X-Request-ID"
-#: Response headers scripts may read.
-EXPOSED_HEADERS = "ETag, Retry-After, X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
+#: Request headers browsers may send: every one the API reads (the conditional and idempotent writes' too).
+ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-Match, If-None-Match, X-Request-ID"
+#: Response headers scripts may read: every one the API sets beyond the CORS-safelisted ones.
+EXPOSED_HEADERS = (
+    "ETag, Idempotent-Replayed, Retry-After, WWW-Authenticate, X-Cache, X-Request-ID,"
+    " X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
+)
 #: Seconds a browser may cache a preflight answer.
 MAX_AGE = "600"
 

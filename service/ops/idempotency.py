@@ -2,8 +2,9 @@
 
 A client that sent a write and got no answer (a host died, the balancer said
 503) cannot know whether it was applied. Sent with an ``Idempotency-Key``
-header (any 1 to 255 visible ASCII characters the client makes up, say a
-UUID), the write claims the key in its own transaction and stores its answer
+header (any 1 to 255 visible ASCII characters but a comma, that the client
+makes up, say a UUID; a comma is what a server joins two header lines with,
+so ``a,b`` is two keys and refused), the write claims the key in its own transaction and stores its answer
 there; a retry with the same key then gets that answer (``Idempotent-Replayed:
 true``) and changes nothing. A write that failed stored nothing, so its retry
 runs. Keys are the user's own and are kept for :data:`KEPT_FOR`.
@@ -33,7 +34,9 @@ ENVIRON_KEY = "HTTP_IDEMPOTENCY_KEY"
 #: How long a key answers retries.
 KEPT_FOR = timedelta(days=1)
 
-_VALID = re.compile(r"[\x21-\x7e]{1,255}")
+#: What a key may be, as a regular expression both Python and the OpenAPI document (ECMA-262) read alike.
+PATTERN = r"^[\x21-\x2b\x2d-\x7e]{1,255}$"
+_VALID = re.compile(PATTERN)
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def claim(session: Session, user_id: int, key: str, fingerprint: str) -> Replay 
         request, 409 while the write that claimed it is still running.
     """
     if not _VALID.fullmatch(key):
-        raise ApiError.bad_request(HEADER, "must be 1 to 255 visible ASCII characters")
+        raise ApiError.bad_request(HEADER, "must be one key of 1 to 255 visible ASCII characters but a comma")
     session.execute(
         delete(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.created_at < utcnow() - KEPT_FOR)
     )

@@ -95,3 +95,85 @@ def test_a_condition_is_checked_after_the_token_and_the_article_existing(app: Te
     app.put_json(
         "/api/articles/one", {"article": {"body": "x"}}, headers={**auth_header(anne), "If-Match": current}, status=403
     )
+
+
+@pytest.mark.parametrize("condition", [{"If-Match": '"stale"'}, {"If-None-Match": "*"}, {"If-Match": "*"}])
+def test_a_non_authors_conditional_write_is_refused_for_the_author_check_not_the_condition(
+    app: TestApp, db: Session, condition: dict[str, str]
+) -> None:
+    # RFC 9110 13.2.1: a precondition is evaluated only for a request that would otherwise succeed.
+    jake, anne = make_user(db, "jake"), make_user(db, "anne")
+    make_article(db, jake, title="One", slug="one")
+    other = {**auth_header(anne), **condition}
+
+    app.put_json("/api/articles/one", {"article": {"body": "x"}}, headers=other, status=403)
+    app.delete("/api/articles/one", headers=other, status=403)
+
+    assert app.get("/api/articles/one").json["article"]["body"] != "x"
+
+
+def test_a_bad_body_is_refused_for_itself_before_a_stale_condition(app: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    make_article(db, jake, title="One", slug="one")
+    stale = {**auth_header(jake), "If-Match": '"stale"'}
+
+    refused = app.put_json("/api/articles/one", {"article": {"title": ""}}, headers=stale, status=422)
+
+    assert "title" in refused.json["errors"]
+
+
+@pytest.mark.parametrize("if_none_match", ["*", "{current}", 'W/"x", {weak}'])
+def test_if_none_match_naming_the_current_version_refuses_a_write(
+    app: TestApp, db: Session, if_none_match: str
+) -> None:
+    # RFC 9110 13.1.2: "*" or the current ETag (weakly compared) on a resource that exists is false: 412.
+    jake = make_user(db, "jake")
+    make_article(db, jake, title="One", slug="one")
+    me = auth_header(jake)
+    current = app.get("/api/articles/one", headers=me).headers["ETag"]
+    condition = if_none_match.format(current=current, weak=f"W/{current}")
+
+    refused = app.put_json(
+        "/api/articles/one", {"article": {"body": "x"}}, headers={**me, "If-None-Match": condition}, status=412
+    )
+    app.delete("/api/articles/one", headers={**me, "If-None-Match": condition}, status=412)
+    app.put_json("/api/user", {"user": {"bio": "b"}}, headers={**me, "If-None-Match": "*"}, status=412)
+
+    assert refused.json == {"errors": {"If-None-Match": ["matches the current version"]}}
+    assert app.get("/api/articles/one").json["article"]["body"] != "x"
+    assert app.get("/api/user", headers=me).json["user"]["bio"] != "b"
+
+
+def test_if_none_match_naming_another_version_lets_the_write_through(app: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    make_article(db, jake, title="One", slug="one")
+
+    answer = app.put_json(
+        "/api/articles/one", {"article": {"body": "x"}}, headers={**auth_header(jake), "If-None-Match": '"old"'}
+    )
+
+    assert answer.json["article"]["body"] == "x"
+
+
+@pytest.mark.parametrize("if_match", ["W/{current}", 'W/"x", W/{current}', '"a", "b"'])
+def test_if_match_compares_strongly_so_a_weak_etag_never_matches(app: TestApp, db: Session, if_match: str) -> None:
+    jake = make_user(db, "jake")
+    make_article(db, jake, title="One", slug="one")
+    me = auth_header(jake)
+    current = app.get("/api/articles/one", headers=me).headers["ETag"]
+
+    refused = app.put_json(
+        "/api/articles/one",
+        {"article": {"body": "x"}},
+        headers={**me, "If-Match": if_match.format(current=current)},
+        status=412,
+    )
+
+    assert refused.json == STALE
+
+
+def test_if_match_on_a_missing_article_is_404(app: TestApp, db: Session) -> None:
+    me = auth_header(make_user(db, "jake"))
+
+    app.put_json("/api/articles/nope", {"article": {"body": "x"}}, headers={**me, "If-Match": "*"}, status=404)
+    app.delete("/api/articles/nope", headers={**me, "If-None-Match": "*"}, status=404)

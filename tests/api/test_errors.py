@@ -197,6 +197,31 @@ def test_cors_preflight_is_answered(client: TestApp) -> None:
     assert "Authorization" in response.headers["Access-Control-Allow-Headers"]
 
 
+def test_cors_lets_a_front_end_send_the_conditional_and_idempotent_writes_headers_and_read_the_answers(
+    client: TestApp, db: Session
+) -> None:
+    # A preflight that leaves a header out makes the browser refuse the request (issue 34).
+    preflight = client.options(
+        "/api/articles/one",
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "authorization,content-type,if-match,if-none-match,idempotency-key",
+        },
+        status=204,
+    )
+    allowed = {name.strip().lower() for name in preflight.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"authorization", "content-type", "if-match", "if-none-match", "idempotency-key"} <= allowed
+
+    me = auth_header(make_user(db, "jake"))
+    write = {**me, "Origin": "https://app.example", "Idempotency-Key": "k1"}
+    client.put_json("/api/user", {"user": {"bio": "b"}}, headers=write)
+    replay = client.put_json("/api/user", {"user": {"bio": "b"}}, headers=write)
+    exposed = {name.strip().lower() for name in replay.headers["Access-Control-Expose-Headers"].split(",")}
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert {"idempotent-replayed", "etag", "x-request-id", "retry-after", "www-authenticate"} <= exposed
+
+
 def test_cors_headers_on_simple_requests(client: TestApp) -> None:
     response = client.get("/api/tags", headers={"Origin": "https://app.example"})
 

@@ -103,9 +103,10 @@ def test_a_malformed_key_is_refused(client: TestApp, db: Session) -> None:
     jake = make_user(db, "jake")
     slug = make_article(db, jake).slug
 
-    for key in ("", "x" * 256, "has space"):
+    for key in ("", "x" * 256, "x" * 10_000, "has space", "tab\there", "ünïcode", "a,b", "a, b", "\x7f"):
         refused = _comment(client, slug, {**auth_header(jake), "Idempotency-Key": key}, status=400)
-        assert refused.json == {"errors": {"Idempotency-Key": ["must be 1 to 255 visible ASCII characters"]}}
+        message = "must be one key of 1 to 255 visible ASCII characters but a comma"
+        assert refused.json == {"errors": {"Idempotency-Key": [message]}}
     assert _comments(db) == 0
 
 
@@ -118,3 +119,21 @@ def test_a_key_is_deleted_with_its_user(client: TestApp, db: Session) -> None:
     db.commit()
 
     assert db.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
+
+
+def test_a_kept_answer_keeps_no_token_at_rest_and_its_replay_gets_a_working_one(client: TestApp, db: Session) -> None:
+    # A stolen database copy must not hand out a day of working tokens (issue 34).
+    jake = make_user(db, "jake")
+    headers = {**auth_header(jake), "Idempotency-Key": "new-password-1"}
+    change = {"user": {"password": "a-new-password", "bio": "changed"}}
+
+    first = client.put_json("/api/user", change, headers=headers)
+    replay = client.put_json("/api/user", change, headers=headers)
+
+    db.expire_all()
+    kept = db.scalars(select(IdempotencyKey.body)).one()
+    assert first.json["user"]["token"].encode() not in kept and b'"token":""' in kept
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json["user"]["bio"] == "changed" and replay.json["user"]["token"]
+    again = {"Authorization": f"Token {replay.json['user']['token']}"}
+    assert client.get("/api/user", headers=again).json["user"]["username"] == "jake"

@@ -15,7 +15,9 @@ from typing import Any
 
 import schemathesis
 
-_WELL_FORMED = re.compile(r"[\x21-\x7e]{1,255}")
+from service.ops.idempotency import PATTERN
+
+_WELL_FORMED = re.compile(PATTERN)
 
 
 @schemathesis.hook
