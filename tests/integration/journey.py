@@ -95,7 +95,7 @@ def requests_counted(base: str) -> int:
             sample.value
             for family in text_string_to_metric_families(text)
             for sample in family.samples
-            if sample.name == "conduit_http_request_duration_seconds_count"
+            if sample.name == "conduit_http_requests_total"
         )
     )
 

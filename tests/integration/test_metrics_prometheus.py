@@ -188,7 +188,7 @@ def _burst(base: str, clients: int, rounds: int, sent: Counter[tuple[str, str, s
 
 def _counted(stack: Stack) -> Counter[tuple[str, str, str]]:
     """What Prometheus counted, by series, besides the fixture's polls of /readyz."""
-    requests = 'conduit_http_request_duration_seconds_count{route!="/readyz"}'
+    requests = 'conduit_http_requests_total{route!="/readyz"}'
     found = stack.query(f"sum by (route, method, status) ({requests})")
     return Counter(
         {
