@@ -103,6 +103,17 @@ class Route:
         """The URL as OpenAPI writes it, ``/api/articles/{slug}``: how the docs and the metrics name the route."""
         return self.mount + _PARAM.sub(r"{\2}", self.path)
 
+    @cached_property
+    def query_names(self) -> frozenset[str]:
+        """The query parameters the route reads (its query schema's fields, by the names a URL gives them).
+
+        Any other parameter changes nothing in the answer, so a shared read's key leaves it out: ``?utm=1``
+        and ``?utm=2`` share one entry instead of each making another (issue 34).
+        """
+        if self.query is None:
+            return frozenset()
+        return frozenset(field.data_key or name for name, field in self.query().fields.items())
+
     @property
     def idempotent(self) -> bool:
         """Whether a retry with the same ``Idempotency-Key`` gets the first answer: every signed-in write."""
@@ -163,12 +174,14 @@ class Router:
         except (HTTPException, ApiError):
             return None
 
-    def shares(self, environ: dict[str, Any]) -> bool:
-        """Whether the request's answer may be shared by every reader (its route declares ``cache=``)."""
+    def shares(self, environ: dict[str, Any]) -> frozenset[str] | None:
+        """The query parameters a shared answer depends on (``Route.query_names``), when the request's answer
+        may be shared by every reader (its route declares ``cache=``); None when it may not."""
         try:
-            return self.match(environ)[0].cache is not None
+            route = self.match(environ)[0]
         except (HTTPException, ApiError):
-            return False
+            return None
+        return route.query_names if route.cache is not None else None
 
     def limit_scopes(self, environ: dict[str, Any]) -> tuple[LimitScope, ...]:
         """The rate-limit scopes the request counts against (``Route.limit_scopes``).

@@ -23,19 +23,25 @@ from service.shared_reads.reads import SharedReads
 class SharedHitsMiddleware:
     """Answer anonymous hits from the shared reads; hand every other shared read's lookup inwards.
 
-    :param shares: whether a request's route declares ``cache=``.
+    :param shares: the query parameters a request's shared answer depends on; None if its route declares no
+        ``cache=``.
     :param shared: the shared reads ``create_app`` built (the dispatcher holds the same one).
     """
 
-    def __init__(self, app: Any, shares: Callable[[dict[str, Any]], bool], shared: SharedReads) -> None:
+    def __init__(
+        self, app: Any, shares: Callable[[dict[str, Any]], frozenset[str] | None], shared: SharedReads
+    ) -> None:
         self.app = app
         self.shares = shares
         self.shared = shared
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or not self.shares(environ):
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return self.app(environ, start_response)  # type: ignore[no-any-return]
-        lookup = self.shared.lookup(environ)
+        reads = self.shares(environ)
+        if reads is None:
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        lookup = self.shared.lookup(environ, reads)
         if lookup is None:  # the store is down, owed a bump, or off: answer without it
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         outcome = environ[environ_keys.CACHE_OUTCOME] = "miss" if lookup.answer is None else "hit"

@@ -11,7 +11,9 @@ API's writes and the admin's commands alike.
 **What.** The ``200`` answer to a ``GET`` of a route that declares ``cache=``
 in the route table, as an anonymous reader gets it, keyed by the path and the
 query as the view reads it (``urls``: werkzeug's own parsing; the first value
-of each parameter, sorted by name). A ``HEAD`` is answered from the cache but
+of each parameter the route's query schema reads, sorted by name: ``?utm=1``
+and ``?utm=2`` share one entry, so unread parameters cannot multiply one
+answer into a flood of entries). A ``HEAD`` is answered from the cache but
 never stores. An answer is stored once this process has missed its URL
 ``min_uses`` times.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -83,9 +83,12 @@ class SharedReads:
         self._skip_until = 0.0
         self._misses: dict[bytes, int] = {}  # entry key digest -> misses in this process, oldest first
 
-    def lookup(self, environ: Mapping[str, Any]) -> Lookup | None:
-        """The lookup of the request's URL; None when the store must not be used now (down, or owed a bump)."""
-        query = urls.first_values(environ)
+    def lookup(self, environ: Mapping[str, Any], reads: Container[str]) -> Lookup | None:
+        """The lookup of the request's URL; None when the store must not be used now (down, or owed a bump).
+
+        :param reads: the query parameters the route reads: the entry's key is the path and those alone.
+        """
+        query = {name: value for name, value in urls.first_values(environ).items() if name in reads}
         key = urls.entry_key(environ.get("PATH_INFO", ""), query)
         if self._owed.pending() and not self._deliver_owed():
             return None

@@ -21,7 +21,7 @@ from typing import Any
 from cachelib import BaseCache
 
 from service.shared_reads.store import VersionedEntry, VersionedStore
-from service.stores.sqlite_file import SharedSQLiteFile
+from service.stores.sqlite_file import WAL_SIZE_LIMIT, SharedSQLiteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS dependents (
 _PURGE_EVERY = 1000
 #: ``expires_at`` of entries that never expire.
 _NEVER = float("inf")
+#: A purge frees the entries' bytes down to this part of ``max_bytes``: what the workers write until their next
+#: purges (a fortieth each) and the WAL file (a twentieth) then fit within the bound on disk.
+_FILL = 0.85
 
 
 class SQLiteCache(BaseCache, VersionedStore):
@@ -50,9 +53,9 @@ class SQLiteCache(BaseCache, VersionedStore):
     :param threshold: about how many entries the file may hold. Beyond it, a purge
         deletes the entries closest to expiry, so a flood of distinct URLs cannot
         fill the disk; entries that never expire (the write counter) go last.
-    :param max_bytes: about how many bytes of values the file may hold, purged the
-        same way: a flood of large answers (one big article under many query
-        strings) cannot fill the disk either.
+    :param max_bytes: about how many bytes the files may take on disk, the WAL file
+        included, purged the same way (the values down to 85 % of it): a flood of
+        large answers cannot fill the disk either.
     """
 
     #: Only this host's workers read the file: a write needs no bump before it commits.
@@ -62,11 +65,14 @@ class SQLiteCache(BaseCache, VersionedStore):
         self, path: Path, default_timeout: int = 300, threshold: int = 10000, max_bytes: int = 256 * 1024 * 1024
     ) -> None:
         super().__init__(default_timeout=default_timeout)
-        self._file = SharedSQLiteFile(path, _SCHEMA)
+        self._file = SharedSQLiteFile(path, _SCHEMA, wal_bytes=min(WAL_SIZE_LIMIT, max(64 * 1024, max_bytes // 20)))
         self._threshold = threshold
         self._max_bytes = max_bytes
-        # Purge often enough that the file overshoots its bounds by a tenth at most (per process).
+        self._keep_bytes = int(max_bytes * _FILL)
+        # Purge often enough that the file overshoots its bounds by a tenth of the entries and a fortieth of the
+        # bytes at most per process, so a few workers together stay within the bound on disk, WAL included.
         self._purge_every = max(1, min(_PURGE_EVERY, threshold // 10))
+        self._purge_bytes = max_bytes // 40
         self._writes = 0
         self._written = 0  # bytes stored since the last purge
 
@@ -106,7 +112,7 @@ class SQLiteCache(BaseCache, VersionedStore):
         )
         self._writes += 1
         self._written += len(blob)
-        if self._writes % self._purge_every == 0 or self._written > self._max_bytes // 10:
+        if self._writes % self._purge_every == 0 or self._written > self._purge_bytes:
             self._purge(connection)
         return True
 
@@ -123,13 +129,13 @@ class SQLiteCache(BaseCache, VersionedStore):
                 "DELETE FROM entries WHERE key IN (SELECT key FROM entries ORDER BY expires_at LIMIT ?)",
                 (count - self._threshold,),
             )
-        if size > self._max_bytes:
+        if size > self._keep_bytes:
             # The soonest to expire, as many as it takes to free the excess (a running sum).
             connection.execute(
                 "DELETE FROM entries WHERE key IN (SELECT key FROM (SELECT key, length(value) AS size,"
                 " sum(length(value)) OVER (ORDER BY expires_at, key) AS running FROM entries)"
                 " WHERE running - size < ?)",
-                (size - self._max_bytes,),
+                (size - self._keep_bytes,),
             )
 
     def add(self, key: str, value: Any, timeout: int | timedelta | None = None) -> bool:
@@ -191,7 +197,7 @@ class SQLiteCache(BaseCache, VersionedStore):
             )
         self._writes += 1
         self._written += len(blob)
-        if self._writes % self._purge_every == 0 or self._written > self._max_bytes // 10:
+        if self._writes % self._purge_every == 0 or self._written > self._purge_bytes:
             self._purge(self._file.connection())
 
     def get_fresh(self, counter: str, key: str) -> tuple[Any, Any]:

@@ -15,18 +15,25 @@ import sqlite3
 import threading
 from pathlib import Path
 
+#: How large a WAL file grows before a checkpoint, and the most it keeps on disk after one (SQLite's own
+#: default checkpoint is at 1000 pages, about 4 MB).
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
+
 
 class SharedSQLiteFile:
     """A SQLite file with a schema, opened once per process and thread.
 
     :param path: the file; its folder is created if needed.
     :param schema: ``CREATE TABLE IF NOT EXISTS ...`` statements, run once per connection.
+    :param wal_bytes: how large the WAL file may grow before a checkpoint writes it back, and the size a
+        checkpoint cuts it back to: a file with a byte bound keeps its WAL a small part of it.
     """
 
-    def __init__(self, path: Path, schema: str, timeout: float = 5.0) -> None:
+    def __init__(self, path: Path, schema: str, timeout: float = 5.0, wal_bytes: int = WAL_SIZE_LIMIT) -> None:
         self.path = path
         self.schema = schema
         self.timeout = timeout
+        self.wal_bytes = wal_bytes
         self._local = threading.local()
 
     def connection(self) -> sqlite3.Connection:
@@ -43,5 +50,10 @@ class SharedSQLiteFile:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.executescript(self.schema)
             connection.execute("PRAGMA synchronous=OFF")
+            # A burst of large writes must not leave a WAL file as big as the burst on disk beside the database
+            # file: checkpoint every wal_bytes of pages, and cut the file back to that size after each.
+            (page_size,) = connection.execute("PRAGMA page_size").fetchone()
+            connection.execute(f"PRAGMA wal_autocheckpoint={max(1, self.wal_bytes // page_size)}")
+            connection.execute(f"PRAGMA journal_size_limit={self.wal_bytes}")
             local.connection, local.pid = connection, os.getpid()
         return local.connection  # type: ignore[no-any-return]

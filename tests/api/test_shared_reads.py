@@ -111,3 +111,35 @@ def test_after_a_password_change_the_session_that_made_it_reads_cached_pages_and
 
     assert cached.get("/api/articles", headers=mine).headers["X-Cache"] == "hit"
     assert cached.get("/api/articles", headers=other, status=401).headers["X-Cache"] == "hit"
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        ("/api/articles/one", "/api/articles/one?utm=2"),
+        ("/api/articles/one?utm=1", "/api/articles/one?utm=2&ref=x"),
+        ("/api/articles?tag=t&utm=1", "/api/articles?utm=2&tag=t"),
+        ("/api/articles/one/comments?page=1", "/api/articles/one/comments"),
+        ("/api/profiles/anne?x=1", "/api/profiles/anne?x=2"),
+        ("/api/tags?_=1", "/api/tags?_=2"),
+    ],
+)
+def test_urls_that_differ_only_in_parameters_the_route_does_not_read_share_one_entry(
+    cached: TestApp, db: Session, first: str, then: str
+) -> None:
+    # 300 URLs of one article under ?utm=N made 300 entries and grew the cache past its bound (issue 34).
+    make_article(db, make_user(db, "anne"), title="One", slug="one", tags=["t"])
+
+    stored = cached.get(first)
+
+    assert stored.headers["X-Cache"] == "miss"
+    assert cached.get(then).headers["X-Cache"] == "hit"
+    assert cached.get(then).body == stored.body
+
+
+def test_a_parameter_the_route_reads_still_makes_its_own_entry(cached: TestApp, db: Session) -> None:
+    make_article(db, make_user(db, "anne"), title="One", slug="one", tags=["t"])
+    cached.get("/api/articles?tag=t&utm=1")
+
+    assert cached.get("/api/articles?tag=u&utm=1").headers["X-Cache"] == "miss"
+    assert cached.get("/api/articles?tag=t&limit=1").headers["X-Cache"] == "miss"

@@ -135,17 +135,17 @@ def test_a_hit_is_one_round_trip_and_a_bumped_version_makes_it_a_miss(
     monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
     shared = SharedReads(BatchingRedisCache(client, key_prefix="t:"), ttl=60, min_uses=1)
     get = {"REQUEST_METHOD": "GET", "PATH_INFO": "/api/articles/a"}
-    lookup = shared.lookup(get)
+    lookup = shared.lookup(get, ())
     assert lookup is not None
     article = {"slug": "a", "favorited": False, "author": {"username": "jake", "following": False}}
     shared.keep(lookup, (), {"article": article}, "/api/articles/{slug}")
-    shared.lookup(get)  # sends the queued stores and reads, together
+    shared.lookup(get, ())  # sends the queued stores and reads, together
 
     before = sent[0]
-    hit = shared.lookup(get)
+    hit = shared.lookup(get, ())
     trips_for_a_hit = sent[0] - before
     shared.after_commit(frozenset({"profile:jake"}))
-    after = shared.lookup(get)
+    after = shared.lookup(get, ())
 
     assert hit is not None and hit.answer is not None and b'"slug":"a"' in hit.answer.body
     assert trips_for_a_hit == 1

@@ -24,6 +24,8 @@ from service.stores.sqlite_cache import SQLiteCache
 
 #: What this stub's "route table" lets the cache share: everything but the personal resources.
 PERSONAL = ("/api/articles/feed", "/api/user")
+#: The query parameters the stubbed routes read (any other is left out of an entry's key).
+READ = frozenset({"tag", "author", "favorited", "limit", "offset"})
 
 
 def depends_on(path: str, query: Mapping[str, str]) -> tuple[str, ...]:
@@ -93,8 +95,8 @@ def make(stub: Stub, cache: Any = None, min_uses: int = 1, owed: Path | None = N
     shared = SharedReads(versioned(cache), ttl=60, min_uses=min_uses, owed_path=owed)
     stub.shared = shared
 
-    def shares(environ: dict[str, Any]) -> bool:
-        return environ["PATH_INFO"] not in PERSONAL
+    def shares(environ: dict[str, Any]) -> frozenset[str] | None:
+        return None if environ["PATH_INFO"] in PERSONAL else READ
 
     return TestApp(SharedHitsMiddleware(stub, shares, shared))
 

@@ -122,18 +122,20 @@ def test_an_entry_computed_across_a_bump_is_not_stored(tmp_path: Path) -> None:
     assert cache.get_fresh("seq", "f") == (2, None)  # not stored: nobody knows if the write touched it
 
 
-def test_a_flood_of_large_answers_stays_within_the_byte_bound(tmp_path: Path) -> None:
-    """One 900 KB answer under 300 query strings: the file levels off near the bound, not at 270 MB."""
-    path = tmp_path / "c.db"
-    cache = SQLiteCache(path, default_timeout=60, threshold=10000, max_bytes=20 * 1024 * 1024)
-    body = b"x" * 900_000
-    sizes = []
-    for n in range(300):
-        cache.set(f"entry-{n}", body)
-        if n % 50 == 49:
-            sizes.append(path.stat().st_size + (path.with_name(path.name + "-wal").stat().st_size))
-    stored = sum(1 for n in range(300) if cache.get(f"entry-{n}") is not None)
+def test_a_flood_of_large_answers_keeps_the_files_on_disk_within_the_byte_bound(tmp_path: Path) -> None:
+    """600 large answers: the database and its WAL file together stay within the bound + 15 % at every moment.
 
-    assert stored * 900_000 <= 20 * 1024 * 1024 * 1.1 + 900_000
-    assert cache.get("entry-299") is not None  # the newest are kept
-    assert max(sizes) < 60 * 1024 * 1024 and sizes[-1] <= sizes[2] * 1.2  # levelled off
+    (Once 300 answers of 900 KB grew the files past the bound by an eighth within seconds, issue 34.)
+    """
+    path, bound, size = tmp_path / "c.db", 64 * 1024 * 1024, 400_000
+    cache = SQLiteCache(path, default_timeout=60, threshold=10000, max_bytes=bound)
+    on_disk = []
+    for n in range(600):
+        cache.set(f"entry-{n}", bytes([n % 251]) * size)
+        if n % 10 == 9:
+            on_disk.append(path.stat().st_size + path.with_name(path.name + "-wal").stat().st_size)
+    stored = sum(1 for n in range(600) if cache.get(f"entry-{n}") is not None)
+
+    assert stored * size <= bound * 1.03 + size
+    assert cache.get("entry-599") is not None  # the newest are kept
+    assert max(on_disk) <= bound * 1.15, max(on_disk) / bound
