@@ -37,12 +37,13 @@ _TAGS = {
     "health": "Operations",
 }
 _ERROR_DESCRIPTIONS = {
-    400: "Malformed JSON",
+    400: "Malformed JSON, or a malformed header (the key names it, e.g. `Idempotency-Key`)",
     401: "Unauthorized: the token is missing, invalid or expired (key `token`), "
     "or login credentials are wrong (key `credentials`)",
     403: "Not yours: the key names the resource (article, comment)",
     404: "Not found: the key names the resource (article, profile, comment)",
-    409: "Already taken: the key names the field (username, email)",
+    409: "Already taken: the key names the field (username, email), or an `Idempotency-Key` still in use "
+    "by a request running now",
     413: "Body too large",
     415: "Body is not JSON",
     412: "`If-Match` names no current version (key `If-Match`): read the resource again",
@@ -89,6 +90,8 @@ def _error_statuses(route: Route) -> list[int]:
         statuses |= {429, 503}  # 503: the database, or a rate-limit storage that fails closed
     if route.current is not None:
         statuses.add(412)
+    if route.idempotent:
+        statuses |= {400, 409, 422}  # a malformed Idempotency-Key, one still in use, one used on another request
     return sorted(statuses)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 from webtest import TestApp
 
 from service.models import Comment, IdempotencyKey
+from service.ops.idempotency import KEPT_FOR
 from tests.factories import auth_header, make_article, make_user
 
 
@@ -76,6 +78,22 @@ def test_a_key_on_a_different_request_is_refused(client: TestApp, db: Session) -
     assert _comments(db) == 1
 
 
+def test_a_key_on_another_path_method_or_query_is_refused_never_replayed(client: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    one = make_article(db, jake, title="One", slug="one").slug
+    two = make_article(db, jake, title="Two", slug="two").slug
+    headers = {**auth_header(jake), "Idempotency-Key": "k-moves"}
+    client.post(f"/api/articles/{one}/favorite", headers=headers)
+    different = {"errors": {"Idempotency-Key": ["was used for a different request"]}}
+
+    assert client.post(f"/api/articles/{two}/favorite", headers=headers, status=422).json == different
+    assert client.delete(f"/api/articles/{one}/favorite", headers=headers, status=422).json == different
+    assert client.post(f"/api/articles/{one}/favorite?x=1", headers=headers, status=422).json == different
+    assert _comment(client, one, headers, status=422).json == different
+    shown = client.get("/api/articles?favorited=jake", headers=auth_header(jake)).json["articles"]
+    assert [article["slug"] for article in shown] == [one]  # only the first write was applied
+
+
 def test_a_failed_write_stores_nothing_so_its_retry_runs(client: TestApp, db: Session) -> None:
     jake = make_user(db, "jake")
     slug = make_article(db, jake).slug
@@ -107,7 +125,59 @@ def test_a_malformed_key_is_refused(client: TestApp, db: Session) -> None:
         refused = _comment(client, slug, {**auth_header(jake), "Idempotency-Key": key}, status=400)
         message = "must be one key of 1 to 255 visible ASCII characters but a comma"
         assert refused.json == {"errors": {"Idempotency-Key": [message]}}
+    for raw in ("k\r\nSet-Cookie: x=1", "k\x00", "k\x01", "k\u2028", "k\udcff"):  # as a server might pass them on
+        refused = client.post_json(
+            f"/api/articles/{slug}/comments",
+            {"comment": {"body": "x"}},
+            headers=auth_header(jake),
+            extra_environ={"HTTP_IDEMPOTENCY_KEY": raw},
+            status=400,
+        )
+        assert list(refused.json["errors"]) == ["Idempotency-Key"] and "Set-Cookie" not in refused.headers
     assert _comments(db) == 0
+
+
+def test_a_key_on_a_read_or_an_anonymous_write_is_not_used(client: TestApp, db: Session) -> None:
+    # Reads change nothing, a repeated registration answers 409, a login changes nothing: no key is needed or kept.
+    jake = make_user(db, "jake")
+    make_article(db, jake, title="One", slug="one")
+    odd = {"Idempotency-Key": "not a valid key, ünïcode"}
+    registration = {"user": {"username": "anne", "email": "anne@example.org", "password": "password123"}}
+
+    assert client.get("/api/articles/one", headers={**auth_header(jake), **odd}).status_int == 200
+    assert client.get("/api/tags", headers=odd).status_int == 200
+    client.post_json("/api/users", registration, headers={"Idempotency-Key": "reg-1"}, status=201)
+    again = client.post_json("/api/users", registration, headers={"Idempotency-Key": "reg-1"}, status=409)
+    login = {"user": {"email": "anne@example.org", "password": "password123"}}
+    client.post_json("/api/users/login", login, headers={"Idempotency-Key": "login-1"}, status=200)
+
+    assert "Idempotent-Replayed" not in again.headers
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
+
+
+def test_a_key_answers_retries_for_a_day_and_then_is_forgotten(client: TestApp, db: Session) -> None:
+    jake = make_user(db, "jake")
+    slug = make_article(db, jake).slug
+    headers = {**auth_header(jake), "Idempotency-Key": "a-day"}
+    _comment(client, slug, headers)
+
+    _age_keys(db, KEPT_FOR - timedelta(minutes=1))
+    replayed = _comment(client, slug, headers)
+    _age_keys(db, timedelta(minutes=2))
+    applied_again = _comment(client, slug, headers)
+
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in applied_again.headers  # older than a day: a new write, with a new key row
+    assert _comments(db) == 2
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(IdempotencyKey)) == 1
+
+
+def _age_keys(db: Session, by: timedelta) -> None:
+    for kept in db.scalars(select(IdempotencyKey)):
+        kept.created_at -= by
+    db.commit()
 
 
 def test_a_key_is_deleted_with_its_user(client: TestApp, db: Session) -> None:

@@ -8,6 +8,7 @@ tests/integration/test_metrics_prometheus.py.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -109,6 +110,85 @@ def test_with_both_set_a_scrape_needs_the_address_and_the_token(build: Callable[
     client.get("/metrics", headers=token, extra_environ={"REMOTE_ADDR": "192.0.2.7"}, status=404)
     client.get("/metrics", status=401)
     assert client.get("/metrics", headers=token).status_int == 200
+
+
+@pytest.mark.parametrize(
+    "spoof",
+    [
+        {"X-Forwarded-For": "127.0.0.1"},
+        {"X-Forwarded-For": "127.0.0.1, 127.0.0.1"},
+        {"Forwarded": "for=127.0.0.1"},
+        {"X-Real-IP": "127.0.0.1"},
+        {"X-Forwarded-Host": "127.0.0.1", "X-Forwarded-Proto": "https"},
+    ],
+)
+def test_forwarded_headers_do_not_let_an_outside_address_scrape(
+    build: Callable[..., TestApp], spoof: dict[str, str]
+) -> None:
+    # With no proxy trusted (the default) nothing forwarded is believed; behind one trusted proxy, only the
+    # address that proxy appended: a client's own X-Forwarded-For entries stay the client's words.
+    direct = build(metrics_allow=("127.0.0.1",))
+    proxied = build(metrics_allow=("127.0.0.1",), trusted_proxy_hops=1)
+    appended = {**spoof, "X-Forwarded-For": ", ".join(filter(None, [spoof.get("X-Forwarded-For"), "192.0.2.7"]))}
+
+    refused = direct.get("/metrics", headers=spoof, extra_environ={"REMOTE_ADDR": "192.0.2.7"}, status=404)
+    through_proxy = proxied.get("/metrics", headers=appended, extra_environ={"REMOTE_ADDR": "127.0.0.1"}, status=404)
+
+    assert refused.json == through_proxy.json == {"errors": {"resource": ["not found"]}}
+    assert proxied.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1"}).status_int == 200  # the proxy's word
+
+
+def test_only_the_whole_token_in_the_bearer_header_reads_the_metrics(build: Callable[..., TestApp]) -> None:
+    client = build(metrics_allow=(), metrics_token=TOKEN)
+    basic = base64.b64encode(f"prometheus:{TOKEN}".encode()).decode()
+    wrong = [
+        f"Bearer {TOKEN[:-1]}",  # a prefix
+        f"Bearer {TOKEN[:1]}",
+        f"Bearer {TOKEN}x",  # the token and more
+        f"Bearer {TOKEN} {TOKEN}",
+        f"Bearer {TOKEN.upper()}",
+        f"Basic {basic}",
+        f"Basic {TOKEN}",
+        f"Token {TOKEN}",
+        f"{TOKEN}",
+        f"Bearer {'x' * 10_000}",
+    ]
+
+    for header in wrong:
+        refused = client.get("/metrics", headers={"Authorization": header}, status=401)
+        assert refused.json["errors"]["token"] in (["is invalid"], ["is missing"]), header
+        assert b"conduit_" not in refused.body
+    for query in (f"token={TOKEN}", f"access_token={TOKEN}", f"Authorization=Bearer%20{TOKEN}"):
+        assert client.get(f"/metrics?{query}", status=401).json == {"errors": {"token": ["is missing"]}}
+    assert client.get("/metrics", headers={"Authorization": f"bearer {TOKEN}"}).status_int == 200  # RFC 9110 11.1
+
+
+def test_odd_methods_add_no_series(build: Callable[..., TestApp]) -> None:
+    client = build()
+    anything = TestApp(client.app, lint=False, extra_environ=client.extra_environ)
+    anything.request("/api/tags", method="BREW", status=405)
+    anything.request("/api/unknown", method="BREW", status=404)
+    before = len(scrape(client))
+
+    for n, method in enumerate(["PROPFIND", "TRACE", "CONNECT", "LOCK", "GETX", "M-SEARCH", "X" * 300] * 20):
+        anything.request(f"/api/tags?{n}", method=method, expect_errors=True)
+        anything.request(f"/api/unknown/{n}", method=method, expect_errors=True)
+    samples = scrape(client)
+
+    methods = {dict(labels).get("method") for name, labels in samples if name == "conduit_http_requests_total"}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    assert requests_of(samples, "(unmatched)", method="other", status="4xx") == 2 + 280  # 405s and 404s alike
+    assert len(samples) == before
+
+
+def test_a_client_that_sends_the_warm_up_request_id_is_still_counted(build: Callable[..., TestApp]) -> None:
+    client = build()
+
+    client.get("/api/tags", headers={"X-Request-ID": "warmup"})
+    client.get("/api/tags", headers={"X-Request-ID": "warm-up"})
+    samples = scrape(client)
+
+    assert requests_of(samples, "/api/tags") == 2  # only the app's own warm-up (an environ key) goes uncounted
 
 
 def test_only_get_and_head_read_the_metrics(build: Callable[..., TestApp]) -> None:

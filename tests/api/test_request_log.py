@@ -54,6 +54,46 @@ def test_an_unsafe_incoming_request_id_is_replaced(client: TestApp, incoming: st
     assert len(response.headers["X-Request-ID"]) == 32
 
 
+def test_the_longest_sane_request_id_is_kept_and_one_longer_replaced(client: TestApp) -> None:
+    kept = client.get("/api/tags", headers={"X-Request-ID": "a" * 128})
+    replaced = client.get("/api/tags", headers={"X-Request-ID": "a" * 129})
+
+    assert kept.headers["X-Request-ID"] == "a" * 128
+    assert len(replaced.headers["X-Request-ID"]) == 32
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+@pytest.mark.parametrize(
+    "incoming",
+    [
+        "id\r\nSet-Cookie: session=forged",
+        "id\n2026-01-01 00:00:00,000 INFO [service.access] POST /api/user/logout 204",
+        "id\u2028forged",
+        "ïd-ünïcode",
+        "id\x00nul",
+        "id\x1b[31mred",
+        "x" * 100_000,
+    ],
+)
+def test_a_request_id_with_line_breaks_control_characters_or_unicode_reaches_no_header_and_no_log_line(
+    client: TestApp, service_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch, log_format: str, incoming: str
+) -> None:
+    # Sent as a raw WSGI value, past what webtest's own header checks would refuse: a server may pass it on.
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    configure_logging(make_settings(log_format=log_format))
+
+    response = client.get("/api/tags", extra_environ={"HTTP_X_REQUEST_ID": incoming})
+
+    given = response.headers["X-Request-ID"]
+    assert len(given) == 32 and given.isalnum()
+    assert "Set-Cookie" not in response.headers
+    assert all("\r" not in value and "\n" not in value for _, value in response.headerlist)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert given in lines[0] and "forged" not in lines[0] and "\x1b" not in lines[0] and "xxxxxxxxxx" not in lines[0]
+
+
 def test_no_token_or_password_reaches_the_log(client: TestApp, db: Session, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     jake = make_user(db, "jake")
