@@ -49,8 +49,14 @@ def _configure(connection: Connection) -> None:
             context.run_migrations()
             if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
                 raise RuntimeError("the migration left rows that break a foreign key; rolled back")
+        if connection.in_transaction():  # a connection handed in stays in the transaction it began: end it here
+            connection.commit()
     finally:
         if sqlite:
+            # Inside a transaction the pragma is a no-op: the connection would go back to its pool with foreign
+            # keys off, and the app's next request on it would delete articles without their tags (issue 34).
+            if connection.in_transaction():
+                connection.rollback()
             _sqlite_foreign_keys(connection, on=True)
 
 

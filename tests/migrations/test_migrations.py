@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from service import db as service_db
 from service.models import Base
+from tests.conftest import make_settings
 
 pytestmark = pytest.mark.migrations
 
@@ -104,3 +105,20 @@ def test_the_migrations_create_the_triggers_the_models_generate(
 
     assert len(generated) >= 6
     assert migrated == generated
+
+
+def test_a_connection_that_migrated_goes_back_to_its_pool_with_foreign_keys_on(tmp_path: Path) -> None:
+    # It stayed in the migration's transaction, where SQLite ignores PRAGMA foreign_keys: the next request on
+    # the same engine then deleted articles without their tags (issue 34's concurrent-totals test found it).
+    engine = service_db.make_engine(
+        make_settings(database_url=f"sqlite:///{tmp_path / 'fk.db'}", instance_path=tmp_path)
+    )
+    service_db.upgrade(engine)
+
+    connections = [engine.connect() for _ in range(3)]  # the migration's pooled connection among them
+    try:
+        assert [c.exec_driver_sql("PRAGMA foreign_keys").scalar() for c in connections] == [1, 1, 1]
+    finally:
+        for connection in connections:
+            connection.close()
+        engine.dispose()
