@@ -44,6 +44,8 @@ from service.shared_reads.shown import SharedAnswer
 logger = logging.getLogger(__name__)
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: How many more times a write PostgreSQL chose as a deadlock's victim is run (``Dispatcher._run_to_commit``).
+DEADLOCK_RETRIES = 3
 
 
 class Dispatcher:
@@ -99,10 +101,7 @@ class Dispatcher:
     def dispatch(self, request: ApiRequest) -> Answer:
         """Run one request to an answer; never raises for a client's error."""
         try:
-            answer = self._run_once_more_if_disconnected(request)
-            if not request.safe:
-                request.work.commit()
-            return answer
+            return self._run_to_commit(request)
         except Exception as exc:
             request.work.rollback()
             return self._refusal(request, exc).get_response()
@@ -121,23 +120,53 @@ class Dispatcher:
         request.user = self._authenticate(request, route.auth)
         return step(request, values)
 
-    def _run_once_more_if_disconnected(self, request: ApiRequest) -> Answer:
-        """Run the request; if its pooled connection turned out dead, run it again on a fresh one.
+    def _run_to_commit(self, request: ApiRequest) -> Answer:
+        """Run the request and commit a write; run it again where that is safe and likely to succeed.
 
-        Pooled connections are not pinged before use (a round trip per request).
-        A connection found dead (the database restarted) raised before anything
-        was committed, so running the request again is safe for writes too; the
-        pool has already discarded its other connections from before the loss.
+        - **A dead pooled connection**, found before the commit: once more on a fresh one. Pooled
+          connections are not pinged before use (a round trip per request); one found dead (the
+          database restarted) raised before anything was committed, so running again is safe for
+          writes too, and the pool has already discarded its other connections from before the loss.
+          (One lost *during* the commit is not retried: the write may have been committed.)
+        - **A deadlock's victim** (PostgreSQL's 40P01, at any statement or the commit): up to
+          :data:`DEADLOCK_RETRIES` more times. PostgreSQL aborted the transaction, so nothing of it
+          was committed; two writers that lock kept totals in opposite orders (a publish takes its
+          author's row and then its tags', a delete's cascade its tags' and then its author's) are
+          the normal case under concurrency, and the retry, once the other has committed, succeeds.
         """
-        try:
-            return self._run(request)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            logger.info("database connection lost on %s %s; retrying on a new one", request.method, request.path)
-            request.work.rollback()
+        for attempt in range(DEADLOCK_RETRIES + 1):
+            try:
+                answer = self._run(request)
+            except DBAPIError as exc:
+                if exc.connection_invalidated and attempt == 0:
+                    logger.info(
+                        "database connection lost on %s %s; retrying on a new one", request.method, request.path
+                    )
+                elif not (_deadlocked(exc) and attempt < DEADLOCK_RETRIES):
+                    raise
+                self._start_over(request, exc)
+                continue
+            if request.safe:
+                return answer
+            try:
+                request.work.commit()
+            except DBAPIError as exc:
+                if not (_deadlocked(exc) and attempt < DEADLOCK_RETRIES):
+                    raise
+                self._start_over(request, exc)
+                continue
+            return answer
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _start_over(self, request: ApiRequest, exc: DBAPIError) -> None:
+        """Roll back what the attempt did; a connection found dead is released for a fresh one."""
+        request.work.rollback()
+        if exc.connection_invalidated:
             request.close_db()
-            return self._run(request)
+            self.metrics.retried("disconnect")
+        else:
+            self.metrics.retried("deadlock")
+            logger.info("deadlock on %s %s; running it again", request.method, request.path)
 
     def _refusal(self, request: ApiRequest, exc: Exception) -> ApiError:
         """The error a failed request is answered with, counted for the operator where it matters."""
@@ -222,6 +251,11 @@ class Dispatcher:
         """
         if request.pending_charge is not None:
             request.pending_charge.charge(user_id)
+
+
+def _deadlocked(exc: DBAPIError) -> bool:
+    """Whether PostgreSQL aborted the transaction to break a deadlock (SQLSTATE 40P01)."""
+    return getattr(exc.orig, "sqlstate", None) == "40P01"
 
 
 def _adding(start_response: Any, headers: list[tuple[str, str]]) -> Any:

@@ -73,6 +73,10 @@ class Metrics:
     def pool_timeout(self) -> None:
         """A request waited for a pooled connection in vain."""
 
+    def retried(self, cause: str) -> None:
+        """A request was run again from the start: its connection was dead (``disconnect``), or PostgreSQL
+        chose its transaction as a deadlock's victim (``deadlock``)."""
+
     def watch_pool(self, engine: Engine, pool: str) -> None:
         """Count ``engine``'s checkouts, new connections and errors as ``pool`` (``write``, ``read``)."""
 
@@ -176,6 +180,9 @@ class PrometheusMetrics(Metrics):
             "Database errors: connect, disconnect, pool_timeout, or the statement's error class",
             ("kind",),
         )
+        self._retries = counter(
+            "conduit_db_retries", "Requests run again from the start: a dead connection, or a deadlock", ("cause",)
+        )
         info = Gauge(
             "conduit_build_info",
             "The running code: its version and the migration head it expects (value 1)",
@@ -228,6 +235,9 @@ class PrometheusMetrics(Metrics):
 
     def pool_timeout(self) -> None:
         self._db_errors.labels("pool_timeout").inc()
+
+    def retried(self, cause: str) -> None:
+        self._retries.labels(cause).inc()
 
     def watch_pool(self, engine: Engine, pool: str) -> None:
         if id(engine.pool) in self._watched:

@@ -27,10 +27,12 @@ pytestmark = pytest.mark.slow
 ROOMY = {**MULTIPROCESS_ROOMY, "cache_ttl": "300", "cache_min_uses": "1", "secret_key": TEST_SECRET}
 
 
-def read_everywhere(servers: list[Gunicorn], path: str, n: int = 12) -> list[Reply]:
+def read_everywhere(servers: list[Gunicorn], path: str, n: int = 12, token: str | None = None) -> list[Reply]:
     """``n`` concurrent reads per server, each on a new connection (so every worker takes some)."""
     with ThreadPoolExecutor(6) as pool:
-        return list(pool.map(lambda i: servers[i % len(servers)].call("GET", path), range(n * len(servers))))
+        return list(
+            pool.map(lambda i: servers[i % len(servers)].call("GET", path, token=token), range(n * len(servers)))
+        )
 
 
 def register(server: Gunicorn, name: str) -> str:
@@ -47,18 +49,28 @@ Check = Callable[[Reply], bool]
 
 
 def write_then_read_everywhere(
-    servers: list[Gunicorn], write: Callable[[], Reply], reads: dict[str, Check], untouched: list[str]
+    servers: list[Gunicorn],
+    write: Callable[[], Reply],
+    reads: dict[str, Check],
+    untouched: list[str],
+    reader: str | None = None,
 ) -> tuple[int, int]:
     """Warm every page on every worker, write once, then read everywhere at once.
 
+    :param reader: a token: each read is also made by this signed-in reader (a shared page with the
+        viewer's flags written in), and must be as fresh.
     :returns: (stale answers among the reads, hits among the untouched pages' reads).
     """
     for path in [*reads, *untouched]:
         read_everywhere(servers, path, n=4)
+        if reader:
+            read_everywhere(servers, path, n=2, token=reader)
     assert write().status < 300
     stale = 0
     for path, fresh in reads.items():
         stale += sum(not fresh(reply) for reply in read_everywhere(servers, path))
+        if reader:
+            stale += sum(not fresh(reply) for reply in read_everywhere(servers, path, n=4, token=reader))
     hits = sum(reply.headers.get("X-Cache") == "hit" for path in untouched for reply in read_everywhere(servers, path))
     return stale, hits
 
@@ -121,6 +133,68 @@ def run_every_kind_of_write(servers: list[Gunicorn]) -> None:
             untouched=[f"/api/articles/{one}", comments_of, "/api/profiles/jake"],
         ),
     }
+
+    # A title change renames the article: its old URL answers 404 at once, anonymous and signed in, never a
+    # cached 200, and every list shows the new slug.
+    old = one
+    results["rename"] = write_then_read_everywhere(
+        servers,
+        lambda: a.call("PUT", f"/api/articles/{old}", {"article": {"title": "One renamed"}}, token=jake),
+        {
+            f"/api/articles/{old}": lambda r: r.status == 404,
+            f"/api/articles/{old}/comments": lambda r: r.status == 404,
+            "/api/articles?author=jake": lambda r: [x["title"] for x in r.body["articles"]] == ["One renamed"],
+            "/api/articles?tag=green": lambda r: r.body["articles"][0]["slug"].startswith("one-renamed-"),
+        },
+        untouched=["/api/profiles/jake", "/api/profiles/anne"],
+        reader=anne,
+    )
+    one = a.call("GET", "/api/articles?author=jake").body["articles"][0]["slug"]
+    results["unfavorite"] = write_then_read_everywhere(
+        servers,
+        lambda: b.call("DELETE", f"/api/articles/{one}/favorite", token=anne),
+        {
+            f"/api/articles/{one}": lambda r: r.body["article"]["favoritesCount"] == 0,
+            "/api/articles?favorited=anne": lambda r: r.body["articlesCount"] == 0,
+        },
+        untouched=["/api/profiles/jake", "/api/tags"],
+        reader=anne,
+    )
+    # A username change: the old profile URL answers 404, the new one 200, and every page naming the author
+    # names the new one.
+    results["username"] = write_then_read_everywhere(
+        servers,
+        lambda: b.call("PUT", "/api/user", {"user": {"username": "jacob"}}, token=jake),
+        {
+            "/api/profiles/jake": lambda r: r.status == 404,
+            "/api/profiles/jacob": lambda r: r.status == 200 and r.body["profile"]["username"] == "jacob",
+            f"/api/articles/{one}": lambda r: r.body["article"]["author"]["username"] == "jacob",
+            "/api/articles?author=jake": lambda r: r.body["articlesCount"] == 0,
+            "/api/articles?author=jacob": lambda r: r.body["articlesCount"] == 1,
+            "/api/articles?tag=green": lambda r: r.body["articles"][0]["author"]["username"] == "jacob",
+        },
+        untouched=["/api/profiles/anne", "/api/tags"],
+        reader=anne,
+    )
+    results["follow"] = write_then_read_everywhere(
+        servers,
+        lambda: a.call("POST", "/api/profiles/jacob/follow", token=anne),
+        {},
+        untouched=[f"/api/articles/{one}", "/api/profiles/jacob"],
+    )
+    followed = {
+        "/api/profiles/jacob": lambda r: r.body["profile"]["following"] is True,
+        f"/api/articles/{one}": lambda r: r.body["article"]["author"]["following"] is True,
+        "/api/articles?tag=green": lambda r: r.body["articles"][0]["author"]["following"] is True,
+    }
+    results["follow"] = (
+        sum(
+            not check(reply)
+            for path, check in followed.items()
+            for reply in read_everywhere(servers, path, n=4, token=anne)
+        ),
+        results["follow"][1],
+    )
 
     assert {kind: stale for kind, (stale, _) in results.items()} == dict.fromkeys(results, 0)
     assert all(hits > 0 for _, hits in results.values()), results  # unrelated pages stayed in the cache
