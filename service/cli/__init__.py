@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from service.cli.backup import backup
 from service.cli.base import Group, load_settings
 from service.cli.check import check
 from service.cli.migrations import db_group
@@ -51,6 +52,7 @@ def serve(host: str, port: int, workers: int | None, reload: bool) -> None:
     os.execv(sys.executable, [*argv, "wsgi:application"])
 
 
+db_group.add_command(backup)
 for command in (db_group, users, seed, check):
     main.add_command(command)
 

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -18,6 +19,7 @@ from sqlalchemy import create_engine, select
 from service.cli import main
 from service.db import Database
 from service.models import Article
+from tests.integration.servers import gunicorn
 
 CONDUIT = str(Path(sys.executable).parent / "conduit")
 
@@ -293,3 +295,80 @@ def test_an_admin_delete_is_refused_like_an_api_write_while_a_shared_cache_is_un
     assert api.json == {"errors": {"cache": ["unavailable"]}}
     assert admin.exit_code == 1 and "cache unavailable" in admin.output  # type: ignore[attr-defined]
     assert still_there == [slug]  # neither committed: no host can go on serving what they would change
+
+
+def test_a_backup_taken_while_the_service_writes_opens_checks_and_holds_every_acknowledged_write(
+    tmp_path: Path,
+) -> None:
+    """``conduit db backup`` under a writer committing a comment after another, through gunicorn (issue 33)."""
+    instance = tmp_path / "instance"
+    env = {**os.environ, "CONDUIT_INSTANCE_PATH": str(instance), "CONDUIT_ENV": "development"}
+    env.pop("CONDUIT_DATABASE_URL", None)  # the embedded default: instance/conduit.db
+    for argv in (["db", "upgrade"], ["seed", "--users", "50", "--articles", "4000"]):
+        assert subprocess.run([CONDUIT, *argv], env=env, capture_output=True).returncode == 0
+    copy = tmp_path / "backups" / "conduit.db"
+    with gunicorn(tmp_path, workers=2, ratelimit_enabled="false", log_level="WARNING") as server:
+        user = {"user": {"username": "writer", "email": "writer@x.org", "password": "password1"}}
+        token = server.call("POST", "/api/users", user).body["user"]["token"]
+        article = {"article": {"title": "Busy", "description": "d", "body": "b"}}
+        slug = server.call("POST", "/api/articles", article, token=token).body["article"]["slug"]
+        acknowledged, stop = [0], threading.Event()
+
+        def write() -> None:
+            while not stop.is_set():
+                reply = server.call("POST", f"/api/articles/{slug}/comments", {"comment": {"body": "x"}}, token=token)
+                assert reply.status == 201, reply
+                acknowledged[0] += 1
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        time.sleep(1)
+        before = acknowledged[0]
+        taken = subprocess.run([CONDUIT, "db", "backup", str(copy)], env=env, capture_output=True, text=True)
+        after = acknowledged[0]
+        time.sleep(0.5)
+        stop.set()
+        writer.join(30)
+
+    assert taken.returncode == 0, taken.stderr
+    assert "check: ok" in taken.stdout and "copying" in taken.stderr  # the progress bar, on stderr
+    assert not copy.with_name("conduit.db-wal").exists() and list(copy.parent.iterdir()) == [copy]
+    engine = create_engine(f"sqlite:///{copy}")
+    with engine.connect() as connection:
+        kept = connection.exec_driver_sql(
+            "SELECT count(*) FROM comments JOIN articles ON articles.id = comments.article_id WHERE slug = ?", (slug,)
+        ).scalar_one()
+        assert connection.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
+        assert connection.exec_driver_sql("SELECT count(*) FROM articles").scalar_one() == 4001
+    engine.dispose()
+    assert before > 0 and before <= kept <= after, (before, kept, after)  # one moment's state, none of it lost
+    checked = subprocess.run(
+        [CONDUIT, "check", "--totals"],
+        env={**env, "CONDUIT_DATABASE_URL": f"sqlite:///{copy}"},
+        capture_output=True,
+        text=True,
+    )
+    assert "kept totals: equal to real counts" in checked.stdout, checked.stdout + checked.stderr
+
+
+def test_a_backup_never_overwrites_unasked_and_on_postgresql_names_pg_dump(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONDUIT_DATABASE_URL", f"sqlite:///{tmp_path / 'b.db'}")
+    monkeypatch.setenv("CONDUIT_INSTANCE_PATH", str(tmp_path / "instance"))
+    assert run("db", "upgrade").exit_code == 0
+    existing = tmp_path / "existing.db"
+    existing.write_bytes(b"an older backup")
+
+    refused = run("db", "backup", str(existing))
+    forced = run("db", "backup", str(existing), "--force")
+    itself = run("db", "backup", str(tmp_path / "b.db"), "--force")
+    monkeypatch.setenv("CONDUIT_DATABASE_URL", "postgresql://conduit@db.example/conduit")
+    on_postgresql = run("db", "backup", str(tmp_path / "pg.dump"))
+
+    assert refused.exit_code == 1 and "exists; pass --force" in refused.output  # type: ignore[attr-defined]
+    assert forced.exit_code == 0 and existing.read_bytes().startswith(b"SQLite format 3")  # type: ignore[attr-defined]
+    assert itself.exit_code == 1 and "the database itself" in itself.output  # type: ignore[attr-defined]
+    assert on_postgresql.exit_code == 1  # type: ignore[attr-defined]
+    assert "pg_dump --format=custom" in on_postgresql.output and "pg_restore" in on_postgresql.output  # type: ignore[attr-defined]
+    assert not (tmp_path / "pg.dump").exists()
