@@ -26,6 +26,11 @@ def _sqlite_kwargs() -> dict[str, object]:
 
 
 def upgrade() -> None:
+    if op.get_context().dialect.name == "postgresql":
+        # Wait at most 2 s for the lock (a catalogue change, held for milliseconds): behind a long transaction
+        # the revision fails, to be run again, instead of queueing every write to `users` behind it.
+        op.execute("SET LOCAL lock_timeout = '2s'")
+        op.execute("SET LOCAL statement_timeout = '10s'")
     op.add_column("users", sa.Column("kept_token", sa.String(length=64), nullable=True))
 
 

@@ -122,3 +122,22 @@ def test_a_connection_that_migrated_goes_back_to_its_pool_with_foreign_keys_on(t
         for connection in connections:
             connection.close()
         engine.dispose()
+
+
+def test_the_live_totals_revision_runs_again_over_what_a_failed_run_left(throwaway_pg_url: str) -> None:
+    """7a4d2e9c1b05 commits statement by statement on PostgreSQL: a run cut short (a lock_timeout) left its
+    first columns, its table and a trigger; running it again finishes the job (squawk's prefer-robust-stmts)."""
+    config = _config(throwaway_pg_url)
+    command.upgrade(config, "5e1f0c2a7b93")
+    engine = create_engine(throwaway_pg_url)
+    with engine.begin() as connection:  # what the first statements of a failed run had committed
+        connection.execute(text("ALTER TABLE users ADD COLUMN articles_count INTEGER DEFAULT 0 NOT NULL"))
+        connection.execute(text("CREATE TABLE totals (name VARCHAR(32) PRIMARY KEY, value BIGINT NOT NULL)"))
+        connection.execute(text("INSERT INTO totals (name, value) VALUES ('articles', 0)"))
+    command.upgrade(config, "head")
+
+    with engine.connect() as connection:
+        head = ScriptDirectory.from_config(config).get_current_head()  # type: ignore[arg-type]
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
+        assert connection.execute(text("SELECT count(*) FROM totals")).scalar() == 1
+    engine.dispose()
