@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -55,7 +55,27 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
     # the pool's own rollback of each returned connection would be a redundant call.
     kwargs.setdefault("pool_reset_on_return", None)
     kwargs.setdefault("connect_args", {"connect_timeout": settings.db_connect_timeout})
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "handle_error", _on_a_standby_is_disconnected)
+    return engine
+
+
+#: SQLSTATE of a write refused by a read-only server: a standby, or a primary since demoted.
+READ_ONLY_SQL_TRANSACTION = "25006"
+
+
+def _on_a_standby_is_disconnected(context: ExceptionContext) -> None:
+    """A connection on a read-only server is treated like a dead one (SQLAlchemy's documented ``is_disconnect``).
+
+    After a failover a pooled connection can still be open on the old primary,
+    now a standby, which refuses every write. Marked as a disconnect, the pool
+    drops it and every connection opened before it, and the dispatcher runs the
+    request again on a fresh one: with libpq's ``target_session_attrs=read-write``
+    in a multi-host URL (docs/deploy.md), that one opens on whichever host is the
+    primary now. Nothing was written by the refused statement.
+    """
+    if getattr(context.original_exception, "sqlstate", None) == READ_ONLY_SQL_TRANSACTION:
+        context.is_disconnect = True
 
 
 def describe_error(exc: Exception) -> str:

@@ -29,7 +29,7 @@ from werkzeug.wsgi import ClosingIterator
 from service import auth, environ_keys, operations, queries
 from service.conditional_read import ConditionalRead
 from service.config import Settings
-from service.db import Database, describe_error
+from service.db import READ_ONLY_SQL_TRANSACTION, Database, describe_error
 from service.errors import ApiError
 from service.limiter import Limiter
 from service.metrics import NO_METRICS, Metrics
@@ -123,11 +123,13 @@ class Dispatcher:
     def _run_to_commit(self, request: ApiRequest) -> Answer:
         """Run the request and commit a write; run it again where that is safe and likely to succeed.
 
-        - **A dead pooled connection**, found before the commit: once more on a fresh one. Pooled
-          connections are not pinged before use (a round trip per request); one found dead (the
-          database restarted) raised before anything was committed, so running again is safe for
-          writes too, and the pool has already discarded its other connections from before the loss.
-          (One lost *during* the commit is not retried: the write may have been committed.)
+        - **A dead pooled connection**, found before the commit, or one on a read-only server (a
+          standby after a failover: ``db._on_a_standby_is_disconnected``) at any statement: once more
+          on a fresh one. Pooled connections are not pinged before use (a round trip per request);
+          one found dead (the database restarted) raised before anything was committed, and a standby
+          wrote nothing, so running again is safe for writes too; the pool has already discarded its
+          other connections from before the loss. (One lost *during* the commit is not retried: the
+          write may have been committed.)
         - **A deadlock's victim** (PostgreSQL's 40P01, at any statement or the commit): up to
           :data:`DEADLOCK_RETRIES` more times. PostgreSQL aborted the transaction, so nothing of it
           was committed; two writers that lock kept totals in opposite orders (a publish takes its
@@ -151,7 +153,8 @@ class Dispatcher:
             try:
                 request.work.commit()
             except DBAPIError as exc:
-                if not (_deadlocked(exc) and attempt < DEADLOCK_RETRIES):
+                # Only what surely committed nothing: a deadlock's victim, or a write a standby refused.
+                if not ((_deadlocked(exc) or _on_a_standby(exc)) and attempt < DEADLOCK_RETRIES):
                     raise
                 self._start_over(request, exc)
                 continue
@@ -163,7 +166,7 @@ class Dispatcher:
         request.work.rollback()
         if exc.connection_invalidated:
             request.close_db()
-            self.metrics.retried("disconnect")
+            self.metrics.retried("read_only" if _on_a_standby(exc) else "disconnect")
         else:
             self.metrics.retried("deadlock")
             logger.info("deadlock on %s %s; running it again", request.method, request.path)
@@ -251,6 +254,11 @@ class Dispatcher:
         """
         if request.pending_charge is not None:
             request.pending_charge.charge(user_id)
+
+
+def _on_a_standby(exc: DBAPIError) -> bool:
+    """Whether the write reached a read-only server (a standby after a failover; ``db.READ_ONLY_SQL_TRANSACTION``)."""
+    return getattr(exc.orig, "sqlstate", None) == READ_ONLY_SQL_TRANSACTION
 
 
 def _deadlocked(exc: DBAPIError) -> bool:

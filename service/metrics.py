@@ -74,8 +74,9 @@ class Metrics:
         """A request waited for a pooled connection in vain."""
 
     def retried(self, cause: str) -> None:
-        """A request was run again from the start: its connection was dead (``disconnect``), or PostgreSQL
-        chose its transaction as a deadlock's victim (``deadlock``)."""
+        """A request was run again from the start: its connection was dead (``disconnect``) or on a read-only
+        server (``read_only``: a standby), or PostgreSQL chose its transaction as a deadlock's victim
+        (``deadlock``)."""
 
     def watch_pool(self, engine: Engine, pool: str) -> None:
         """Count ``engine``'s checkouts, new connections and errors as ``pool`` (``write``, ``read``)."""

@@ -54,6 +54,10 @@ class Cluster:
         """Stop at once, as a crash would (sessions cut, nothing written out)."""
         self._ctl("-m", "immediate", "-w", "stop")
 
+    def promote(self) -> None:
+        """Make a standby the primary (``pg_ctl promote``), waiting until it accepts writes."""
+        self._ctl("-w", "promote")
+
     def shut_down(self) -> None:
         """Stop cleanly: an immediate stop leaves its shared memory segments behind in /dev/shm."""
         self._ctl("-m", "fast", "-w", "stop")
@@ -77,5 +81,36 @@ def private_cluster(binaries: Path) -> Iterator[Cluster]:
         yield node
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):  # a test may have stopped it already
+            node.shut_down()
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def standby_of(primary: Cluster, synchronous: bool = True) -> Iterator[Cluster]:
+    """A streaming-replication standby of ``primary`` (``pg_basebackup -R``), stopped and removed afterwards.
+
+    :param synchronous: make the primary wait for it at every commit (``synchronous_standby_names``), so
+        that an acknowledged write is on the standby too (docs/deploy.md, "PostgreSQL failover").
+    """
+    datadir = Path(tempfile.mkdtemp(prefix="conduit-pg-standby-", dir="/tmp"))
+    if os.geteuid() == 0:
+        postgres = pwd.getpwnam("postgres")
+        os.chown(datadir, postgres.pw_uid, postgres.pw_gid)
+    source = ["-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"]
+    backup = _as_postgres([str(primary.bindir / "pg_basebackup"), *source, "-D", str(datadir), "-R", "-X", "stream"])
+    subprocess.run(backup, check=True, capture_output=True, timeout=120)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    node = Cluster(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", datadir, port, primary.bindir)
+    node.start()
+    try:
+        if synchronous:
+            psql = [str(primary.bindir / "psql"), *source, "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c"]
+            subprocess.run(_as_postgres([*psql, "ALTER SYSTEM SET synchronous_standby_names = '*'"]), check=True)
+            subprocess.run(_as_postgres([*psql, "SELECT pg_reload_conf()"]), check=True, capture_output=True)
+        yield node
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
             node.shut_down()
         shutil.rmtree(datadir, ignore_errors=True)
