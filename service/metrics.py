@@ -74,9 +74,7 @@ class Metrics:
         """A request waited for a pooled connection in vain."""
 
     def retried(self, cause: str) -> None:
-        """A request was run again from the start: its connection was dead (``disconnect``) or on a read-only
-        server (``read_only``: a standby), or PostgreSQL chose its transaction as a deadlock's victim
-        (``deadlock``)."""
+        """A request was run again from the start (``disconnect``, ``read_only``, ``deadlock``: ``Dispatcher``)."""
 
     def watch_pool(self, engine: Engine, pool: str) -> None:
         """Count ``engine``'s checkouts, new connections and errors as ``pool`` (``write``, ``read``)."""
@@ -182,7 +180,7 @@ class PrometheusMetrics(Metrics):
             ("kind",),
         )
         self._retries = counter(
-            "conduit_db_retries", "Requests run again from the start: a dead connection, or a deadlock", ("cause",)
+            "conduit_db_retries", "Requests run again: a dead connection, a standby, a deadlock", ("cause",)
         )
         info = Gauge(
             "conduit_build_info",
