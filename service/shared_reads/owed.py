@@ -34,13 +34,19 @@ class OwedBumps:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        self._where = str(path) if path is not None else ""
         self._memory: list[str] = []
 
     def pending(self) -> bool:
-        """Whether anything is owed (a ``stat`` of the file: cheap enough for every read)."""
+        """Whether anything is owed: the file exists (``access``, cheap enough for every read).
+
+        ``os.access`` answers a missing file without raising: ``Path.exists`` raised and caught
+        ``FileNotFoundError`` at every lookup, 1.4 µs against 0.4 (12 µs of a hit's CPU in a
+        gunicorn worker, ``bench/profile_layers.py``).
+        """
         if self.path is None:
             return bool(self._memory)
-        return self.path.exists()
+        return os.access(self._where, os.F_OK)
 
     def add(self, names: Iterable[str]) -> None:
         if self.path is None:
