@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import json
 from typing import Any
 
 from openapi_core import OpenAPI
@@ -13,6 +14,7 @@ from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotF
 from webtest import TestApp
 from werkzeug.wrappers import Request, Response
 
+from service.json_bodies import standard_json
 from service.openapi import build_spec
 
 
@@ -30,6 +32,9 @@ class ValidatingTestApp(TestApp):  # type: ignore[misc]
 
     def do_request(self, req: Any, status: Any = None, expect_errors: Any = None) -> Any:
         response = super().do_request(req, status=status, expect_errors=expect_errors)
+        if response.content_type == "application/json" and response.body:
+            # orjson's bytes are the standard library's, for every answer the suite sees (json_bodies).
+            assert response.body == standard_json(json.loads(response.body)), response.body[:200]
         # Only what locates the operation matters here; headers a test forged on purpose
         # (newlines in X-Request-ID) would trip werkzeug's header checks.
         environ = {k: v for k, v in req.environ.items() if not (isinstance(v, str) and "\n" in v)}
