@@ -31,6 +31,8 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 #: Execution option a write's transaction begins with (``operations``); the SQLite
 #: engine answers it with ``BEGIN IMMEDIATE``.
 WRITE_INTENT = "conduit_write_intent"
+#: Execution option of the SQLite read engine (``make_read_engine``): its connections are in autocommit.
+READS_ONLY = "conduit_reads_only"
 
 
 def make_engine(settings: Settings, **kwargs: Any) -> Engine:
@@ -176,11 +178,16 @@ def make_read_engine(engine: Engine, settings: Settings) -> Engine:
     and back at every checkout cost 170 µs of CPU per request, more than the
     rest of SQLAlchemy's share of a read (bench/README.md). A sync worker
     serves one request at a time, so it holds at most one connection of each
-    pool. On SQLite (no server, nothing to save) reads share ``engine``'s pool.
+    pool. A SQLite file gets the same (a second connection per worker; WAL readers
+    never block the writer); an in-memory database, one connection, is shared.
     """
-    if engine.dialect.name != "postgresql":
-        return engine.execution_options(isolation_level="AUTOCOMMIT")
     same_database = dataclasses.replace(settings, database_url=engine.url.render_as_string(hide_password=False))
+    if engine.dialect.name == "sqlite":
+        if engine.url.database in (None, "", ":memory:"):
+            return engine.execution_options(isolation_level="AUTOCOMMIT")  # one connection: the only database
+        # A pool of its own too: switching a shared connection to autocommit at each checkout and back at
+        # each return cost a signed-in hit 130 µs and a miss 160 µs (bench/profile_layers.py).
+        return make_engine(same_database, isolation_level="AUTOCOMMIT", execution_options={READS_ONLY: True})
     return make_engine(same_database, isolation_level="AUTOCOMMIT")
 
 
@@ -213,7 +220,7 @@ def tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         options = connection.get_execution_options()
-        if options.get("isolation_level") == "AUTOCOMMIT":
+        if options.get("isolation_level") == "AUTOCOMMIT" or options.get(READS_ONLY):
             return  # a read-only request: each statement is its own transaction
         connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_INTENT) else "BEGIN")
 

@@ -240,7 +240,7 @@ class PrometheusMetrics(Metrics):
 
     def watch_pool(self, engine: Engine, pool: str) -> None:
         if id(engine.pool) in self._watched:
-            return  # a twin engine on the same pool (SQLite's reads) is already counted
+            return  # a twin engine on the same pool (in-memory SQLite's reads) is already counted
         self._watched.add(id(engine.pool))
         event.listen(engine.pool, "checkout", _counting(self._checkouts.labels(pool)))
         event.listen(engine.pool, "connect", _counting(self._waits.labels(pool)))
