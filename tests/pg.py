@@ -54,6 +54,11 @@ class Cluster:
         """Stop at once, as a crash would (sessions cut, nothing written out)."""
         self._ctl("-m", "immediate", "-w", "stop")
 
+    def psql(self, statement: str) -> None:
+        """Run one SQL statement on the server as ``postgres`` (``ALTER SYSTEM`` cannot run in a transaction)."""
+        argv = [str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres"]
+        subprocess.run(_as_postgres([*argv, "-v", "ON_ERROR_STOP=1", "-c", statement]), check=True, capture_output=True)
+
     def promote(self) -> None:
         """Make a standby the primary (``pg_ctl promote``), waiting until it accepts writes."""
         self._ctl("-w", "promote")
@@ -66,12 +71,25 @@ class Cluster:
 @contextlib.contextmanager
 def private_cluster(binaries: Path) -> Iterator[Cluster]:
     """initdb, start, yield, stop and remove a server of its own."""
-    datadir = Path(tempfile.mkdtemp(prefix="conduit-pg-", dir="/tmp"))
+    datadir = _datadir("conduit-pg-")
+    initdb = _as_postgres([str(binaries / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "postgres"])
+    subprocess.run(initdb, check=True, capture_output=True, timeout=120)
+    with _started(datadir, binaries) as node:
+        yield node
+
+
+def _datadir(prefix: str) -> Path:
+    """An empty data folder that the server's user owns."""
+    datadir = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     if os.geteuid() == 0:
         postgres = pwd.getpwnam("postgres")
         os.chown(datadir, postgres.pw_uid, postgres.pw_gid)
-    initdb = _as_postgres([str(binaries / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "postgres"])
-    subprocess.run(initdb, check=True, capture_output=True, timeout=120)
+    return datadir
+
+
+@contextlib.contextmanager
+def _started(datadir: Path, binaries: Path) -> Iterator[Cluster]:
+    """Start the server of ``datadir`` on a free loopback port; stop it and remove the folder afterwards."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
@@ -92,25 +110,12 @@ def standby_of(primary: Cluster, synchronous: bool = True) -> Iterator[Cluster]:
     :param synchronous: make the primary wait for it at every commit (``synchronous_standby_names``), so
         that an acknowledged write is on the standby too (docs/deploy.md, "PostgreSQL failover").
     """
-    datadir = Path(tempfile.mkdtemp(prefix="conduit-pg-standby-", dir="/tmp"))
-    if os.geteuid() == 0:
-        postgres = pwd.getpwnam("postgres")
-        os.chown(datadir, postgres.pw_uid, postgres.pw_gid)
+    datadir = _datadir("conduit-pg-standby-")
     source = ["-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"]
     backup = _as_postgres([str(primary.bindir / "pg_basebackup"), *source, "-D", str(datadir), "-R", "-X", "stream"])
     subprocess.run(backup, check=True, capture_output=True, timeout=120)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    node = Cluster(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", datadir, port, primary.bindir)
-    node.start()
-    try:
+    with _started(datadir, primary.bindir) as node:
         if synchronous:
-            psql = [str(primary.bindir / "psql"), *source, "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c"]
-            subprocess.run(_as_postgres([*psql, "ALTER SYSTEM SET synchronous_standby_names = '*'"]), check=True)
-            subprocess.run(_as_postgres([*psql, "SELECT pg_reload_conf()"]), check=True, capture_output=True)
+            primary.psql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+            primary.psql("SELECT pg_reload_conf()")
         yield node
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            node.shut_down()
-        shutil.rmtree(datadir, ignore_errors=True)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "1c28abc0652e"
-down_revision: str | None = "015feb240ee1"
+revision: str = '1c28abc0652e'
+down_revision: str | None = '015feb240ee1'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -170,20 +170,18 @@ def upgrade() -> None:
 
 def _add_columns(rerunnable: bool = False) -> None:
     """The new columns and the ``totals`` table; ``rerunnable``: each ``IF NOT EXISTS`` (PostgreSQL's run)."""
-    again = rerunnable or None
     for table, column in (("users", "articles_count"), ("users", "favorites_count"),
                           ("tags", "articles_count"), ("articles", "favorites_count")):  # fmt: skip
-        column_type = sa.Column(column, sa.Integer(), server_default=sa.text("0"), nullable=False)
-        op.add_column(table, column_type, if_not_exists=again)
-    op.add_column(
-        "article_tags", sa.Column("created_at", sa.DateTime(timezone=True), nullable=True), if_not_exists=again
-    )
+        added = sa.Column(column, sa.Integer(), server_default=sa.text("0"), nullable=False)
+        op.add_column(table, added, if_not_exists=rerunnable)
+    dates = sa.Column("created_at", sa.DateTime(timezone=True), nullable=True)
+    op.add_column("article_tags", dates, if_not_exists=rerunnable)
     op.create_table(
         "totals",
         sa.Column("name", sa.String(length=32), nullable=False),
         sa.Column("value", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_totals")),
-        if_not_exists=again,
+        if_not_exists=rerunnable,
     )
     op.execute("INSERT INTO totals (name, value) VALUES ('articles', 0) ON CONFLICT (name) DO NOTHING")
 

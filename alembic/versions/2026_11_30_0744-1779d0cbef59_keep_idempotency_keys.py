@@ -23,8 +23,8 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
-        # Wait at most 2 s for the lock (the new table's foreign key locks `users` for milliseconds): behind a long transaction
-        # the revision fails, to be run again, instead of queueing every write to `users` behind it.
+        # Wait at most 2 s for the lock (the new table's foreign key locks `users` for milliseconds): behind a
+        # long transaction the revision fails, to be run again, instead of queueing every write to `users`.
         op.execute("SET LOCAL lock_timeout = '2s'")
         op.execute("SET LOCAL statement_timeout = '10s'")
     op.create_table(

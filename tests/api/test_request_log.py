@@ -25,6 +25,14 @@ def access(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
+def _logging_to_a_stream(monkeypatch: pytest.MonkeyPatch, log_format: str) -> io.StringIO:
+    """The service's log lines, in ``log_format``, written to a stream the test reads instead of stderr."""
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    configure_logging(make_settings(log_format=log_format))
+    return stream
+
+
 def test_each_request_logs_one_line_with_its_facts(
     client: TestApp, db: Session, access: pytest.LogCaptureFixture
 ) -> None:
@@ -79,9 +87,7 @@ def test_a_request_id_with_line_breaks_control_characters_or_unicode_reaches_no_
     client: TestApp, service_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch, log_format: str, incoming: str
 ) -> None:
     # Sent as a raw WSGI value, past what webtest's own header checks would refuse: a server may pass it on.
-    stream = io.StringIO()
-    monkeypatch.setattr("sys.stderr", stream)
-    configure_logging(make_settings(log_format=log_format))
+    stream = _logging_to_a_stream(monkeypatch, log_format)
 
     response = client.get("/api/tags", extra_environ={"HTTP_X_REQUEST_ID": incoming})
 
@@ -139,9 +145,7 @@ def service_logger() -> Iterator[logging.Logger]:
 def test_json_log_format_writes_one_json_object_per_line(
     client: TestApp, service_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stream = io.StringIO()
-    monkeypatch.setattr("sys.stderr", stream)
-    configure_logging(make_settings(log_format="json"))
+    stream = _logging_to_a_stream(monkeypatch, "json")
 
     client.get("/api/tags", headers={"X-Request-ID": "json-1"})
 
@@ -158,9 +162,7 @@ FORGED = "/api/articles/x%0A2026-01-01%2000:00:00,000%20INFO%20[service.access]%
 def test_a_control_character_in_the_path_cannot_forge_a_log_line(
     client: TestApp, service_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch, log_format: str, path: str
 ) -> None:
-    stream = io.StringIO()
-    monkeypatch.setattr("sys.stderr", stream)
-    configure_logging(make_settings(log_format=log_format))
+    stream = _logging_to_a_stream(monkeypatch, log_format)
 
     client.get(path, status=404)
 

@@ -5,7 +5,6 @@ Runs its own PostgreSQL cluster so that stopping it disturbs no other test.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,9 +142,8 @@ def test_a_pooled_connection_on_a_server_turned_read_only_is_dropped_and_the_wri
         engine = service_db.make_engine(settings)
         client = TestApp(create_app(settings, database=Database(service_db.make_session_factory(engine))))
         assert _register(client, "first")[0] == 201  # on the first host, which holds the pooled connection
-        psql = [str(binaries / "psql"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-c"]
-        for statement in ("ALTER SYSTEM SET default_transaction_read_only = on", "SELECT pg_reload_conf()"):
-            subprocess.run(pg._as_postgres([*psql, statement]), check=True, capture_output=True)
+        cluster.psql("ALTER SYSTEM SET default_transaction_read_only = on")
+        cluster.psql("SELECT pg_reload_conf()")
         time.sleep(0.5)  # every backend has read the new configuration
 
         status, _ = _register(client, "second")
