@@ -33,6 +33,7 @@ from service.middleware.ratelimit import RateLimitMiddleware
 from service.middleware.requestlog import RequestLogMiddleware
 from service.middleware.shared_hits import SharedHitsMiddleware
 from service.ops.health import Storages
+from service.queries.journal import Journal
 from service.router import Route, Router
 from service.shared_reads.store import VersionedStore
 from service.stores import make_cache, make_limiter, make_shared_reads, readiness_probes
@@ -77,7 +78,8 @@ def create_app(
         metrics = make_metrics(settings, lambda: (__version__, _migration_head()))
     for pool, engine in database.engines().items():
         metrics.watch_pool(engine, pool)
-    shared = make_shared_reads(settings, cache if cache is not None else make_cache(settings), metrics)
+    store = cache if cache is not None else make_cache(settings)
+    shared = make_shared_reads(settings, store, metrics, _journal(database))
     if settings.ratelimit_enabled and limiter is None:
         limiter = make_limiter(settings)
     router = Router(routes)
@@ -121,6 +123,13 @@ def _counting(settings: Settings, router: Router, strategy: RateLimiter, metrics
         max_body=settings.max_body_bytes,
         metrics=metrics,
     )
+
+
+def _journal(database: Database) -> Journal | None:
+    """The journal of invalidations on the database's own engine (a cache shared by hosts delivers it)."""
+    engines = database.engines()
+    engine = engines.get("read", engines.get("write"))
+    return Journal(engine) if engine is not None else None
 
 
 def _migration_head() -> str:

@@ -6,12 +6,14 @@ whoever made it (cosmicpython, chapter 6; the SQLAlchemy ``Session`` is the
 unit of work proper, this is its boundary):
 
 1. the keys the ops recorded as changed (``shared_reads.surrogates.record``) are taken;
-2. the hooks of this transaction run, then each watcher's ``before_commit``
-   (a shared cache is bumped before a write commits; a watcher that raises
-   refuses the commit, and nothing changes);
+2. the hooks of this transaction run, then each watcher's ``before_commit``,
+   in the transaction (a cache every host shares is told through a journal
+   row written here; a watcher that raises refuses the commit, and nothing
+   changes);
 3. the session commits;
-4. each watcher's ``after_commit``, then this transaction's after-commit hooks
-   (the cache bumped again, a revocation counted).
+4. each watcher's ``after_commit``, given what its ``before_commit`` returned,
+   then this transaction's after-commit hooks (the cache bumped, a
+   revocation counted).
 
 A rollback forgets the recorded keys and the hooks. Imports the surrogate
 keys' bookkeeping only.
@@ -36,12 +38,12 @@ Hook = Callable[[frozenset[str]], Any]
 class CommitWatcher(Protocol):
     """Told of every commit's changes: the shared reads are one (``SharedReads``)."""
 
-    def before_commit(self, changed: frozenset[str]) -> Any:
-        """Called before the commit; raise to refuse it."""
+    def before_commit(self, changed: frozenset[str], session: Session) -> Any:
+        """Called in the transaction, before the commit; raise to refuse it. Returns what ``after_commit`` gets."""
         ...
 
-    def after_commit(self, changed: frozenset[str]) -> Any:
-        """Called once the transaction has committed."""
+    def after_commit(self, changed: frozenset[str], receipt: Any) -> Any:
+        """Called once the transaction has committed, with what ``before_commit`` returned."""
         ...
 
 
@@ -91,11 +93,10 @@ class UnitOfWork:
         before, after, self._before, self._after = self._before, self._after, [], []
         for hook in before:
             hook(changed)
-        for watcher in self.watchers:
-            watcher.before_commit(changed)
+        receipts = [watcher.before_commit(changed, self._session) for watcher in self.watchers]
         self._session.commit()
-        for watcher in self.watchers:
-            watcher.after_commit(changed)
+        for watcher, receipt in zip(self.watchers, receipts, strict=True):
+            watcher.after_commit(changed, receipt)
         for hook in after:
             hook(changed)
 

@@ -14,6 +14,7 @@ from service import db
 from service.config import ConfigError, Settings, database_url_from_env, instance_path_from_env
 from service.db import describe_error
 from service.errors import ApiError
+from service.queries.journal import Journal
 from service.stores import make_cache, make_shared_reads
 from service.unit_of_work import UnitOfWork
 
@@ -48,16 +49,16 @@ def load_settings() -> Settings:
 def transaction() -> Iterator[Session]:
     """One transaction, through the unit of work the API's writes commit through.
 
-    What the operations changed is forgotten in the service's shared reads at
-    the same moments as after an API write: before the commit when the cache
-    is shared by hosts (Redis; if it cannot be reached, the command is refused
-    and nothing changes), and after it (a bump that fails then is owed, as the
-    API owes it). An ``ApiError`` (a taken name, an unknown user, the cache
-    unreachable) becomes its message on stderr and exit code 1.
+    What the operations changed is forgotten in the service's shared reads as
+    after an API write: recorded in the journal in the transaction when the
+    cache is shared by hosts (Redis: the running hosts deliver it if this
+    command cannot), and bumped after the commit (a host-local cache's bump
+    that fails then is owed, as the API owes it). An ``ApiError`` (a taken
+    name, an unknown user) becomes its message on stderr and exit code 1.
     """
     settings = database_settings()
     engine = db.make_engine(settings)
-    shared = make_shared_reads(settings, make_cache(settings))
+    shared = make_shared_reads(settings, make_cache(settings), journal=Journal(engine))
     work = UnitOfWork(db.make_session_factory(engine), (shared,))
     try:
         yield work.session
@@ -74,7 +75,7 @@ def transaction() -> Iterator[Session]:
     if shared.owes():
         click.echo(
             "warning: the response cache could not be reached; this host's workers will forget the change"
-            f" when it is back, others may serve what it holds for up to {settings.cache_ttl} s",
+            " when it is back",
             err=True,
         )
 

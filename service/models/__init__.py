@@ -7,6 +7,7 @@ from service.models.article import Article, Tag, article_tags, favorites
 from service.models.base import MAX_INT, Base, UTCDateTime, later_than, utcnow
 from service.models.comment import Comment
 from service.models.idempotency import IdempotencyKey
+from service.models.invalidation import CacheInvalidation
 from service.models.totals import ARTICLES_TOTAL, RECOUNTS, create_triggers, totals
 from service.models.user import User, follows, new_token_stamp
 
@@ -16,6 +17,7 @@ __all__ = [
     "RECOUNTS",
     "Article",
     "Base",
+    "CacheInvalidation",
     "Comment",
     "IdempotencyKey",
     "Tag",

@@ -2,8 +2,10 @@
 
 The one object the layers share the cache through (see the package docstring
 for the rules). Its store is a :class:`~service.shared_reads.store.VersionedStore`;
-a store that fails is bypassed for ``BACKOFF_SECONDS``, and a bump it missed
-after a commit is owed (``owed.OwedBumps``).
+a store that fails is bypassed for ``BACKOFF_SECONDS``. A store every host
+shares gets a journal: each write records what it changes in the database,
+and ``delivery.Delivery`` brings the cache up to date from it; a host-local
+store's bump missed after a commit is owed instead (``owed.OwedBumps``).
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from service.config import BACKOFF_SECONDS
-from service.errors import ApiError
 from service.json_bodies import encode_json
 from service.metrics import NO_METRICS, Metrics
 from service.shared_reads import shown, urls
+from service.shared_reads.delivery import DeliveringStore, Delivery
+from service.shared_reads.delivery import Journal as JournalReader
 from service.shared_reads.owed import KeepOwed, OwedBumps
 from service.shared_reads.shown import SharedAnswer
 from service.shared_reads.store import VersionedEntry, VersionedStore
@@ -30,6 +33,14 @@ logger = logging.getLogger(__name__)
 _TRACKED_URLS = 10000
 #: What a route declares its URL depends on: (URL values, query) → surrogate keys (``Route.cache``).
 DependsOn = Callable[[Mapping[str, Any], Mapping[str, str]], Iterable[str]]
+
+
+class Journal(JournalReader, Protocol):
+    """The database's journal of invalidations (``service.queries.journal.Journal``)."""
+
+    def record(self, session: Any, digests: Sequence[str]) -> int:
+        """Add a write's row in its transaction (``session``); the row's id."""
+        ...
 
 
 class Lookup(NamedTuple):
@@ -59,6 +70,7 @@ class SharedReads:
         many times (nginx's ``proxy_cache_min_uses``): a URL asked for once (a
         one-off query string, or a flood of them) costs a lookup but never a store.
     :param owed_path: the host's file of bumps owed after a failure (None: kept in this process).
+    :param journal: where writes record what they change, for a store shared by hosts (``delivery``).
     :param metrics: told of each store and invalidation.
     """
 
@@ -70,6 +82,7 @@ class SharedReads:
         ttl: int = 300,
         min_uses: int = 2,
         owed_path: Path | None = None,
+        journal: Journal | None = None,
         metrics: Metrics = NO_METRICS,
     ) -> None:
         self.store = store
@@ -82,6 +95,20 @@ class SharedReads:
         self._owed = OwedBumps(owed_path)
         self._skip_until = 0.0
         self._misses: dict[bytes, int] = {}  # entry key digest -> misses in this process, oldest first
+        self.journal = journal if store.shared_by_hosts else None
+        self.delivery: Delivery | None = None
+        if self.journal is not None:
+            assert isinstance(store, DeliveringStore), "a store shared by hosts delivers the journal"
+            self.delivery = Delivery(
+                self.journal,
+                store,
+                counter=self.seq_key,
+                version_name=self._version_name,
+                prefix=key_prefix,
+                version_timeout=self.version_ttl,
+                window=ttl,
+                clock_seed=_clock_seed,
+            )
 
     def lookup(self, environ: Mapping[str, Any], reads: Container[str]) -> Lookup | None:
         """The lookup of the request's URL; None when the store must not be used now (down, or owed a bump).
@@ -90,10 +117,14 @@ class SharedReads:
         """
         query = {name: value for name, value in urls.first_values(environ).items() if name in reads}
         key = urls.entry_key(environ.get("PATH_INFO", ""), query)
-        if self._owed.pending() and not self._deliver_owed():
+        delivery = self.delivery
+        if delivery is not None:
+            if not delivery.fresh():
+                return None
+        elif self._owed.pending() and not self._deliver_owed():
             return None
         found = self._safely(self.store.get_fresh, self.seq_key, self._entry_name(key))
-        if not found:
+        if not found or (delivery is not None and not delivery.fresh()):  # a reconnect on the way: another server?
             return None
         seq, stored = found
         if not isinstance(seq, int):
@@ -121,28 +152,32 @@ class SharedReads:
         self.metrics.cache_store(route)
         return found.body
 
-    def before_commit(self, changed: frozenset[str]) -> None:
-        """Bump what a write is about to commit, if other hosts read the store.
+    def before_commit(self, changed: frozenset[str], session: Any) -> int | None:
+        """Record what a write is about to commit in the journal, in its transaction, if hosts share the store.
 
-        :raises ApiError: 503 when a shared store cannot be reached now (it is
-            backing off, or a bump this host owes cannot be delivered): the write
-            must not commit, so that no other host keeps serving what it changes.
+        :returns: the journal row's id (for :meth:`after_commit`), or None.
         """
-        if not self.store.shared_by_hosts or not changed:
-            return
-        if time.monotonic() < self._skip_until or (self._owed.pending() and not self._deliver_owed()):
-            raise ApiError.unavailable("cache")
-        if not self._bump(self._names(changed)):
-            raise ApiError.unavailable("cache")
+        if self.journal is None or not changed:
+            return None
+        return self.journal.record(session, self._digests(changed))
 
-    def after_commit(self, changed: frozenset[str]) -> bool:
-        """Bump what a write committed; if the store cannot be reached, owe the bump.
+    def after_commit(self, changed: frozenset[str], row_id: int | None = None) -> bool:
+        """Bump what a write committed. If the store cannot be reached: a journaled write is delivered by
+        whichever host reaches the store first; a host-local store's bump is owed.
 
+        :param row_id: the write's journal row (:meth:`before_commit`).
         :returns: whether the bump reached the store.
         """
         if not changed:
             return True
         self.metrics.cache_invalidations(len(changed))
+        if self.delivery is not None and row_id is not None:
+            if time.monotonic() < self._skip_until:
+                return False  # backing off: the journal has it
+            if self.delivery.deliver_row(row_id, self._digests(changed)):
+                return True
+            self._skip_until = time.monotonic() + BACKOFF_SECONDS
+            return False
         names = self._names(changed)
         if self._bump(names):
             return True
@@ -163,7 +198,13 @@ class SharedReads:
 
         64 bits: two keys that shared a name would only forget each other's answers too, never keep one.
         """
-        return f"{self.prefix}:v:{hashlib.blake2b(surrogate.encode(), digest_size=8).hexdigest()}"
+        return self._version_name(_digest(surrogate))
+
+    def _version_name(self, digest: str) -> str:
+        return f"{self.prefix}:v:{digest}"
+
+    def _digests(self, changed: Iterable[str]) -> list[str]:
+        return sorted({_digest(k) for k in changed})
 
     def _names(self, changed: Iterable[str]) -> list[str]:
         return sorted({self.version_key(k) for k in changed})
@@ -219,6 +260,11 @@ class SharedReads:
             self._skip_until = time.monotonic() + BACKOFF_SECONDS
             logger.warning("response cache unavailable; bypassing it for %.0fs", BACKOFF_SECONDS)
             return None
+
+
+def _digest(surrogate: str) -> str:
+    """A surrogate key's fixed-size name (``SharedReads.version_key``)."""
+    return hashlib.blake2b(surrogate.encode(), digest_size=8).hexdigest()
 
 
 def _clock_seed() -> int:

@@ -15,8 +15,9 @@ a later miss; correctness never depended on an entry being there.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
@@ -24,17 +25,28 @@ from cachelib import RedisCache
 
 from service.shared_reads.store import VersionedEntry, VersionedStore
 
-#: Add one to the counter KEYS[1] (from ARGV[1] when it is missing) and set every other key to
-#: it for ARGV[2] seconds (0: forever). One script, so no other bump runs in between.
-_BUMP = """
-if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
+#: Add one to the counter KEYS[1], never to less than ARGV[1] + 1 (the clock in microseconds), and set
+#: every other key to it for ARGV[2] seconds (0: forever). One script, so no other bump runs in between.
+#: The clock's floor keeps the counter ahead of every value any reader ever read, even on a Redis that
+#: came back from a snapshot or a replica promoted without the last bumps (``shared_reads.delivery``).
+_BUMP_BODY = """
+local floor = tonumber(ARGV[1]) + 1
 local value = redis.call('INCR', KEYS[1])
+if value < floor then redis.call('SET', KEYS[1], floor); value = floor end
 local seconds = tonumber(ARGV[2])
-for i = 2, #KEYS do
+for i = FIRST, #KEYS do
     if seconds > 0 then redis.call('SET', KEYS[i], value, 'EX', seconds) else redis.call('SET', KEYS[i], value) end
 end
 return value
 """
+_BUMP = _BUMP_BODY.replace("FIRST", "2")
+
+#: The bump of one journal row (``queries.journal``): KEYS[2] marks the row delivered for ARGV[3] seconds,
+#: and a row already marked is not bumped again (every host delivers every row; one bump is enough, and
+#: a marker lost with the bump it rode with, on a Redis that lost data, lets the row be delivered again).
+_DELIVER = """
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[3])) then return 0 end
+""" + _BUMP_BODY.replace("FIRST", "3")
 
 
 #: The write counter KEYS[1] and the entry KEYS[2], the entry only if fresh: none of the version
@@ -76,6 +88,23 @@ return 1
 """
 
 
+class Reconnects:
+    """Counts this process's new connections to Redis (redis-py's ``redis_connect_func``).
+
+    A new connection may be to another server (a restarted Redis, a promoted
+    replica) that lacks bumps the old one had: the shared reads stop serving
+    from it until a delivery has run on it (``shared_reads.delivery``).
+    """
+
+    def __init__(self) -> None:
+        self._made = itertools.count(1)
+        self.count = 0
+
+    def __call__(self, connection: Any) -> None:
+        connection.on_connect()  # what redis-py does when no function is given
+        self.count = next(self._made)  # atomic: threads (a request, the delivery) connect side by side
+
+
 class BatchingRedisCache(RedisCache, VersionedStore):
     """A RedisCache whose ``set_later`` entries are sent with the next ``get_many``.
 
@@ -89,16 +118,25 @@ class BatchingRedisCache(RedisCache, VersionedStore):
     shared_by_hosts = True
 
     def __init__(
-        self, client: redis.Redis, *, key_prefix: str, default_timeout: int = 300, max_pending: int = 1024
+        self,
+        client: redis.Redis,
+        *,
+        key_prefix: str,
+        default_timeout: int = 300,
+        max_pending: int = 1024,
+        reconnects: Reconnects | None = None,
     ) -> None:
         super().__init__(host=client, key_prefix=key_prefix, default_timeout=default_timeout)
         self.client = client
+        #: The client's new connections, when it was made with ``redis_connect_func=reconnects``.
+        self.reconnects = reconnects if reconnects is not None else Reconnects()
         self.prefix = key_prefix
         self._pending: deque[tuple[str, bytes, int | None, bool]] = deque(maxlen=max_pending)
         # Version keys to create with the next read: (counter, names, seconds, made at).
         self._pending_versions: deque[tuple[str, list[str], int, int]] = deque(maxlen=max_pending)
         # The registered scripts, on first use (registering sends nothing).
         self._bump: Any = None
+        self._deliver: Any = None
         self._fetch: Any = None
         self._add_versions: Any = None
 
@@ -113,6 +151,44 @@ class BatchingRedisCache(RedisCache, VersionedStore):
             self._bump = self.client.register_script(_BUMP)
         keys = [f"{self.prefix}{name}" for name in (counter, *names)]
         return int(self._bump(keys=keys, args=[seed, timeout]))
+
+    def deliver(
+        self,
+        counter: str,
+        rows: Sequence[tuple[str, Sequence[str]]],
+        seed: int,
+        timeout: int,
+        marker_timeout: int,
+        position: tuple[str, str] | None = None,
+    ) -> list[int]:
+        """Bump each row's versions unless its marker says it was (``_DELIVER``); then set ``position``.
+
+        One pipeline, in order, on one connection: a position stored says the
+        rows before it were delivered to that same server.
+
+        :param rows: ``(marker, version names)`` of each journal row.
+        :param position: ``(key, value)`` to store after the rows: where the journal was read to.
+        :returns: each row's new counter value, 0 for a row delivered before.
+        """
+        if self._deliver is None:
+            self._deliver = self._loaded(_DELIVER)
+        pipe = self.client.pipeline(transaction=False)
+        for marker, names in rows:
+            keys = [f"{self.prefix}{name}" for name in (counter, marker, *names)]
+            pipe.evalsha(self._deliver.sha, len(keys), *keys, seed, timeout, marker_timeout)
+        if position is not None:
+            pipe.set(f"{self.prefix}{position[0]}", position[1])
+        try:
+            results = pipe.execute()
+        except redis.exceptions.NoScriptError:  # a Redis that lost its scripts (restarted): load and send again
+            self._deliver = self._loaded(_DELIVER)
+            return self.deliver(counter, rows, seed, timeout, marker_timeout, position)
+        return [int(value) for value in results[: len(rows)]]
+
+    def read_text(self, key: str) -> str | None:
+        """The plain-text value of ``key`` (a position ``deliver`` stored), or None."""
+        value = self.client.get(f"{self.prefix}{key}")
+        return value.decode() if isinstance(value, bytes) else None
 
     def keep_versioned(self, counter: str, entry: VersionedEntry) -> None:
         """Queue what :meth:`get_fresh` needs: the missing versions, the entry, and its list.

@@ -72,8 +72,7 @@ class Stub:
         start_response(self.write_status, [("Content-Type", "application/json")])
         if self.write_status.startswith("2"):
             changed = frozenset(json.loads(environ["wsgi.input"].read() or b"[]"))
-            self.shared.before_commit(changed)
-            self.shared.after_commit(changed)
+            self.shared.after_commit(changed, self.shared.before_commit(changed, None))
         return [b"{}"]
 
 

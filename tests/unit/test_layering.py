@@ -23,6 +23,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "service.config",
         "service.openapi",
         "service.ops.health",  # the storages /readyz reports on
+        "service.queries.journal",  # the invalidations a cache shared by hosts is delivered from
         "service.metrics",
         "service",  # the version, for the build information
     ),

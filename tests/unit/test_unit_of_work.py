@@ -20,13 +20,14 @@ class Watcher:
     def __init__(self, events: list[str], refuse: bool = False) -> None:
         self.events, self.refuse = events, refuse
 
-    def before_commit(self, changed: frozenset[str]) -> None:
+    def before_commit(self, changed: frozenset[str], session: Session) -> str:
         self.events.append(f"watcher before {sorted(changed)}")
         if self.refuse:
             raise ApiError.unavailable("cache")
+        return "receipt"
 
-    def after_commit(self, changed: frozenset[str]) -> None:
-        self.events.append(f"watcher after {sorted(changed)}")
+    def after_commit(self, changed: frozenset[str], receipt: str) -> None:
+        self.events.append(f"watcher after {sorted(changed)} with {receipt}")
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def test_a_commit_runs_its_hooks_then_the_watchers_around_the_commit(sessions: s
     assert events == [
         "hook before, committed: []",
         "watcher before ['article:a']",
-        "watcher after ['article:a']",
+        "watcher after ['article:a'] with receipt",
         "hook after, committed: ['kept']",
     ]
 
@@ -89,7 +90,7 @@ def test_a_rollback_forgets_what_was_recorded_and_the_hooks(sessions: sessionmak
     _write(work, "kept")
     work.commit()
 
-    assert _notes(sessions) == ["kept"] and events == ["watcher before []", "watcher after []"]
+    assert _notes(sessions) == ["kept"] and events == ["watcher before []", "watcher after [] with receipt"]
 
 
 def test_a_unit_of_work_never_opened_commits_nothing(sessions: sessionmaker[Session]) -> None:
