@@ -21,7 +21,7 @@ from service.config import BACKOFF_SECONDS
 from service.json_bodies import encode_json
 from service.metrics import NO_METRICS, Metrics
 from service.shared_reads import shown, urls
-from service.shared_reads.delivery import DeliveringStore, Delivery
+from service.shared_reads.delivery import INTERVAL, DeliveringStore, Delivery
 from service.shared_reads.delivery import Journal as JournalReader
 from service.shared_reads.owed import KeepOwed, OwedBumps
 from service.shared_reads.shown import SharedAnswer
@@ -71,6 +71,7 @@ class SharedReads:
         one-off query string, or a flood of them) costs a lookup but never a store.
     :param owed_path: the host's file of bumps owed after a failure (None: kept in this process).
     :param journal: where writes record what they change, for a store shared by hosts (``delivery``).
+    :param delivery_interval: seconds between this process's deliveries of the journal.
     :param metrics: told of each store and invalidation.
     """
 
@@ -83,6 +84,7 @@ class SharedReads:
         min_uses: int = 2,
         owed_path: Path | None = None,
         journal: Journal | None = None,
+        delivery_interval: float = INTERVAL,
         metrics: Metrics = NO_METRICS,
     ) -> None:
         self.store = store
@@ -108,6 +110,7 @@ class SharedReads:
                 version_timeout=self.version_ttl,
                 window=ttl,
                 clock_seed=_clock_seed,
+                interval=delivery_interval,
             )
 
     def lookup(self, environ: Mapping[str, Any], reads: Container[str]) -> Lookup | None:

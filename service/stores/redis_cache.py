@@ -181,7 +181,7 @@ class BatchingRedisCache(RedisCache, VersionedStore):
         try:
             results = pipe.execute()
         except redis.exceptions.NoScriptError:  # a Redis that lost its scripts (restarted): load and send again
-            self._deliver = self._loaded(_DELIVER)
+            self._reload_scripts()
             return self.deliver(counter, rows, seed, timeout, marker_timeout, position)
         return [int(value) for value in results[: len(rows)]]
 
@@ -214,7 +214,11 @@ class BatchingRedisCache(RedisCache, VersionedStore):
             seq, entry = self._fetch(keys=keys)  # reloads the script if Redis lost it
         else:
             pipe.evalsha(self._fetch.sha, len(keys), *keys)  # by its hash: no SCRIPT EXISTS round trip
-            seq, entry = pipe.execute()[-1]
+            try:
+                seq, entry = pipe.execute()[-1]
+            except redis.exceptions.NoScriptError:  # a restarted Redis: scripts again, the queued stores dropped
+                self._reload_scripts()
+                seq, entry = self._fetch(keys=keys)
         return self.serializer.loads(seq), self.serializer.loads(entry)
 
     def get_many(self, *keys: str) -> list[Any]:
@@ -223,8 +227,18 @@ class BatchingRedisCache(RedisCache, VersionedStore):
         if pipe is None:
             return super().get_many(*keys)
         pipe.mget([f"{self.prefix}{key}" for key in keys])
-        values = pipe.execute()[-1]
+        try:
+            values = pipe.execute()[-1]
+        except redis.exceptions.NoScriptError:  # a restarted Redis: scripts again, the queued stores dropped
+            self._reload_scripts()
+            return super().get_many(*keys)
         return [self.serializer.loads(value) for value in values]
+
+    def _reload_scripts(self) -> None:
+        """Load every script this process uses into Redis again (a restarted Redis has none)."""
+        for script in (self._fetch, self._add_versions, self._deliver):
+            if script is not None:
+                self.client.script_load(script.script)
 
     def _loaded(self, source: str) -> Any:
         """A script registered and loaded into Redis once (a pipeline then calls it by its hash)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -161,3 +162,90 @@ def test_an_entry_computed_across_a_bump_whose_version_was_evicted_is_never_fres
     cache.keep_versioned("seq", VersionedEntry("e", "stale", 60, made_at, ("v:a",), 120))
 
     assert cache.get_fresh("seq", "e") == (2, None)  # v:a came back at the counter (2), past the entry
+
+
+def test_a_redis_that_lost_its_scripts_still_answers_and_keeps_what_comes_next(client: redis.Redis) -> None:
+    """A restarted Redis has no scripts: the read with queued stores in its pipeline loads them again."""
+    cache = BatchingRedisCache(client, key_prefix="t:")
+    made_at = cache.bump_versions("seq", ["v:a", "v:b"], 0, 0)
+    cache.keep_versioned("seq", VersionedEntry("e", "first", 60, made_at, ("v:a",), 120))
+    cache.get_fresh("seq", "e")  # the scripts are loaded, the entry sent
+    client.script_flush()
+    cache.keep_versioned("seq", VersionedEntry("f", "second", 60, made_at, ("v:b",), 120))
+
+    lost = cache.get_fresh("seq", "e")  # its pipeline's scripts are gone: answered anyway, the queued store dropped
+    cache.keep_versioned("seq", VersionedEntry("f", "third", 60, made_at, ("v:b",), 120))
+    cache.get_fresh("seq", "e")
+    client.script_flush()
+    delivered = cache.deliver("seq", [("d:1", ["v:c"])], 0, 60, 60)
+
+    assert lost == (made_at, "first")
+    assert cache.get_fresh("seq", "f")[1] == "third"
+    assert delivered[0] > 0
+
+
+def test_a_journal_row_is_bumped_once_and_the_counter_never_falls_below_the_clock(client: redis.Redis) -> None:
+    cache = BatchingRedisCache(client, key_prefix="t:")
+    first = cache.deliver("seq", [("d:7", ["v:a"]), ("d:8", ["v:b"])], 1_000, 60, 60, position=("journal", "s 9"))
+    again = cache.deliver("seq", [("d:7", ["v:a"])], 1_000, 60, 60)  # another host delivers row 7 too
+    client.set("t:seq", 5)  # a Redis that came back without the last bumps: its counter went back
+    after_loss = cache.bump_versions("seq", ["v:c"], 2_000, 60)
+
+    assert first == [1_001, 1_002] and again == [0]
+    assert int(client.get("t:v:a") or 0) == 1_001  # the second delivery bumped nothing
+    assert cache.read_text("journal") == "s 9"
+    assert after_loss == 2_001  # past every value read before, whatever the counter says
+
+
+def test_after_a_reconnect_nothing_is_served_until_the_journal_was_delivered_to_that_server(
+    client: redis.Redis, tmp_path: Path
+) -> None:
+    """A Redis back with older data (a restart from a snapshot, a promoted replica): its entries wait for a delivery."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from service.models import CacheInvalidation
+    from service.queries.journal import Journal
+    from service.shared_reads.reads import SharedReads
+    from service.stores.redis_cache import Reconnects
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'journal.db'}")
+    CacheInvalidation.__table__.create(engine)  # type: ignore[attr-defined]
+    reconnects = Reconnects()
+    where = client.connection_pool.connection_kwargs
+    watched = redis.Redis(host=where["host"], port=where["port"], redis_connect_func=reconnects)
+    store = BatchingRedisCache(watched, key_prefix="t:", reconnects=reconnects)
+    # One delivery at start, then only those the test runs.
+    shared = SharedReads(store, key_prefix="t", ttl=60, min_uses=1, journal=Journal(engine), delivery_interval=3600)
+    assert shared.delivery is not None
+    get = {"REQUEST_METHOD": "GET", "PATH_INFO": "/api/articles/a"}
+    article = {"slug": "a", "favorited": False, "author": {"username": "jake", "following": False}}
+    shared.delivery.fresh()  # starts this process's delivery thread: one delivery, then an hour's sleep
+    time.sleep(0.3)
+    shared.delivery.run_once()  # on the connection the first one opened: this one counts
+    missed = shared.lookup(get, ())
+    assert missed is not None
+    shared.keep(missed, ("article:a",), {"article": article}, "/api/articles/{slug}")
+    shared.lookup(get, ())  # sends the entry
+    hit = shared.lookup(get, ())
+    snapshot = {key: client.dump(key) for key in client.keys("t:*")}  # what a restart would come back with
+
+    with Session(engine) as session:  # a write: its journal row in its transaction, its bump after the commit
+        row = shared.before_commit(frozenset({"article:a"}), session)
+        session.commit()
+    bumped = shared.after_commit(frozenset({"article:a"}), row)
+    after_write = shared.lookup(get, ())
+    client.flushall()  # Redis back without the bump: the entry, the versions, the counter and the position as before
+    for key, value in snapshot.items():
+        client.restore(key, 0, value)
+    client.client_kill_filter(_type="normal", skipme=True)  # and every connection to it dropped, as by a restart
+
+    before_delivery = shared.lookup(get, ())
+    deliveries = [shared.delivery.run_once() for _ in range(2)]
+    after_delivery = shared.lookup(get, ())
+
+    assert hit is not None and hit.answer is not None
+    assert row is not None and bumped and after_write is not None and after_write.answer is None
+    assert before_delivery is None  # not read: the entry there would be from before the write
+    assert deliveries == [True, True]
+    assert after_delivery is not None and after_delivery.answer is None  # read again, and the entry is dead
