@@ -670,6 +670,120 @@ def test_redis_cut_from_one_host_under_traffic_fails_no_request_and_serves_nothi
     assert sum(r.hit for r in traffic.reads) > 20
 
 
+@contextlib.contextmanager
+def sentinel_redis(cluster: Cluster) -> Iterator[tuple[str, subprocess.Popen[bytes], list[int]]]:
+    """A Redis primary, its replica and three sentinels in Redis's namespace, at one address every host reaches.
+
+    The address is an extra one on the namespace's loopback, routed to from each host (and the tests) over
+    its own link to Redis, so the sentinels can name the primary by one address that means it everywhere.
+    Yields the address, the primary's process, and the ports of the sentinels; every process is stopped after.
+    """
+    shared = str(cluster.topo.network.network_address + 250)
+    subprocess.run(["ip", "-n", cluster.redis_ns, "addr", "add", f"{shared}/32", "dev", "lo"], check=True, timeout=10)
+    via_root = cluster.redis_url.removeprefix("redis://").rsplit(":", 1)[0]
+    subprocess.run(["ip", "route", "add", f"{shared}/32", "via", via_root], check=True, timeout=10)
+    for host in cluster.hosts:
+        route = ["ip", "-n", host.ns, "route", "add", f"{shared}/32", "via", host.to_redis.far]
+        subprocess.run(route, check=True, timeout=10)
+    binary = require_binary("redis-server")
+    folder = cluster.tmp / f"sentinel-{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    common = ["--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no"]
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(argv: list[str], name: str) -> subprocess.Popen[bytes]:
+        process = cluster.topo.spawn(cluster.redis_ns, argv, folder / f"{name}.log", cwd=folder)
+        processes.append(process)
+        return process
+
+    try:
+        primary = start([binary, "--port", "6390", *common, "--replica-announce-ip", shared], "primary")
+        start(
+            [binary, "--port", "6391", *common, "--replicaof", shared, "6390", "--replica-announce-ip", shared],
+            "replica",
+        )
+        sentinels = [26390, 26391, 26392]
+        for port in sentinels:
+            conf = folder / f"sentinel-{port}.conf"
+            conf.write_text(
+                f"port {port}\nbind 0.0.0.0\nprotected-mode no\nsentinel announce-ip {shared}\n"
+                f"sentinel monitor conduit {shared} 6390 2\nsentinel down-after-milliseconds conduit 1000\n"
+                "sentinel failover-timeout conduit 10000\nsentinel parallel-syncs conduit 1\n"
+            )
+            start([binary, str(conf), "--sentinel"], f"sentinel-{port}")
+
+        def settled() -> bool:
+            with redis.Redis(host=shared, port=6391, socket_timeout=1) as replica:
+                linked = replica.info("replication").get("master_link_status") == "up"
+            with redis.Redis(host=shared, port=sentinels[0], socket_timeout=1) as sentinel:
+                master = sentinel.sentinel_master("conduit")
+            return bool(linked and master.get("num-slaves") == 1 and master.get("num-other-sentinels") == 2)
+
+        hosts.wait_until(settled, "the replica and the sentinels", seconds=60)
+        yield shared, primary, sentinels
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+        subprocess.run(["ip", "route", "del", f"{shared}/32"], capture_output=True, timeout=10)
+        subprocess.run(["ip", "-n", cluster.redis_ns, "addr", "del", f"{shared}/32", "dev", "lo"], timeout=10)
+
+
+def _limit_counts(address: str, port: int) -> int:
+    """The sum of the rate limiter's counters on the Redis at ``address:port``."""
+    with redis.Redis(host=address, port=port, socket_timeout=1) as client:
+        keys = list(client.scan_iter(match="LIMITS*", count=1000))
+        return sum(int(value) for value in client.mget(keys) if value is not None and value.isdigit()) if keys else 0
+
+
+def test_a_redis_sentinel_failover_under_traffic_fails_no_request_serves_nothing_stale_and_keeps_counting(
+    cluster: Cluster,
+) -> None:
+    """The primary Redis killed under traffic; Sentinel promotes the replica (issue 32, item 2)."""
+    with sentinel_redis(cluster) as (shared, primary, sentinels):
+        sentinel_list = ",".join(f"{shared}:{port}" for port in sentinels)
+        cluster.restart_all(
+            CONDUIT_CACHE_URL=f"redis+sentinel://{sentinel_list}/conduit/0",
+            CONDUIT_RATELIMIT_STORAGE_URI=f"redis+sentinel://{sentinel_list}/conduit",
+        )
+        try:
+            slug, tokens = _comment_setup(cluster)
+            with CommentTraffic(cluster, slug, tokens) as traffic:
+                time.sleep(3)
+                counted_before = _limit_counts(shared, 6390)
+                killed = time.monotonic()
+                primary.kill()  # kill -9 of the primary, with the replica behind it by whatever it was
+                with redis.Redis(host=shared, port=sentinels[0], socket_timeout=1) as sentinel:
+                    hosts.wait_until(
+                        lambda: sentinel.sentinel_get_master_addr_by_name("conduit")[1] == 6391, "failover", 60
+                    )
+                promoted = time.monotonic()
+                time.sleep(6)
+                counted_on_new = _limit_counts(shared, 6391)
+                time.sleep(1)
+                counted_later = _limit_counts(shared, 6391)
+        finally:
+            cluster.restart_all()
+
+    hits = [r for r in traffic.reads if r.hit]
+    first_hit_after = min((r.started for r in hits if r.started > killed), default=float("inf"))
+    figures(
+        f"Redis Sentinel failover under {len(traffic.reads)} reads and {len(traffic.writes)} writes: the replica "
+        f"promoted {promoted - killed:.1f} s after the primary's kill -9, the first cache hit after the kill "
+        f"{first_hit_after - killed:.1f} s after it; failed {traffic.failed()}; stale past the 1 s bound: "
+        f"{len(traffic.stale(1.0))}; the longest a read began after a write's answer without showing it: "
+        f"{traffic.worst_lag() * 1000:.0f} ms; rate-limit counts on the old primary {counted_before}, "
+        f"on the new one {counted_on_new} then {counted_later}"
+    )
+    assert traffic.failed() == []
+    assert traffic.stale(1.0) == []
+    assert counted_before > 0 and counted_later > counted_on_new > 0  # the limiter counts on the new primary
+    assert first_hit_after - promoted < 5  # the cache serves again a few seconds after the promotion
+    assert promoted - killed < 15
+
+
 def test_postgresql_restarted_gives_fast_503s_says_why_and_every_host_serves_again_within_two_seconds(
     cluster: Cluster,
 ) -> None:
