@@ -203,6 +203,14 @@ class PostgresNode:
     def stop(self) -> None:
         self._ctl("-m", "fast", "-w", "stop")
 
+    def stop_now(self) -> None:
+        """Stop as a crash would: sessions cut, nothing written out."""
+        self._ctl("-m", "immediate", "-w", "stop")
+
+    def promote(self) -> None:
+        """Make a standby the primary (``pg_ctl promote``), waiting until it accepts writes."""
+        self._ctl("-w", "promote")
+
 
 def postgres(topo: Topology, ns: str, bindir: Path) -> PostgresNode:
     """initdb (trusting connections from the links), then start the server in ``ns``."""

@@ -17,10 +17,12 @@ import contextlib
 import functools
 import http.client
 import os
+import pwd
 import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -103,6 +105,15 @@ class Cluster:
     nginx: str = ""
     redis_ns: str = ""
     redis_argv: list[str] = field(default_factory=list)
+    #: The PostgreSQL servers' ports in the database's namespace, in the order each host tries them.
+    db_ports: tuple[int, ...] = (5432,)
+
+    def database_url(self, host: AppHost) -> str:
+        """One server's URL, or libpq's multi-host form that keeps the first that accepts writes."""
+        if len(self.db_ports) == 1:
+            return f"postgresql+psycopg://postgres@{host.to_db.far}:{self.db_ports[0]}/postgres"
+        servers = "&".join(f"host={host.to_db.far}:{port}" for port in self.db_ports)
+        return f"postgresql+psycopg://postgres@/postgres?{servers}&target_session_attrs=read-write"
 
     def start_redis(self) -> None:
         """Redis started (again) at the same address, with what its last ``SAVE`` kept, if any (``redis-data``)."""
@@ -114,7 +125,7 @@ class Cluster:
         settings = {
             "CONDUIT_ENV": "production",
             "CONDUIT_SECRET_KEY": TEST_SECRET,
-            "CONDUIT_DATABASE_URL": f"postgresql+psycopg://postgres@{host.to_db.far}:5432/postgres",
+            "CONDUIT_DATABASE_URL": self.database_url(host),
             "CONDUIT_CACHE_URL": f"redis://{host.to_redis.far}:6379/0",
             "CONDUIT_RATELIMIT_STORAGE_URI": f"redis://{host.to_redis.far}:6379/1",
             "CONDUIT_INSTANCE_PATH": str(self.tmp / host.name),
@@ -168,7 +179,8 @@ class Cluster:
 
     def sql(self, statement: str, *args: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.db_url.replace("+psycopg", ""), autocommit=True) as connection:
-            return connection.execute(statement, args).fetchall()
+            cursor = connection.execute(statement, args)
+            return cursor.fetchall() if cursor.description is not None else []
 
     def in_balancer(self) -> tuple[str, ...]:
         """The argv prefix that runs a program on the balancer's host."""
@@ -1136,3 +1148,80 @@ def test_a_reload_with_sighup_under_traffic_fails_no_request(cluster: Cluster) -
     failed = [o for o in traffic.outcomes if o.status not in (200, 201)]
     figures(f"SIGHUP under traffic: {len(traffic.outcomes)} requests, {len(failed)} failed")
     assert failed == [] and ready.status == 200
+
+
+def test_postgresql_failover_to_a_synchronous_standby_loses_no_acknowledged_write_and_every_host_follows(
+    cluster: Cluster, request: pytest.FixtureRequest
+) -> None:
+    """The primary killed under traffic, its synchronous standby promoted (issue 32, item 3).
+
+    Every host connects with libpq's multi-host URL (``target_session_attrs=read-write``). Runs last: the
+    promoted standby stays the cluster's database for whatever follows.
+    """
+    primary = cluster.db
+    standby_dir = Path(tempfile.mkdtemp(prefix="conduit-pg-standby-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(standby_dir, ignore_errors=True))
+    owner = pwd.getpwnam("postgres")
+    os.chown(standby_dir, owner.pw_uid, owner.pw_gid)
+    backup = ["pg_basebackup", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-D", str(standby_dir), "-R"]
+    argv = ["ip", "netns", "exec", primary.ns, "runuser", "-u", "postgres", "--", str(primary.bindir / backup[0])]
+    subprocess.run([*argv, *backup[1:], "-X", "stream"], check=True, capture_output=True, timeout=120)
+    standby = hosts.PostgresNode(primary.topo, primary.ns, primary.bindir, standby_dir, port=5433)
+    standby.start()
+    cluster.sql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+    cluster.sql("SELECT pg_reload_conf()")
+    hosts.wait_until(lambda: cluster.sql("SELECT sync_state FROM pg_stat_replication") == [("sync",)], "sync", 30)
+    cluster.db_ports = (5432, 5433)
+    cluster.restart_all()
+
+    slug, tokens = _comment_setup(cluster)
+    with CommentTraffic(cluster, slug, tokens) as traffic:
+        time.sleep(3)
+        killed = time.monotonic()
+        primary.stop_now()  # the primary's machine dies: no checkpoint, sessions cut
+        time.sleep(1.5)  # what a failover manager takes to decide
+        standby.promote()
+        promoted = time.monotonic()
+        back: dict[str, float] = {}
+        while len(back) < len(cluster.hosts) and time.monotonic() - promoted < 15:
+            for host in cluster.hosts:
+                if host.name not in back:
+                    read = call(host.address, "GET", f"/api/articles/{slug}")
+                    wrote = call(
+                        host.address,
+                        "POST",
+                        f"/api/articles/{slug}/comments",
+                        {"comment": {"body": "b"}},
+                        token=tokens[0],
+                    )
+                    if (read.status, wrote.status) == (200, 201):
+                        back[host.name] = time.monotonic() - promoted
+            time.sleep(0.02)
+        time.sleep(3)
+
+    cluster.db, cluster.db_url = standby, cluster.db_url.replace(":5432/", ":5433/")
+    cluster.db_ports = (5433,)
+    on_new = {
+        body
+        for (body,) in cluster.sql(
+            "SELECT c.body FROM comments c JOIN articles a ON a.id = c.article_id WHERE a.slug = %s", slug
+        )
+    }
+    acknowledged = [w for w in traffic.writes if w.status == 201]
+    refused = [w for w in traffic.writes if w.status != 201]
+    slowest = max([w.ended - w.started for w in traffic.writes], default=0.0)
+    failed_reads = [r for r in traffic.reads if r.status != 200]
+    figures(
+        f"PostgreSQL failover under {len(traffic.reads)} reads and {len(traffic.writes)} writes: standby promoted "
+        f"{promoted - killed:.1f} s after the primary's kill; every host read and wrote again within "
+        f"{max(back.values(), default=float('inf')):.2f} s of the promotion ({back}); {len(acknowledged)} writes "
+        f"acknowledged, all on the new primary: {all(w.marker in on_new for w in acknowledged)}; refused "
+        f"{sorted({w.status for w in refused})} x{len(refused)}, reads failed "
+        f"{sorted({r.status for r in failed_reads})} x{len(failed_reads)}; slowest write {slowest * 1000:.0f} ms"
+    )
+    cluster.restart_all()  # on the new primary alone, for whatever runs next
+    assert set(back) == {host.name for host in cluster.hosts} and max(back.values()) < 5
+    assert all(w.marker in on_new for w in acknowledged)  # synchronous: nothing acknowledged was lost
+    assert {w.status for w in refused} <= {503} and {r.status for r in failed_reads} <= {503}
+    assert slowest < 5  # the connect timeout (CONDUIT_DB_CONNECT_TIMEOUT)
+    assert traffic.stale(1.0) == []
