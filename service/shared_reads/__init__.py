@@ -5,7 +5,7 @@ and hands it to the two layers that use it, as it hands them the database:
 the thin middleware ``middleware.shared_hits`` looks a URL up and answers an
 anonymous hit; the dispatcher personalises a hit for a signed-in reader and
 keeps what it answered on a miss; the unit of work (``service.unit_of_work``)
-has it forget what a write changed, before and after the commit, for the
+has it forget what a write changed (recorded in the transaction, bumped after the commit), for the
 API's writes and the admin's commands alike.
 
 **What.** The ``200`` answer to a ``GET`` of a route that declares ``cache=``
@@ -57,19 +57,21 @@ bumps, and an entry computed across a bump refused when it is stored (both
 are transactions, so one waits for the other). Any other cachelib cache
 (``simple``, in tests) reads the versions with a second lookup.
 
-**A cache that fails.** Reads bypass it for a few seconds. A cache shared by
-hosts (Redis) is also bumped *before* a write commits: if that fails, the
-write is refused with 503 and nothing changes, so a host cut off from Redis
-can never leave the other hosts serving what it changed. A bump that fails
-after the commit (the link lost in the millisecond between the two) still
-happened, so it is owed (``owed``): its keys are appended to a file of the
-host (the instance folder), and no worker of the host reads the cache again
-until the owed keys have been bumped. What remains, then: other hosts may
-serve an answer computed in that millisecond, after the first bump and
-before the commit, until that host delivers (when its link comes back) or
-the entry expires (``CONDUIT_CACHE_TTL``). A host-local cache needs no first
-bump: only that host's workers read it, and they stop reading it while a
-bump is owed.
+**A cache that fails.** Reads bypass it for a few seconds. Writes never wait
+for it. A cache shared by hosts (Redis) is told through the database: a write
+records the version names it bumps in the journal (``queries.journal``), in
+its own transaction, and bumps the cache after its commit if it can; every
+process serving from that cache delivers the journal rows the cache missed
+beside its requests (``delivery``), and serves from the cache only while its
+last delivery began less than ``delivery.BOUND`` (1 s) ago on the server it is
+connected to. So no answer served misses a write committed more than a second
+before, whether the cache was down for everyone, cut from some hosts, or came
+back with older data (a restart from a snapshot, a promoted replica), and a
+bump never needs a Redis that keeps its data. A host-local cache has no
+journal: only that host's workers read it, and a bump it misses after a commit
+is owed (``owed``): its keys are appended to a file of the host (the instance
+folder), and no worker of the host reads the cache again until they have been
+bumped.
 
 The package imports the surrogate keys, the JSON encoding, the metrics and
 the cachelib contract; never a request, the router's matching or the database.
