@@ -72,7 +72,7 @@ def make_cache(settings: Settings) -> BaseCache:
             default_timeout=settings.cache_ttl,
             reconnects=reconnects,
         )
-    raise ConfigError("CONDUIT_CACHE_URL must be sqlitefile, filesystem, redis://..., simple or null")
+    raise ConfigError("CONDUIT_CACHE_URL must be sqlitefile, filesystem, redis://, redis+sentinel://, simple or null")
 
 
 def _sentinel_primary(url: str, **options: Any) -> redis.Redis:
