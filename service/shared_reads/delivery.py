@@ -33,6 +33,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -132,6 +133,7 @@ class Delivery:
         self._pid = 0
         self._failing = False
         self._next_prune = 0.0
+        self.thread: threading.Thread | None = None
 
     def fresh(self) -> bool:
         """Whether this process may serve from the store now (see the module docstring)."""
@@ -190,13 +192,10 @@ class Delivery:
         """Deliver in a thread of this process (again after a fork: threads do not survive one)."""
         self._pid = os.getpid()
         self._verified = (-1, 0.0)
-        threading.Thread(target=self._loop, args=(self._pid,), name="conduit-delivery", daemon=True).start()
-
-    def _loop(self, pid: int) -> None:
-        while self._pid == pid:
-            began = time.monotonic()
-            self.run_once()
-            time.sleep(max(0.0, self.interval - (time.monotonic() - began)))
+        # The thread holds the delivery weakly: it ends with the app that made it (a test's, or after a reload).
+        self.thread = threading.Thread(target=_deliver_while_used, args=(weakref.ref(self), self._pid), daemon=True)
+        self.thread.name = "conduit-delivery"
+        self.thread.start()
 
     def _timeouts(self) -> tuple[int, int]:
         # A row's marker lives as long as the versions it bumped: past that, a second bump is harmless.
@@ -209,3 +208,16 @@ class Delivery:
             self.journal.prune(2 * self.window + self.version_timeout)
         except Exception:
             logger.warning("journal prune failed", exc_info=True)
+
+
+def _deliver_while_used(ref: weakref.ref[Delivery], pid: int) -> None:
+    """Deliver every ``interval`` while the delivery exists and this is still the process that started it."""
+    while True:
+        delivery = ref()
+        if delivery is None or delivery._pid != pid:
+            return
+        began = time.monotonic()
+        delivery.run_once()
+        interval = delivery.interval
+        del delivery  # held only while it runs
+        time.sleep(max(0.0, interval - (time.monotonic() - began)))
