@@ -134,6 +134,7 @@ class Delivery:
         self._failing = False
         self._next_prune = 0.0
         self.thread: threading.Thread | None = None
+        self._starting = threading.Lock()
 
     def fresh(self) -> bool:
         """Whether this process may serve from the store now (see the module docstring)."""
@@ -190,8 +191,14 @@ class Delivery:
 
     def start(self) -> None:
         """Deliver in a thread of this process (again after a fork: threads do not survive one)."""
-        self._pid = os.getpid()
-        self._verified = (-1, 0.0)
+        with self._starting:  # a threaded server's first requests may all get here at once: one thread
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._verified = (-1, 0.0)
+            self._start_thread()
+
+    def _start_thread(self) -> None:
         # The thread holds the delivery weakly: it ends with the app that made it (a test's, or after a reload).
         self.thread = threading.Thread(target=_deliver_while_used, args=(weakref.ref(self), self._pid), daemon=True)
         self.thread.name = "conduit-delivery"
