@@ -224,7 +224,8 @@ def _deliver_while_used(ref: weakref.ref[Delivery], pid: int) -> None:
         if delivery is None or delivery._pid != pid:
             return
         began = time.monotonic()
-        delivery.run_once()
+        if delivery.run_once() and delivery._verified[0] != delivery.store.reconnects.count:
+            delivery.run_once()  # it opened a connection (a worker's first): once more on it, not an interval later
         interval = delivery.interval
         del delivery  # held only while it runs
         time.sleep(max(0.0, interval - (time.monotonic() - began)))
