@@ -198,7 +198,7 @@ def test_a_journal_row_is_bumped_once_and_the_counter_never_falls_below_the_cloc
 
 
 def test_after_a_reconnect_nothing_is_served_until_the_journal_was_delivered_to_that_server(
-    client: redis.Redis, tmp_path: Path
+    client: redis.Redis, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """A Redis back with older data (a restart from a snapshot, a promoted replica): its entries wait for a delivery."""
     from sqlalchemy import create_engine
@@ -214,6 +214,7 @@ def test_after_a_reconnect_nothing_is_served_until_the_journal_was_delivered_to_
     reconnects = Reconnects()
     where = client.connection_pool.connection_kwargs
     watched = redis.Redis(host=where["host"], port=where["port"], redis_connect_func=reconnects)
+    request.addfinalizer(watched.close)
     store = BatchingRedisCache(watched, key_prefix="t:", reconnects=reconnects)
     # One delivery at start, then only those the test runs.
     shared = SharedReads(store, key_prefix="t", ttl=60, min_uses=1, journal=Journal(engine), delivery_interval=3600)
