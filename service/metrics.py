@@ -58,6 +58,10 @@ class Metrics:
     def cache_invalidations(self, keys: int) -> None:
         """A committed write forgot ``keys`` surrogate keys."""
 
+    def cache_delivery(self, ok: bool, late_rows: int) -> None:
+        """A delivery of the journal to the shared cache ran (``shared_reads.delivery``): whether it reached
+        the cache, and how many rows it bumped before their writer did (the cache was away from the writer)."""
+
     def rate_limited(self, scope: str) -> None:
         """A request was refused with 429 by a limit of ``scope``."""
 
@@ -162,6 +166,17 @@ class PrometheusMetrics(Metrics):
         self._invalidations = counter(
             "conduit_cache_invalidations", "Surrogate keys forgotten by committed writes (what they changed)"
         )
+        self._deliveries = counter(
+            "conduit_cache_journal_deliveries",
+            "Deliveries of the invalidation journal to the shared cache, by outcome (ok, failed: the cache "
+            "is bypassed until one is ok again)",
+            ("outcome",),
+        )
+        self._late_rows = counter(
+            "conduit_cache_journal_late_rows",
+            "Journal rows a delivery bumped before their writer did: the writer could not reach the shared "
+            "cache (or, now and then, the delivery read the row in the millisecond after its commit)",
+        )
         self._refusals = counter("conduit_ratelimit_refusals", "Requests refused with 429, by limit scope", ("scope",))
         self._unavailable = counter("conduit_unavailable", "Requests answered 503, by what was unavailable", ("cause",))
         self._failed_logins = counter("conduit_login_failures", "Logins refused for their credentials")
@@ -219,6 +234,11 @@ class PrometheusMetrics(Metrics):
 
     def cache_invalidations(self, keys: int) -> None:
         self._invalidations.inc(keys)
+
+    def cache_delivery(self, ok: bool, late_rows: int) -> None:
+        self._deliveries.labels("ok" if ok else "failed").inc()
+        if late_rows:
+            self._late_rows.inc(late_rows)
 
     def rate_limited(self, scope: str) -> None:
         self._refusals.labels(scope).inc()

@@ -23,7 +23,7 @@ for everyone or cut from some hosts only, and nothing from before an
 undelivered write is served when the cache comes back. A hit costs what it
 did: the check is two numbers in memory.
 
-Imports the standard library only; the journal and the store are handed in.
+Imports the metrics only; the journal and the store are handed in.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
+
+from service.metrics import NO_METRICS, Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ class Delivery:
     :param version_timeout: seconds a bumped version is kept.
     :param window: seconds of journal to deliver when the store holds no position (an answer's lifetime).
     :param clock_seed: the counter's floor (the clock in microseconds).
+    :param metrics: told of each delivery and of the rows it bumped late.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class Delivery:
         clock_seed: Callable[[], int],
         interval: float = INTERVAL,
         bound: float = BOUND,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.journal = journal
         self.store = store
@@ -128,6 +132,7 @@ class Delivery:
         self.clock_seed = clock_seed
         self.interval = interval
         self.bound = bound
+        self.metrics = metrics
         #: (the reconnect count the last delivery ran under, when its bound runs out): read by every lookup.
         self._verified: tuple[int, float] = (-1, 0.0)
         self._pid = 0
@@ -165,21 +170,25 @@ class Delivery:
             position = self.store.read_text(self.position_key)
             rows, after = self.journal.read_on(position, self.window)
             batches = [rows[i : i + BATCH] for i in range(0, len(rows), BATCH)] or [[]]
+            late = 0
             for n, batch in enumerate(batches):
                 marked = [(self.marker(row_id), [self.version_name(d) for d in digests]) for row_id, digests in batch]
                 last = n == len(batches) - 1
-                self.store.deliver(
+                bumped = self.store.deliver(
                     self.counter,
                     marked,
                     self.clock_seed(),
                     *self._timeouts(),
                     position=(self.position_key, after) if last else None,
                 )
+                late += sum(1 for value in bumped if value)
         except Exception:
+            self.metrics.cache_delivery(False, 0)
             if not self._failing:
                 logger.warning("journal delivery failed: the shared cache is bypassed until one works", exc_info=True)
             self._failing = True
             return False
+        self.metrics.cache_delivery(True, late)
         if self._failing:
             logger.warning("journal delivered again: the shared cache is read again")
             self._failing = False

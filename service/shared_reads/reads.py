@@ -111,6 +111,7 @@ class SharedReads:
                 window=ttl,
                 clock_seed=_clock_seed,
                 interval=delivery_interval,
+                metrics=metrics,
             )
 
     def lookup(self, environ: Mapping[str, Any], reads: Container[str]) -> Lookup | None:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from service.metrics import Metrics, PrometheusMetrics
 from service.shared_reads.delivery import Delivery
 
 
@@ -105,3 +106,30 @@ def test_the_thread_ends_with_the_delivery() -> None:
     time.sleep(0.1)
     assert running and thread is not None
     assert not thread.is_alive()
+
+
+class Counted(Metrics):
+    def __init__(self) -> None:
+        self.deliveries: list[tuple[bool, int]] = []
+
+    def cache_delivery(self, ok: bool, late_rows: int) -> None:
+        self.deliveries.append((ok, late_rows))
+
+
+def test_each_delivery_is_counted_with_the_rows_it_bumped_before_their_writer() -> None:
+    store, journal, metrics = Store(), Journal(), Counted()
+    delivery = _delivery(store, journal, interval=3600, metrics=metrics)
+    journal.rows += [(1, ["a"]), (2, ["b"])]
+    delivery.run_once()
+    delivery.run_once()  # nothing new
+    store.down = True
+    delivery.run_once()
+    exposed = PrometheusMetrics(None, ("v", "h"))
+    exposed.cache_delivery(True, 2)
+    exposed.cache_delivery(False, 0)
+    text = exposed.exposition("text/plain")[0].decode()
+
+    assert metrics.deliveries == [(True, 2), (True, 0), (False, 0)]
+    assert 'conduit_cache_journal_deliveries_total{outcome="ok"} 1.0' in text
+    assert 'conduit_cache_journal_deliveries_total{outcome="failed"} 1.0' in text
+    assert "conduit_cache_journal_late_rows_total 2.0" in text
