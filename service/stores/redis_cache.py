@@ -88,6 +88,19 @@ return 1
 """
 
 
+#: Store ARGV[1] at KEYS[1] (where the journal was delivered to) only if every row's marker KEYS[2..]
+#: exists: a row script that failed in the same pipeline (a Redis that lost its scripts) leaves the
+#: position where it was, so the rows are read and delivered again. Sent with its text (``EVAL``), so it
+#: cannot fail for the same reason.
+_ADVANCE = """
+for i = 2, #KEYS do
+    if redis.call('EXISTS', KEYS[i]) == 0 then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+
 class Reconnects:
     """Counts this process's new connections to Redis (redis-py's ``redis_connect_func``).
 
@@ -164,7 +177,7 @@ class BatchingRedisCache(RedisCache, VersionedStore):
         """Bump each row's versions unless its marker says it was (``_DELIVER``); then set ``position``.
 
         One pipeline, in order, on one connection: a position stored says the
-        rows before it were delivered to that same server.
+        rows before it were delivered to that same server (``_ADVANCE``).
 
         :param rows: ``(marker, version names)`` of each journal row.
         :param position: ``(key, value)`` to store after the rows: where the journal was read to.
@@ -177,7 +190,8 @@ class BatchingRedisCache(RedisCache, VersionedStore):
             keys = [f"{self.prefix}{name}" for name in (counter, marker, *names)]
             pipe.evalsha(self._deliver.sha, len(keys), *keys, seed, timeout, marker_timeout)
         if position is not None:
-            pipe.set(f"{self.prefix}{position[0]}", position[1])
+            keys = [f"{self.prefix}{position[0]}", *(f"{self.prefix}{marker}" for marker, _ in rows)]
+            pipe.eval(_ADVANCE, len(keys), *keys, position[1])
         try:
             results = pipe.execute()
         except redis.exceptions.NoScriptError:  # a Redis that lost its scripts (restarted): load and send again

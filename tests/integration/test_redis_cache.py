@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from service.shared_reads.store import VersionedEntry
-from service.stores.redis_cache import BatchingRedisCache
+from service.stores.redis_cache import _ADVANCE, BatchingRedisCache
 from tests.integration.servers import redis_server
 
 
@@ -250,3 +250,19 @@ def test_after_a_reconnect_nothing_is_served_until_the_journal_was_delivered_to_
     assert before_delivery is None  # not read: the entry there would be from before the write
     assert deliveries == [True, True]
     assert after_delivery is not None and after_delivery.answer is None  # read again, and the entry is dead
+
+
+def test_the_position_stays_where_it_was_when_a_row_of_its_batch_was_not_delivered(client: redis.Redis) -> None:
+    """A pipeline whose row scripts fail (a Redis that lost them) must not say the rows were delivered."""
+    cache = BatchingRedisCache(client, key_prefix="t:")
+    cache.deliver("seq", [("d:1", ["v:a"])], 0, 60, 60, position=("journal", "s 5"))
+    client.script_flush()
+    pipe = client.pipeline(transaction=False)
+    pipe.evalsha(cache._deliver.sha, 3, "t:seq", "t:d:2", "t:v:b", 0, 60, 60)  # as deliver() sends a row
+    pipe.eval(_ADVANCE, 2, "t:journal", "t:d:2", "s 9")
+    results = pipe.execute(raise_on_error=False)
+
+    assert isinstance(results[0], redis.exceptions.NoScriptError)
+    assert results[1] == 0 and cache.read_text("journal") == "s 5"  # not advanced past the row it lacks
+    assert cache.deliver("seq", [("d:2", ["v:b"])], 0, 60, 60, position=("journal", "s 9"))[0] > 0  # reloaded
+    assert cache.read_text("journal") == "s 9"
