@@ -511,6 +511,40 @@ def test_a_host_cut_off_from_redis_keeps_serving_and_writing_and_the_others_see_
 
 
 @dataclass
+class PacedClients:
+    """Client threads that each send at a steady pace until the block ends (``Traffic``, ``CommentTraffic``).
+
+    Each client sends one request every ``1 / rate`` seconds (sleeping off what is left), so the load stays
+    the same while hosts come and go and latency measures the service, not a queue of the test's own making.
+    """
+
+    _stop: threading.Event = field(default_factory=threading.Event, kw_only=True)
+    _threads: list[threading.Thread] = field(default_factory=list, kw_only=True)
+
+    def _start(self, clients: list[tuple[Callable[[int], None], int]]) -> None:
+        """Run each ``(client, n)`` in a thread of its own."""
+        for client, n in clients:
+            self._threads.append(threading.Thread(target=client, args=(n,), daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+    def _paced(self, rate: float) -> Iterator[int]:
+        """0, 1, 2... one every ``1 / rate`` seconds, until stopped."""
+        n = 0
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            yield n
+            n += 1
+            next_at += 1 / rate
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+
+@dataclass
 class CommentRead:
     started: float
     status: int
@@ -527,7 +561,7 @@ class CommentWrite:
 
 
 @dataclass
-class CommentTraffic:
+class CommentTraffic(PacedClients):
     """Writers comment on one article and readers read its (cached) comment list, through the balancer.
 
     What each read showed is kept, so every read can be checked against every
@@ -543,29 +577,18 @@ class CommentTraffic:
     write_rate: float = 4.0
     reads: list[CommentRead] = field(default_factory=list)
     writes: list[CommentWrite] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
 
     def __enter__(self) -> CommentTraffic:
-        jobs = [(self._read, n, self.read_rate) for n in range(self.readers)]
-        jobs += [(self._write, n, self.write_rate) for n in range(self.writers)]
-        for job, n, rate in jobs:
-            self._threads.append(threading.Thread(target=self._paced, args=(job, n, rate), daemon=True))
-        for thread in self._threads:
-            thread.start()
+        self._start([(self._reader, n) for n in range(self.readers)] + [(self._writer, n) for n in range(self.writers)])
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
+    def _reader(self, n: int) -> None:
+        for _ in self._paced(self.read_rate):
+            self._read(n)
 
-    def _paced(self, job: Callable[[int], None], n: int, rate: float) -> None:
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            job(n)
-            next_at += 1 / rate
-            time.sleep(max(0.0, next_at - time.monotonic()))
+    def _writer(self, n: int) -> None:
+        for _ in self._paced(self.write_rate):
+            self._write(n)
 
     def _read(self, n: int) -> None:
         started = time.monotonic()
@@ -796,6 +819,19 @@ def test_a_redis_sentinel_failover_under_traffic_fails_no_request_serves_nothing
     assert promoted - killed < 15
 
 
+def _until_every_host(
+    cluster: Cluster, serves: Callable[[AppHost], bool], since: float, seconds: float
+) -> dict[str, float]:
+    """Seconds from ``since`` until ``serves(host)`` held, by host; a host that never did in ``seconds`` is left out."""
+    recovered: dict[str, float] = {}
+    while len(recovered) < len(cluster.hosts) and time.monotonic() - since < seconds:
+        for host in cluster.hosts:
+            if host.name not in recovered and serves(host):
+                recovered[host.name] = time.monotonic() - since
+        time.sleep(0.02)
+    return recovered
+
+
 def test_postgresql_restarted_gives_fast_503s_says_why_and_every_host_serves_again_within_two_seconds(
     cluster: Cluster,
 ) -> None:
@@ -809,17 +845,13 @@ def test_postgresql_restarted_gives_fast_503s_says_why_and_every_host_serves_aga
         time.sleep(1)
     finally:
         cluster.db.start()
-    back = time.monotonic()
-    recovered: dict[str, float] = {}
-    while len(recovered) < len(cluster.hosts) and time.monotonic() - back < 10:
-        for host in cluster.hosts:
-            if host.name in recovered:
-                continue
-            read = call(host.address, "GET", "/api/user", token=token)
-            write = call(host.address, "PUT", "/api/user", {"user": {"bio": host.name}}, token=token)
-            if read.status == write.status == 200:
-                recovered[host.name] = time.monotonic() - back
-        time.sleep(0.02)
+
+    def serves(host: AppHost) -> bool:
+        read = call(host.address, "GET", "/api/user", token=token)
+        write = call(host.address, "PUT", "/api/user", {"user": {"bio": host.name}}, token=token)
+        return read.status == write.status == 200
+
+    recovered = _until_every_host(cluster, serves, time.monotonic(), 10)
 
     slowest = max(reply.seconds for reply in [*outage, *writes, *ready])
     figures(
@@ -849,13 +881,8 @@ class Outcome:
 
 
 @dataclass
-class Traffic:
-    """Readers and writers through the balancer at a steady pace, until stopped.
-
-    Each client sends one request every ``1 / rate`` seconds (sleeping off what
-    is left), so the load stays the same while hosts come and go and latency
-    measures the service, not a queue of the test's own making.
-    """
+class Traffic(PacedClients):
+    """Readers and writers through the balancer at a steady pace (``PacedClients``), until stopped."""
 
     cluster: Cluster
     slug: str  # where writers comment (its comment list grows)
@@ -866,32 +893,11 @@ class Traffic:
     rate: float = 20.0
     retry_writes: bool = False
     outcomes: list[Outcome] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __enter__(self) -> Traffic:
-        for n in range(self.readers):
-            self._threads.append(threading.Thread(target=self._read, args=(n,), daemon=True))
-        for n in range(self.writers):
-            self._threads.append(threading.Thread(target=self._write, args=(n,), daemon=True))
-        for thread in self._threads:
-            thread.start()
+        self._start([(self._read, n) for n in range(self.readers)] + [(self._write, n) for n in range(self.writers)])
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
-
-    def _paced(self) -> Iterator[int]:
-        n = 0
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            yield n
-            n += 1
-            next_at += 1 / self.rate
-            time.sleep(max(0.0, next_at - time.monotonic()))
 
     def _send(self, method: str, path: str, body: Any = None, marker: str = "", **options: Any) -> Outcome:
         started = time.monotonic()
@@ -918,14 +924,14 @@ class Traffic:
             ("/api/user", token),  # signed in: never cached, always the database
             ("/api/articles?limit=5", token),
         ]
-        for n in self._paced():
+        for n in self._paced(self.rate):
             path, signed_in = paths[(n + client) % len(paths)]
             if self._send("GET", path, token=signed_in).status == CUT_OFF:
                 self._send("GET", path, token=signed_in)  # as every client retries an idempotent read cut off
 
     def _write(self, client: int) -> None:
         token = self.tokens[client % len(self.tokens)]
-        for _ in self._paced():
+        for _ in self._paced(self.rate):
             marker = f"w-{uuid.uuid4().hex}"
             body = {"comment": {"body": marker}}
             headers = {"Idempotency-Key": marker} if self.retry_writes else None
@@ -1182,21 +1188,14 @@ def test_postgresql_failover_to_a_synchronous_standby_loses_no_acknowledged_writ
         time.sleep(1.5)  # what a failover manager takes to decide
         standby.promote()
         promoted = time.monotonic()
-        back: dict[str, float] = {}
-        while len(back) < len(cluster.hosts) and time.monotonic() - promoted < 15:
-            for host in cluster.hosts:
-                if host.name not in back:
-                    read = call(host.address, "GET", f"/api/articles/{slug}")
-                    wrote = call(
-                        host.address,
-                        "POST",
-                        f"/api/articles/{slug}/comments",
-                        {"comment": {"body": "b"}},
-                        token=tokens[0],
-                    )
-                    if (read.status, wrote.status) == (200, 201):
-                        back[host.name] = time.monotonic() - promoted
-            time.sleep(0.02)
+
+        def serves(host: AppHost) -> bool:
+            read = call(host.address, "GET", f"/api/articles/{slug}")
+            comment = {"comment": {"body": "b"}}
+            wrote = call(host.address, "POST", f"/api/articles/{slug}/comments", comment, token=tokens[0])
+            return (read.status, wrote.status) == (200, 201)
+
+        back = _until_every_host(cluster, serves, promoted, 15)
         time.sleep(3)
 
     cluster.db, cluster.db_url = standby, cluster.db_url.replace(":5432/", ":5433/")
