@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
@@ -43,6 +44,8 @@ _NEVER = float("inf")
 #: A purge frees the entries' bytes down to this part of ``max_bytes``: what the workers write until their next
 #: purges (a fortieth each) and the WAL file (a twentieth) then fit within the bound on disk.
 _FILL = 0.85
+#: The most bytes (pickled) of hits a worker's thread keeps in memory beside the file (``SQLiteCache.get_fresh``).
+_HITS_BYTES = 16 * 1024 * 1024
 
 
 class SQLiteCache(BaseCache, VersionedStore):
@@ -75,6 +78,7 @@ class SQLiteCache(BaseCache, VersionedStore):
         self._purge_bytes = max_bytes // 40
         self._writes = 0
         self._written = 0  # bytes stored since the last purge
+        self._hits = _HitsByConnection(min(_HITS_BYTES, max_bytes // 8))
 
     def _expires_at(self, timeout: int | timedelta | None) -> float:
         if timeout is None:
@@ -201,8 +205,38 @@ class SQLiteCache(BaseCache, VersionedStore):
             self._purge(self._file.connection())
 
     def get_fresh(self, counter: str, key: str) -> tuple[Any, Any]:
-        """``(counter, entry)``: one lookup, as an entry that a bump made stale was deleted by it."""
-        seq, entry = self.get_many(counter, key)
+        """``(counter, entry)``: one lookup, as an entry that a bump made stale was deleted by it.
+
+        A hit is kept in this connection's memo of hits (:class:`_Hits`) and
+        answered from it while the file is as it was when the hit was read.
+        SQLite's ``PRAGMA data_version`` moves when another connection (another
+        worker's bump or store) commits; the connection's ``total_changes`` when
+        this one writes. Either empties the memo, so a hit served from it is one
+        that the file would have answered at that moment, without reading and
+        unpickling the entry again.
+        """
+        connection = self._file.connection()
+        (version,) = connection.execute("PRAGMA data_version").fetchone()
+        state = (version, connection.total_changes)
+        hits = self._hits.get(connection, state)
+        now = time.time()
+        kept = hits.entries.get((counter, key))
+        if kept is not None and kept[2] > now:
+            return kept[0], kept[1]
+        rows = connection.execute(
+            "SELECT key, value, expires_at FROM entries WHERE key IN (?, ?) AND expires_at > ?", (counter, key, now)
+        ).fetchall()
+        found = {name: (value, expires_at) for name, value, expires_at in rows}
+        seq = _loads(found[counter][0]) if counter in found else None
+        if key not in found:
+            return seq, None
+        blob, expires_at = found[key]
+        entry = _loads(blob)
+        hits.keep(
+            (counter, key),
+            (seq, entry, min(expires_at, found[counter][1]) if counter in found else 0.0),
+            len(blob) if isinstance(blob, bytes) else 0,
+        )
         return seq, entry
 
     def bump_versions(self, counter: str, names: Iterable[str], seed: int, timeout: int) -> int:
@@ -254,6 +288,42 @@ class SQLiteCache(BaseCache, VersionedStore):
     def clear(self) -> bool:
         self._file.connection().execute("DELETE FROM entries")
         return True
+
+
+class _Hits:
+    """Hits read on one connection while the file stood at ``state``: ``(counter, key) -> (seq, entry, until)``."""
+
+    __slots__ = ("bytes", "entries", "limit", "state")
+
+    def __init__(self, state: tuple[int, int], limit: int) -> None:
+        self.state = state
+        self.limit = limit
+        self.entries: dict[tuple[str, str], tuple[Any, Any, float]] = {}
+        self.bytes = 0
+
+    def keep(self, name: tuple[str, str], hit: tuple[Any, Any, float], size: int) -> None:
+        """Remember a hit; past the byte limit, start over (a flood of distinct pages keeps nothing for long)."""
+        if self.bytes + size > self.limit:
+            self.entries.clear()
+            self.bytes = 0
+        if size <= self.limit:
+            self.entries[name] = hit
+            self.bytes += size
+
+
+class _HitsByConnection:
+    """The memo of hits of this thread's connection, emptied when the file's state moved (see ``get_fresh``)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._local = threading.local()
+
+    def get(self, connection: sqlite3.Connection, state: tuple[int, int]) -> _Hits:
+        hits: _Hits | None = getattr(self._local, "hits", None)
+        if hits is None or getattr(self._local, "connection", None) is not connection or hits.state != state:
+            hits = self._local.hits = _Hits(state, self._limit)
+            self._local.connection = connection
+        return hits
 
 
 def _loads(stored: Any) -> Any:

@@ -139,3 +139,74 @@ def test_a_flood_of_large_answers_keeps_the_files_on_disk_within_the_byte_bound(
     assert stored * size <= bound * 1.03 + size
     assert cache.get("entry-599") is not None  # the newest are kept
     assert max(on_disk) <= bound * 1.15, max(on_disk) / bound
+
+
+def _bump_in_another_process(path: str) -> None:
+    SQLiteCache(Path(path)).bump_versions("seq", ["v:a"], 0, 0)
+
+
+def _kept_hit(tmp_path: Path) -> tuple[SQLiteCache, list[str]]:
+    cache = SQLiteCache(tmp_path / "c.db")
+    seq = cache.bump_versions("seq", ["v:z"], 0, 0)
+    cache.keep_versioned("seq", VersionedEntry("e", "one", 60, seq, ("v:a",), 120))
+    statements: list[str] = []
+    cache._file.connection().set_trace_callback(statements.append)
+    return cache, statements
+
+
+def test_a_hit_read_again_while_the_file_is_unchanged_is_answered_from_memory(tmp_path: Path) -> None:
+    cache, statements = _kept_hit(tmp_path)
+
+    first, second = cache.get_fresh("seq", "e"), cache.get_fresh("seq", "e")
+
+    assert first == second == (1, "one")
+    assert [s.split()[0] for s in statements] == ["PRAGMA", "SELECT", "PRAGMA"]  # the second: no entry read
+
+
+def test_another_processs_bump_ends_the_hits_kept_in_memory(tmp_path: Path) -> None:
+    cache, _ = _kept_hit(tmp_path)
+    assert cache.get_fresh("seq", "e") == (1, "one")
+
+    process = multiprocessing.get_context("spawn").Process(
+        target=_bump_in_another_process, args=(str(tmp_path / "c.db"),)
+    )
+    process.start()
+    process.join(30)
+
+    assert process.exitcode == 0 and cache.get_fresh("seq", "e") == (2, None)
+
+
+def test_another_connections_store_and_this_ones_delete_end_the_hits_kept_in_memory(tmp_path: Path) -> None:
+    cache, _ = _kept_hit(tmp_path)
+    other = SQLiteCache(tmp_path / "c.db")  # a connection of its own, as another worker's
+    assert cache.get_fresh("seq", "e") == (1, "one")
+
+    other.keep_versioned("seq", VersionedEntry("e", "two", 60, 1, ("v:a",), 120))
+    replaced = cache.get_fresh("seq", "e")
+    cache.delete("e")
+
+    assert replaced == (1, "two") and cache.get_fresh("seq", "e") == (1, None)
+
+
+def test_a_hit_kept_in_memory_expires_with_its_entry(tmp_path: Path) -> None:
+    cache = SQLiteCache(tmp_path / "c.db")
+    seq = cache.bump_versions("seq", ["v:z"], 0, 0)
+    cache.keep_versioned("seq", VersionedEntry("e", "one", 1, seq, ("v:a",), 120))
+    assert cache.get_fresh("seq", "e") == (1, "one")
+
+    time.sleep(1.1)
+
+    assert cache.get_fresh("seq", "e") == (1, None)
+
+
+def test_the_hits_kept_in_memory_stay_within_their_byte_bound(tmp_path: Path) -> None:
+    cache = SQLiteCache(tmp_path / "c.db", max_bytes=8 * 100_000)  # a memo of 100 000 bytes
+    seq = cache.bump_versions("seq", ["v:z"], 0, 0)
+    for n in range(5):
+        cache.keep_versioned("seq", VersionedEntry(f"e{n}", b"x" * 30_000, 60, seq, ("v:a",), 120))
+
+    for n in range(5):
+        assert cache.get_fresh("seq", f"e{n}")[1] == b"x" * 30_000
+    hits = cache._hits.get(cache._file.connection(), cache._hits._local.hits.state)
+
+    assert 0 < hits.bytes <= 100_000 and len(hits.entries) < 5
